@@ -1,0 +1,14 @@
+//! Library shared by the router and the backend: the validated [`TenantId`], the source-agnostic
+//! [`Envelope`] sent to the tenant-isolated backend, and the verification of tenant identity tokens
+//! against a JWKS ([`token`], [`jwks`]).
+//!
+//! Nothing here talks to AWS; both binaries build on these types so that the router and the backend
+//! agree on the wire format and on what a valid tenant is.
+
+pub mod envelope;
+pub mod jwks;
+pub mod tenant;
+pub mod token;
+
+pub use envelope::{ASYNC_PAYLOAD_LIMIT, Envelope, ENVELOPE_VERSION, Source};
+pub use tenant::{TenantId, TenantIdError};
