@@ -1,1 +1,25 @@
-//! placeholder
+//! The tenant router: takes SQS batches delivered by an event source mapping, proves each record's
+//! tenant, wraps it in an [`shared::Envelope`] and invokes the tenant-isolated backend
+//! asynchronously with that tenant id, answering with the partial batch response the event source
+//! expects.
+//!
+//! Layout: [`config`] (environment → validated settings), [`source`] (per-source decoding and
+//! responses), [`batch`] (ordering, retries, quarantine: the pure core), [`backend`] (the seam in
+//! front of AWS), [`handler`] (one event in, one response out), [`replay`] (the `router replay`
+//! command) and [`telemetry`].
+
+pub mod backend;
+pub mod batch;
+pub mod config;
+pub mod handler;
+pub mod outcome;
+pub mod record;
+pub mod replay;
+pub mod retry;
+pub mod source;
+pub mod telemetry;
+
+pub use backend::{AwsBackend, Backend, FailureClass, InvokeFailure, InvokeRequest};
+pub use config::Config;
+pub use handler::{BatchError, BatchReport, InvocationInfo, Router};
+pub use outcome::Outcome;

@@ -1,1 +1,86 @@
-fn main(){}
+//! The `router` binary: reads the configuration, builds the AWS clients once, then either replays
+//! recorded events (`router replay`) or runs the Lambda runtime loop.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use router::handler::{InvocationInfo, Router, now_ms};
+use router::replay::{Cli, Command, aws_backend, replay};
+use router::retry::Deadline;
+use router::{Config, telemetry};
+use serde_json::value::RawValue;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init("router");
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("router: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let backend = aws_backend(&config).await;
+    let router = match Router::new(config, backend) {
+        Ok(router) => router,
+        Err(e) => {
+            eprintln!("router: cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Some(Command::Replay { deadline_ms, files }) => {
+            let errors = replay(
+                &router,
+                &files,
+                Duration::from_millis(deadline_ms),
+                &mut std::io::stdout().lock(),
+            )
+            .await;
+            for error in &errors {
+                eprintln!("router replay: {error}");
+            }
+            if errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
+            let router: &'static Router<_> = Box::leak(Box::new(router));
+            let handler = service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
+                let now = now_ms();
+                let remaining = u64::try_from(event.context.deadline as i64 - now).unwrap_or(0);
+                let info = InvocationInfo {
+                    deadline: Deadline::after(
+                        Duration::from_millis(remaining),
+                        router.config().deadline_margin,
+                    ),
+                    trace_id: event.context.xray_trace_id.clone(),
+                    now_ms: now,
+                };
+                router
+                    .handle(event.payload.get(), &info)
+                    .await
+                    .map_err(Error::from)
+            });
+            match lambda_runtime::run(handler).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("router: runtime error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => {
+            eprintln!(
+                "router: no command given and not running inside Lambda \
+                 (AWS_LAMBDA_RUNTIME_API is unset); try `router replay FILE...` or `router --help`"
+            );
+            ExitCode::from(2)
+        }
+    }
+}

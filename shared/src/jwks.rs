@@ -210,10 +210,9 @@ fn verification_key(jwk: &Jwk) -> Result<VerificationKey, String> {
         (AlgorithmParameters::OctetKey(_), _) => {
             return Err("symmetric keys are never used: HS* tokens are refused".into());
         }
-        (
-            _,
-            Some(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512),
-        ) => return Err("symmetric algorithms are refused".into()),
+        (_, Some(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)) => {
+            return Err("symmetric algorithms are refused".into());
+        }
         (AlgorithmParameters::RSA(_), alg) => {
             if let Some(alg) = alg
                 && !matches!(
@@ -237,7 +236,10 @@ fn verification_key(jwk: &Jwk) -> Result<VerificationKey, String> {
                 ref other => return Err(format!("unsupported curve {other:?}")),
             };
             if alg.is_some_and(|alg| alg != from_curve) {
-                return Err(format!("algorithm {alg:?} does not fit curve {:?}", params.curve));
+                return Err(format!(
+                    "algorithm {alg:?} does not fit curve {:?}",
+                    params.curve
+                ));
             }
             Some(from_curve)
         }
@@ -345,7 +347,12 @@ impl KeyStore {
 
     /// Problems found in the current key set (skipped keys), for a start-up log line.
     pub fn skipped(&self) -> Vec<String> {
-        self.state.read().expect("key store lock").keys.skipped.clone()
+        self.state
+            .read()
+            .expect("key store lock")
+            .keys
+            .skipped
+            .clone()
     }
 
     /// Finds the key for a token's `kid`, refreshing the set when the rules allow.
@@ -497,7 +504,10 @@ fn parse_set(source: &JwksSource, bytes: &[u8]) -> Result<KeySet, JwksError> {
     if keys.is_empty() {
         return Err(JwksError::Invalid {
             location: source.location(),
-            reason: format!("no usable asymmetric signing key ({})", keys.skipped.join("; ")),
+            reason: format!(
+                "no usable asymmetric signing key ({})",
+                keys.skipped.join("; ")
+            ),
         });
     }
     Ok(keys)
@@ -522,7 +532,13 @@ mod tests {
             JwksSource::Inline(_)
         ));
         assert!(JwksSource::parse("http://127.0.0.1:8080/jwks").is_ok());
-        for bad in ["http://example.com/jwks", "http://localhost.evil.com/", "/etc/jwks", "file://", ""] {
+        for bad in [
+            "http://example.com/jwks",
+            "http://localhost.evil.com/",
+            "/etc/jwks",
+            "file://",
+            "",
+        ] {
             assert!(JwksSource::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -540,7 +556,10 @@ mod tests {
         let key = set.find(Some("ok")).unwrap();
         assert!(key.allows(Algorithm::EdDSA));
         assert!(!key.allows(Algorithm::HS256));
-        assert!(matches!(set.find(Some("h")), Err(KeyLookupError::UnknownKid(_))));
+        assert!(matches!(
+            set.find(Some("h")),
+            Err(KeyLookupError::UnknownKid(_))
+        ));
         // A single key is used for a token without kid.
         assert!(set.find(None).is_ok());
     }

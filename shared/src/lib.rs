@@ -10,5 +10,5 @@ pub mod jwks;
 pub mod tenant;
 pub mod token;
 
-pub use envelope::{ASYNC_PAYLOAD_LIMIT, Envelope, ENVELOPE_VERSION, Source};
+pub use envelope::{ASYNC_PAYLOAD_LIMIT, ENVELOPE_VERSION, Envelope, Source};
 pub use tenant::{TenantId, TenantIdError};

@@ -117,7 +117,10 @@ mod tests {
     fn keeps_the_value_unchanged() {
         // A trailing space is allowed by Lambda and must not be trimmed.
         assert_eq!(TenantId::parse("acme ").unwrap().as_str(), "acme ");
-        assert_ne!(TenantId::parse("Acme").unwrap(), TenantId::parse("acme").unwrap());
+        assert_ne!(
+            TenantId::parse("Acme").unwrap(),
+            TenantId::parse("acme").unwrap()
+        );
     }
 
     #[test]

@@ -343,7 +343,9 @@ pub fn pre_parse_header(token: &str) -> Result<PreParsedHeader, TokenError> {
         .split_once('.')
         .ok_or_else(|| TokenError::Malformed("not a compact JWS".into()))?;
     if rest.split('.').count() != 2 {
-        return Err(TokenError::Malformed("a compact JWS has three parts".into()));
+        return Err(TokenError::Malformed(
+            "a compact JWS has three parts".into(),
+        ));
     }
     let bytes = URL_SAFE_NO_PAD
         .decode(encoded)
@@ -380,7 +382,7 @@ fn numeric_date_ms(value: &Value) -> Option<i64> {
         return Some(seconds.saturating_mul(1000));
     }
     let seconds = number.as_f64()?;
-    seconds.is_finite().then(|| (seconds * 1000.0) as i64)
+    seconds.is_finite().then_some((seconds * 1000.0) as i64)
 }
 
 #[cfg(test)]
@@ -396,7 +398,10 @@ mod tests {
         for alg in ["none", "NONE", "HS256", "HS512"] {
             let token = format!("{}.{}.", b64(&format!(r#"{{"alg":"{alg}"}}"#)), b64("{}"));
             assert!(
-                matches!(pre_parse_header(&token), Err(TokenError::AlgorithmRefused(_))),
+                matches!(
+                    pre_parse_header(&token),
+                    Err(TokenError::AlgorithmRefused(_))
+                ),
                 "{alg}"
             );
         }
@@ -421,7 +426,14 @@ mod tests {
 
     #[test]
     fn pre_parser_refuses_garbage() {
-        for token in ["", "abc", "a.b", "a.b.c.d", "!!!.e30.x", &format!("{}.e30.x", b64("[1]"))] {
+        for token in [
+            "",
+            "abc",
+            "a.b",
+            "a.b.c.d",
+            "!!!.e30.x",
+            &format!("{}.e30.x", b64("[1]")),
+        ] {
             assert!(
                 matches!(pre_parse_header(token), Err(TokenError::Malformed(_))),
                 "{token:?}"

@@ -1,1 +1,219 @@
-//! placeholder
+//! Test support shared by the fixture generator, the cross-crate tests, the benchmarks and the
+//! local demo: the TEST-ONLY signing keys and their JWKS, token forging, and builders for SQS
+//! records and events in the shape AWS delivers
+//! (`../shared/fixtures/upstream/aws-lambda-developer-guide--sqs-record.json`).
+//!
+//! Every key here is public and for tests only.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+/// `SentTimestamp` of every recorded fixture: 2026-01-01T00:00:00Z. Tokens are judged at this
+/// time, so the fixtures stay valid forever although their tokens have long expired.
+pub const T0_MS: i64 = 1_767_225_600_000;
+/// Issuer of the test tokens.
+pub const ISSUER: &str = "https://issuer.tenant-router.test";
+/// Audience of the test tokens.
+pub const AUDIENCE: &str = "tenant-router";
+/// ARN of the standard test queue.
+pub const QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:tenant-events";
+/// ARN of the FIFO test queue.
+pub const FIFO_QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:tenant-events.fifo";
+
+/// Directory holding the recorded fixtures (`tests/fixtures`).
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The TEST-ONLY signing keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestKey {
+    /// RSA 2048, published as RS256.
+    Rs256,
+    /// P-256, ES256.
+    Es256,
+    /// P-384, ES384.
+    Es384,
+    /// Ed25519, EdDSA.
+    EdDsa,
+    /// RSA 2048 that is NOT in the JWKS (an unknown `kid`).
+    Unpublished,
+}
+
+impl TestKey {
+    /// Every key that is in the published JWKS.
+    pub const PUBLISHED: [TestKey; 4] = [
+        TestKey::Rs256,
+        TestKey::Es256,
+        TestKey::Es384,
+        TestKey::EdDsa,
+    ];
+
+    /// The key's `kid`.
+    pub fn kid(self) -> &'static str {
+        match self {
+            TestKey::Rs256 => "test-rs256",
+            TestKey::Es256 => "test-es256",
+            TestKey::Es384 => "test-es384",
+            TestKey::EdDsa => "test-eddsa",
+            TestKey::Unpublished => "test-unpublished",
+        }
+    }
+
+    /// The algorithm it signs with.
+    pub fn algorithm(self) -> Algorithm {
+        match self {
+            TestKey::Rs256 | TestKey::Unpublished => Algorithm::RS256,
+            TestKey::Es256 => Algorithm::ES256,
+            TestKey::Es384 => Algorithm::ES384,
+            TestKey::EdDsa => Algorithm::EdDSA,
+        }
+    }
+
+    fn file(self) -> &'static str {
+        match self {
+            TestKey::Rs256 => "TEST-ONLY-rsa.pem",
+            TestKey::Es256 => "TEST-ONLY-ec256.pem",
+            TestKey::Es384 => "TEST-ONLY-ec384.pem",
+            TestKey::EdDsa => "TEST-ONLY-ed25519.pem",
+            TestKey::Unpublished => "TEST-ONLY-rsa-unpublished.pem",
+        }
+    }
+
+    /// The private key.
+    pub fn encoding_key(self) -> EncodingKey {
+        let pem = std::fs::read(fixtures_dir().join("keys").join(self.file()))
+            .expect("the TEST-ONLY keys are in tests/fixtures/keys");
+        match self {
+            TestKey::Rs256 | TestKey::Unpublished => EncodingKey::from_rsa_pem(&pem),
+            TestKey::Es256 | TestKey::Es384 => EncodingKey::from_ec_pem(&pem),
+            TestKey::EdDsa => EncodingKey::from_ed_pem(&pem),
+        }
+        .expect("a valid TEST-ONLY key")
+    }
+
+    /// The public key as a JWK with `kid`, `alg` and `use`.
+    pub fn public_jwk(self) -> Jwk {
+        let mut jwk =
+            Jwk::from_encoding_key(&self.encoding_key(), self.algorithm()).expect("a public JWK");
+        jwk.common.key_id = Some(self.kid().to_owned());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        jwk.common.key_algorithm = Some(match self.algorithm() {
+            Algorithm::RS256 => KeyAlgorithm::RS256,
+            Algorithm::ES256 => KeyAlgorithm::ES256,
+            Algorithm::ES384 => KeyAlgorithm::ES384,
+            _ => KeyAlgorithm::EdDSA,
+        });
+        jwk
+    }
+}
+
+/// The published test JWKS (the four published keys).
+pub fn jwks() -> JwkSet {
+    JwkSet {
+        keys: TestKey::PUBLISHED.iter().map(|k| k.public_jwk()).collect(),
+    }
+}
+
+/// Claims of a valid token for `tenant`, issued at [`T0_MS`] minus a minute, valid for an hour.
+pub fn claims(tenant: &str) -> Value {
+    let t0 = T0_MS / 1000;
+    json!({
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": format!("service:{tenant}"),
+        "tenant_id": tenant,
+        "iat": t0 - 60,
+        "exp": t0 + 3600,
+    })
+}
+
+/// Signs `claims` with `key` (header: `alg`, `kid`, `typ: JWT`).
+pub fn sign(key: TestKey, claims: &Value) -> String {
+    let mut header = Header::new(key.algorithm());
+    header.kid = Some(key.kid().to_owned());
+    jsonwebtoken::encode(&header, claims, &key.encoding_key()).expect("signing works")
+}
+
+/// An unsigned token (`alg: none`) naming a published `kid`.
+pub fn forge_alg_none(claims: &Value) -> String {
+    let header = json!({"alg": "none", "typ": "JWT", "kid": TestKey::Rs256.kid()});
+    format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+/// The classic key-confusion forgery: HS256 with the RSA *public* key as the HMAC secret.
+pub fn forge_hs256_with_rsa_public_key(claims: &Value) -> String {
+    let public_pem = std::fs::read(fixtures_dir().join("keys/TEST-ONLY-rsa.pub.pem"))
+        .expect("the TEST-ONLY public key");
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(TestKey::Rs256.kid().to_owned());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(&public_pem))
+        .expect("signing works")
+}
+
+/// An SQS record as the ESM delivers it.
+pub fn sqs_record(message_id: &str, body: &str, sent_ms: i64) -> Value {
+    json!({
+        "messageId": message_id,
+        "receiptHandle": format!("rh-{message_id}"),
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": sent_ms.to_string(),
+            "SenderId": "123456789012",
+            "ApproximateFirstReceiveTimestamp": (sent_ms + 5).to_string()
+        },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": "us-east-1"
+    })
+}
+
+/// Makes an SQS record a FIFO record of `group` with sequence number `sequence`.
+pub fn into_fifo(mut record: Value, group: &str, sequence: u64) -> Value {
+    let attributes = record["attributes"].as_object_mut().expect("attributes");
+    attributes.insert("MessageGroupId".into(), json!(group));
+    attributes.insert("SequenceNumber".into(), json!(format!("{sequence:020}")));
+    attributes.insert(
+        "MessageDeduplicationId".into(),
+        json!(format!("dedup-{sequence}")),
+    );
+    record["eventSourceARN"] = json!(FIFO_QUEUE_ARN);
+    record
+}
+
+/// A body with a tenant, its token and an item.
+pub fn body(tenant: &str, token: &str, item: Value) -> String {
+    json!({"tenantId": tenant, "tenantToken": token, "type": "todo.created", "item": item})
+        .to_string()
+}
+
+/// An SQS event of `records`.
+pub fn sqs_event(records: Vec<Value>) -> Value {
+    json!({ "Records": records })
+}
+
+/// Router settings for the fixtures: the test JWKS inline, issuer, audience, and `backend`.
+pub fn router_env() -> HashMap<String, String> {
+    HashMap::from([
+        ("ROUTER_BACKEND_FUNCTION".into(), "backend".into()),
+        (
+            "ROUTER_JWKS".into(),
+            format!("file://{}", fixtures_dir().join("jwks.json").display()),
+        ),
+        ("ROUTER_JWT_ISSUER".into(), ISSUER.into()),
+        ("ROUTER_JWT_AUDIENCE".into(), AUDIENCE.into()),
+    ])
+}

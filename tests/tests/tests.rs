@@ -1,1 +1,9 @@
+//! Cross-crate tests, compiled as one binary: the router's real handler and the real AWS SDK
+//! clients against local HTTP servers started by each test (wiremock), which record every request
+//! and inject faults.
 
+mod faults;
+mod jwks;
+mod quarantine;
+mod sqs_fixtures;
+mod util;

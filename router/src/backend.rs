@@ -1,0 +1,271 @@
+//! The one seam in front of AWS: "invoke the backend for a tenant" and "quarantine a record".
+//!
+//! [`Backend`] is implemented by [`AwsBackend`] (aws-sdk-lambda and aws-sdk-sqs, pointed at AWS or
+//! at any endpoint through the SDK's own `AWS_ENDPOINT_URL_*` settings) and by in-memory fakes in
+//! tests. Every Invoke failure is classified here, once, into [`FailureClass`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::operation::invoke::InvokeError;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use shared::TenantId;
+
+/// How an Invoke failure is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Throttling, 5xx, timeouts, I/O: retried with backoff, then reported.
+    Retryable,
+    /// The request itself is unusable (400, 413, 415): the record is rejected.
+    Rejected,
+    /// The deployment is wrong (403, 404, …): not retried, reported for redelivery after a fix.
+    NotRetried,
+}
+
+/// A failed Invoke attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvokeFailure {
+    /// How to handle it.
+    pub class: FailureClass,
+    /// HTTP status, when the service answered.
+    pub status: Option<u16>,
+    /// Error code (`TooManyRequestsException`, `timeout`, `dispatch`, …).
+    pub code: String,
+    /// Message for the logs.
+    pub message: String,
+    /// The service's retry-after hint.
+    pub retry_after: Option<Duration>,
+}
+
+impl InvokeFailure {
+    /// Classifies an answer by HTTP status, following the Invoke API's error list
+    /// (<https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html>).
+    pub fn from_status(
+        status: u16,
+        code: impl Into<String>,
+        message: impl Into<String>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        let class = match status {
+            // 409 ResourceConflict: the function is being updated; it will pass.
+            408 | 409 | 429 | 500..=599 => FailureClass::Retryable,
+            400 | 413 | 415 => FailureClass::Rejected,
+            _ => FailureClass::NotRetried,
+        };
+        Self {
+            class,
+            status: Some(status),
+            code: code.into(),
+            message: message.into(),
+            retry_after,
+        }
+    }
+
+    /// A transient failure with no answer from the service.
+    pub fn transient(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            class: FailureClass::Retryable,
+            status: None,
+            code: code.into(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The reason code recorded when this failure ends a record.
+    pub fn reason(&self) -> &'static str {
+        match (self.class, self.status) {
+            (_, Some(429)) => "throttled",
+            (FailureClass::Retryable, Some(_)) => "backend-unavailable",
+            (FailureClass::Retryable, None) if self.code == "timeout" => "invoke-timeout",
+            (FailureClass::Retryable, None) => "invoke-io",
+            (FailureClass::Rejected, Some(413)) => "invoke-too-large",
+            (FailureClass::Rejected, _) => "invoke-refused",
+            (FailureClass::NotRetried, _) => "invoke-not-permitted",
+        }
+    }
+}
+
+/// One async Invoke.
+#[derive(Clone, Copy, Debug)]
+pub struct InvokeRequest<'a> {
+    /// Tenant id sent as `X-Amz-Tenant-Id`: always the one proven for the record.
+    pub tenant: &'a TenantId,
+    /// The serialised envelope.
+    pub payload: &'a [u8],
+}
+
+/// What the router needs from AWS.
+pub trait Backend: Send + Sync {
+    /// Invokes the backend asynchronously (`InvocationType=Event`) for `request.tenant`.
+    fn invoke(
+        &self,
+        request: InvokeRequest<'_>,
+    ) -> impl Future<Output = Result<(), InvokeFailure>> + Send;
+
+    /// Whether a quarantine queue is configured.
+    fn has_quarantine(&self) -> bool;
+
+    /// Writes a rejected record to the quarantine queue.
+    fn quarantine(
+        &self,
+        body: String,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// [`Backend`] over the AWS SDK.
+#[derive(Clone, Debug)]
+pub struct AwsBackend {
+    lambda: aws_sdk_lambda::Client,
+    function: String,
+    quarantine: Option<(aws_sdk_sqs::Client, String)>,
+}
+
+impl AwsBackend {
+    /// Builds the backend from SDK clients.
+    pub fn new(
+        lambda: aws_sdk_lambda::Client,
+        function: String,
+        quarantine: Option<(aws_sdk_sqs::Client, String)>,
+    ) -> Self {
+        Self {
+            lambda,
+            function,
+            quarantine,
+        }
+    }
+}
+
+impl Backend for AwsBackend {
+    async fn invoke(&self, request: InvokeRequest<'_>) -> Result<(), InvokeFailure> {
+        let result = self
+            .lambda
+            .invoke()
+            .function_name(&self.function)
+            .invocation_type(InvocationType::Event)
+            .tenant_id(request.tenant.as_str())
+            .payload(Blob::new(request.payload))
+            .send()
+            .await;
+        match result {
+            Ok(output) if output.status_code() == 202 => Ok(()),
+            Ok(output) => Err(InvokeFailure::from_status(
+                output.status_code() as u16,
+                "UnexpectedStatus",
+                "an async Invoke must answer 202",
+                None,
+            )),
+            Err(error) => Err(classify(error)),
+        }
+    }
+
+    fn has_quarantine(&self) -> bool {
+        self.quarantine.is_some()
+    }
+
+    async fn quarantine(&self, body: String, reason: &str) -> Result<(), String> {
+        let Some((sqs, url)) = &self.quarantine else {
+            return Err("no quarantine queue is configured".into());
+        };
+        let attribute = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(reason)
+            .build()
+            .map_err(|e| e.to_string())?;
+        sqs.send_message()
+            .queue_url(url)
+            .message_body(body)
+            .message_attributes("reason", attribute)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| match e.as_service_error() {
+                Some(service) => format!(
+                    "{}: {}",
+                    service.code().unwrap_or("error"),
+                    service.message().unwrap_or("")
+                ),
+                None => format!("{e}"),
+            })
+    }
+}
+
+fn classify(error: SdkError<InvokeError, aws_smithy_runtime_api::http::Response>) -> InvokeFailure {
+    match &error {
+        SdkError::ServiceError(context) => {
+            let status = context.raw().status().as_u16();
+            let service = context.err();
+            let retry_after = match service {
+                InvokeError::TooManyRequestsException(e) => e
+                    .retry_after_seconds()
+                    .and_then(|s| s.trim().parse::<f64>().ok())
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .map(Duration::from_secs_f64),
+                _ => None,
+            }
+            .or_else(|| {
+                context
+                    .raw()
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs)
+            });
+            InvokeFailure::from_status(
+                status,
+                service.code().unwrap_or("Unknown"),
+                service.message().unwrap_or(""),
+                retry_after,
+            )
+        }
+        SdkError::TimeoutError(_) => InvokeFailure::transient("timeout", "the Invoke timed out"),
+        SdkError::DispatchFailure(e) => {
+            InvokeFailure::transient("dispatch", format!("the Invoke was not sent: {e:?}"))
+        }
+        SdkError::ResponseError(_) => {
+            InvokeFailure::transient("response", "the Invoke answer could not be read")
+        }
+        _ => InvokeFailure {
+            class: FailureClass::NotRetried,
+            status: None,
+            code: "construction".into(),
+            message: format!("{error}"),
+            retry_after: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_by_status() {
+        let class = |s| InvokeFailure::from_status(s, "x", "", None).class;
+        for s in [429, 500, 502, 503, 504, 409] {
+            assert_eq!(class(s), FailureClass::Retryable, "{s}");
+        }
+        for s in [400, 413, 415] {
+            assert_eq!(class(s), FailureClass::Rejected, "{s}");
+        }
+        for s in [401, 403, 404] {
+            assert_eq!(class(s), FailureClass::NotRetried, "{s}");
+        }
+        assert_eq!(
+            InvokeFailure::from_status(429, "x", "", None).reason(),
+            "throttled"
+        );
+        assert_eq!(
+            InvokeFailure::from_status(413, "x", "", None).reason(),
+            "invoke-too-large"
+        );
+        assert_eq!(
+            InvokeFailure::transient("timeout", "").reason(),
+            "invoke-timeout"
+        );
+    }
+}

@@ -1,0 +1,363 @@
+//! The batch core: records in, exactly one [`Outcome`] per record out.
+//!
+//! Ordering lives here and only here. Records are grouped into lanes (a FIFO message group, later a
+//! stream partition key; a record without a lane is a lane of its own). Lanes run concurrently,
+//! at most `max_in_flight` at a time, so no more Invokes than that are ever in flight; the records
+//! of one lane run in order, one at a time, and once a record of a lane is reported as failed the
+//! lane's later records are not started and are reported too.
+//!
+//! Each record's path is isolated: a panic in it fails that record alone. Nothing is started once
+//! the deadline's margin is reached, and no retry waits past it.
+
+use std::collections::HashMap;
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+
+use futures::{FutureExt, StreamExt};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use shared::token::TokenVerifier;
+use shared::{ASYNC_PAYLOAD_LIMIT, Source, TenantId};
+
+use crate::backend::{Backend, FailureClass, InvokeRequest};
+use crate::config::Config;
+use crate::outcome::{Outcome, Rejection};
+use crate::record::{Decoded, Record, RecordMeta};
+use crate::retry::Deadline;
+
+/// How a record's tenant is proven.
+pub enum Identity {
+    /// A JWT verified against the platform's JWKS.
+    Jwt(Box<TokenVerifier>),
+    /// Trusted producer; optional allow-list.
+    Trusted(Option<HashSet<TenantId>>),
+}
+
+/// Everything routing a batch needs besides the records.
+pub struct RouteContext<'a, B> {
+    /// Where Invokes and quarantined records go.
+    pub backend: &'a B,
+    /// How tenants are proven.
+    pub identity: &'a Identity,
+    /// Router settings.
+    pub config: &'a Config,
+    /// When the invocation must answer.
+    pub deadline: Deadline,
+    /// The batch's source, for logs and the quarantine queue.
+    pub source: Source,
+    /// Processing time, in milliseconds since the epoch.
+    pub now_ms: i64,
+}
+
+/// Routes every record and returns their metadata with one outcome each, in batch order.
+pub async fn route<'a, B: Backend>(
+    records: Vec<Record<'a>>,
+    context: &RouteContext<'_, B>,
+) -> (Vec<RecordMeta<'a>>, Vec<Outcome>) {
+    let mut metas = Vec::with_capacity(records.len());
+    let mut lanes: Vec<Vec<(usize, Result<Decoded, Rejection>)>> = Vec::new();
+    let mut lane_of: HashMap<String, usize> = HashMap::new();
+    for (index, record) in records.into_iter().enumerate() {
+        let lane = match &record.meta.lane {
+            Some(key) => *lane_of.entry(key.clone()).or_insert_with(|| {
+                lanes.push(Vec::new());
+                lanes.len() - 1
+            }),
+            None => {
+                lanes.push(Vec::new());
+                lanes.len() - 1
+            }
+        };
+        lanes[lane].push((index, record.decoded));
+        metas.push(record.meta);
+    }
+
+    let metas_ref = &metas;
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; metas.len()];
+    let mut finished = futures::stream::iter(lanes)
+        .map(|lane| run_lane(lane, metas_ref, context))
+        .buffer_unordered(context.config.max_in_flight);
+    while let Some(results) = finished.next().await {
+        for (index, outcome) in results {
+            outcomes[index] = Some(outcome);
+        }
+    }
+    drop(finished);
+    let outcomes = outcomes
+        .into_iter()
+        .map(|o| o.expect("every lane reports every record it holds"))
+        .collect();
+    (metas, outcomes)
+}
+
+async fn run_lane<B: Backend>(
+    lane: Vec<(usize, Result<Decoded, Rejection>)>,
+    metas: &[RecordMeta<'_>],
+    context: &RouteContext<'_, B>,
+) -> Vec<(usize, Outcome)> {
+    let mut results = Vec::with_capacity(lane.len());
+    let mut blocked_by: Option<String> = None;
+    for (index, decoded) in lane {
+        let meta = &metas[index];
+        let tenant = decoded.as_ref().ok().map(|d| d.tenant.clone());
+        let outcome = match &blocked_by {
+            Some(earlier) => Outcome::failed(
+                "earlier-record-failed",
+                format!("record {earlier} of the same ordered lane was not delivered"),
+            ),
+            None => AssertUnwindSafe(route_record(meta, decoded, context))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Outcome::failed("internal-error", "routing the record panicked")
+                }),
+        };
+        log_outcome(meta, tenant.as_ref(), &outcome, context.source);
+        if outcome.is_reported() && meta.lane.is_some() && blocked_by.is_none() {
+            blocked_by = Some(meta.id.clone());
+        }
+        results.push((index, outcome));
+    }
+    results
+}
+
+fn log_outcome(
+    meta: &RecordMeta<'_>,
+    tenant: Option<&TenantId>,
+    outcome: &Outcome,
+    source: Source,
+) {
+    // A tenant id that failed validation may hold anything: log it escaped.
+    let tenant_id = match (tenant, &meta.claimed_tenant) {
+        (Some(t), _) => t.as_str().to_owned(),
+        (None, Some(claimed)) => claimed.escape_debug().to_string(),
+        (None, None) => String::new(),
+    };
+    match outcome {
+        Outcome::Invoked { attempts } => tracing::info!(
+            message = "record routed",
+            record_id = meta.id.as_str(),
+            tenant_id = tenant_id.as_str(),
+            source = source.as_str(),
+            outcome = "invoked",
+            attempts = attempts,
+        ),
+        Outcome::Rejected {
+            reason,
+            detail,
+            quarantined,
+        } => tracing::warn!(
+            message = "record rejected",
+            record_id = meta.id.as_str(),
+            tenant_id = tenant_id.as_str(),
+            source = source.as_str(),
+            outcome = "rejected",
+            reason = reason,
+            detail = detail.as_str(),
+            quarantined = quarantined,
+        ),
+        Outcome::Failed { reason, detail } => tracing::warn!(
+            message = "record failed",
+            record_id = meta.id.as_str(),
+            tenant_id = tenant_id.as_str(),
+            source = source.as_str(),
+            outcome = "failed",
+            reason = reason,
+            detail = detail.as_str(),
+        ),
+    }
+}
+
+async fn route_record<B: Backend>(
+    meta: &RecordMeta<'_>,
+    decoded: Result<Decoded, Rejection>,
+    context: &RouteContext<'_, B>,
+) -> Outcome {
+    if !context.deadline.can_start() {
+        return Outcome::failed(
+            "deadline",
+            "not started: the invocation deadline is too close",
+        );
+    }
+    let decoded = match decoded {
+        Ok(decoded) => decoded,
+        Err(rejection) => return reject(meta, rejection, context).await,
+    };
+    match prove_and_wrap(&decoded, context).await {
+        Ok(payload) => deliver(meta, &decoded.tenant, &payload, context).await,
+        Err(Verdict::Reject(rejection)) => reject(meta, rejection, context).await,
+        Err(Verdict::Fail(outcome)) => outcome,
+    }
+}
+
+enum Verdict {
+    Reject(Rejection),
+    Fail(Outcome),
+}
+
+/// Proves the record's tenant and builds the Invoke payload.
+async fn prove_and_wrap<B>(
+    decoded: &Decoded,
+    context: &RouteContext<'_, B>,
+) -> Result<Vec<u8>, Verdict> {
+    if let Some(max_age) = context.config.max_record_age {
+        let age_ms = context.now_ms.saturating_sub(decoded.arrived_at_ms);
+        if age_ms > max_age.as_millis() as i64 {
+            return Err(Verdict::Reject(Rejection::new(
+                "record-too-old",
+                format!(
+                    "the record is {age_ms} ms old, the limit is {} s",
+                    max_age.as_secs()
+                ),
+            )));
+        }
+    }
+    match context.identity {
+        Identity::Jwt(verifier) => {
+            let Some(token) = decoded.token.as_deref() else {
+                return Err(Verdict::Reject(Rejection::new(
+                    "missing-token",
+                    "the record carries no identity token",
+                )));
+            };
+            if let Err(error) = verifier
+                .verify(token, &decoded.tenant, decoded.arrived_at_ms)
+                .await
+            {
+                return Err(if error.is_transient() {
+                    Verdict::Fail(Outcome::failed(error.reason(), error.to_string()))
+                } else {
+                    Verdict::Reject(Rejection::new(error.reason(), error.to_string()))
+                });
+            }
+        }
+        Identity::Trusted(Some(allowed)) if !allowed.contains(&decoded.tenant) => {
+            return Err(Verdict::Reject(Rejection::new(
+                "tenant-not-allowed",
+                "the tenant is not in ROUTER_TRUSTED_TENANTS",
+            )));
+        }
+        Identity::Trusted(_) => {}
+    }
+    let payload = decoded.envelope.to_payload();
+    if payload.len() > ASYNC_PAYLOAD_LIMIT {
+        return Err(Verdict::Reject(Rejection::new(
+            "envelope-too-large",
+            format!(
+                "the envelope is {} bytes, the async Invoke limit is {ASYNC_PAYLOAD_LIMIT}",
+                payload.len()
+            ),
+        )));
+    }
+    Ok(payload)
+}
+
+/// Invokes with retries that honour the retry policy and never outlive the deadline.
+async fn deliver<B: Backend>(
+    meta: &RecordMeta<'_>,
+    tenant: &TenantId,
+    payload: &[u8],
+    context: &RouteContext<'_, B>,
+) -> Outcome {
+    let policy = context.config.retry;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let remaining = context.deadline.remaining();
+        if remaining.is_zero() {
+            return Outcome::failed("deadline", "the deadline came before the Invoke succeeded");
+        }
+        let request = InvokeRequest { tenant, payload };
+        let timeout = remaining.min(context.config.invoke_timeout);
+        let failure = match tokio::time::timeout(timeout, context.backend.invoke(request)).await {
+            Ok(Ok(())) => return Outcome::Invoked { attempts: attempt },
+            Ok(Err(failure)) => failure,
+            Err(_) => crate::backend::InvokeFailure::transient(
+                "timeout",
+                format!("no answer within {} ms", timeout.as_millis()),
+            ),
+        };
+        let detail = format!(
+            "attempt {attempt}: {} {} {}",
+            failure
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            failure.code,
+            failure.message
+        );
+        match failure.class {
+            FailureClass::Rejected => {
+                return reject(meta, Rejection::new(failure.reason(), detail), context).await;
+            }
+            FailureClass::NotRetried => return Outcome::failed(failure.reason(), detail),
+            FailureClass::Retryable => {}
+        }
+        if attempt >= policy.max_attempts {
+            return Outcome::failed(failure.reason(), detail);
+        }
+        let delay = policy.delay(attempt, failure.retry_after);
+        if delay >= context.deadline.remaining() {
+            return Outcome::failed(
+                failure.reason(),
+                format!("{detail}; no time left to retry before the deadline"),
+            );
+        }
+        tracing::debug!(
+            message = "retrying Invoke",
+            record_id = meta.id.as_str(),
+            attempt = attempt,
+            delay_ms = delay.as_millis() as u64,
+            code = failure.code.as_str(),
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QuarantineMessage<'a> {
+    reason: &'a str,
+    detail: &'a str,
+    source: Source,
+    record_id: &'a str,
+    tenant_id: Option<&'a str>,
+    record: &'a RawValue,
+}
+
+/// Quarantines a rejected record; without a queue, or if writing fails, it is reported instead.
+async fn reject<B: Backend>(
+    meta: &RecordMeta<'_>,
+    rejection: Rejection,
+    context: &RouteContext<'_, B>,
+) -> Outcome {
+    let Rejection { reason, detail } = rejection;
+    if !context.backend.has_quarantine() {
+        return Outcome::Rejected {
+            reason,
+            detail,
+            quarantined: false,
+        };
+    }
+    let body = serde_json::to_string(&QuarantineMessage {
+        reason,
+        detail: &detail,
+        source: context.source,
+        record_id: &meta.id,
+        tenant_id: meta.claimed_tenant.as_deref(),
+        record: meta.raw,
+    })
+    .expect("the quarantine message always serialises");
+    match context.backend.quarantine(body, reason).await {
+        Ok(()) => Outcome::Rejected {
+            reason,
+            detail,
+            quarantined: true,
+        },
+        Err(error) => Outcome::Rejected {
+            reason,
+            detail: format!("{detail}; quarantine failed: {error}"),
+            quarantined: false,
+        },
+    }
+}

@@ -1,0 +1,497 @@
+//! Router configuration: read from `ROUTER_*` environment variables, validated once at start.
+//!
+//! [`Config::from_lookup`] takes any `name -> value` function so tests need no process
+//! environment; [`Config::from_env`] is the same over `std::env`. Every problem names the variable.
+//! The README's configuration reference documents each variable; keep the two in step.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use shared::TenantId;
+use shared::jwks::{JwksSource, KeyStoreSettings};
+use shared::token::{DEFAULT_MAX_TOKEN_BYTES, TokenPolicy};
+
+use crate::retry::RetryPolicy;
+
+/// A configuration problem, naming the variable at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// Where a record's tenant id is read from (`ROUTER_TENANT_FROM`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TenantFrom {
+    /// A JSON pointer into the decoded payload: `payload:/tenantId` (or just `/tenantId`).
+    Payload(String),
+    /// An SQS message attribute's string value: `attribute:<name>`.
+    Attribute(String),
+    /// The SQS FIFO `MessageGroupId`: `message-group-id`.
+    MessageGroupId,
+}
+
+/// Where a record's identity token is read from (`ROUTER_TOKEN_FROM`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenFrom {
+    /// A JSON pointer into the decoded payload; the token is removed from the forwarded payload.
+    Payload(String),
+    /// An SQS message attribute's string value.
+    Attribute(String),
+}
+
+/// How a record's tenant is proven (`ROUTER_VALIDATION`).
+#[derive(Clone, Debug)]
+pub enum Validation {
+    /// A signed JWT whose tenant claim equals the record's tenant.
+    Jwt(JwtSettings),
+    /// No token: the producer is trusted (a platform-owned table). The tenant-id pattern and the
+    /// optional allow-list still apply.
+    Trusted {
+        /// Tenants accepted, if restricted (`ROUTER_TRUSTED_TENANTS`).
+        allow_list: Option<HashSet<TenantId>>,
+    },
+}
+
+/// Token verification settings.
+#[derive(Clone, Debug)]
+pub struct JwtSettings {
+    /// Where the JWKS comes from.
+    pub jwks: JwksSource,
+    /// Token rules.
+    pub policy: TokenPolicy,
+    /// JWKS refresh rules.
+    pub key_store: KeyStoreSettings,
+}
+
+/// How records are delivered to the backend (`ROUTER_DELIVERY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// One async Invoke per record.
+    Record,
+}
+
+/// The validated router configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Name or ARN of the tenant-isolated backend function.
+    pub backend_function: String,
+    /// Where the tenant id is read from.
+    pub tenant_from: TenantFrom,
+    /// Where the token is read from.
+    pub token_from: TokenFrom,
+    /// How the tenant is proven.
+    pub validation: Validation,
+    /// Records older than this at processing time are rejected.
+    pub max_record_age: Option<Duration>,
+    /// Most records being worked on (and so Invokes in flight) at once.
+    pub max_in_flight: usize,
+    /// Queue receiving rejected records.
+    pub quarantine_queue_url: Option<String>,
+    /// Delivery mode.
+    pub delivery: Delivery,
+    /// Retry policy for transient Invoke failures.
+    pub retry: RetryPolicy,
+    /// No record is started, and no retry is waited for, within this margin of the deadline.
+    pub deadline_margin: Duration,
+    /// Time limit of one Invoke attempt.
+    pub invoke_timeout: Duration,
+    /// JSON pointer of the correlation id in the payload.
+    pub correlation_id_pointer: String,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`; unset and empty values are treated alike.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let backend_function = get("ROUTER_BACKEND_FUNCTION").ok_or_else(|| ConfigError {
+            variable: "ROUTER_BACKEND_FUNCTION",
+            problem: "is required: the name or ARN of the tenant-isolated backend function".into(),
+        })?;
+
+        let tenant_from = match get("ROUTER_TENANT_FROM") {
+            None => TenantFrom::Payload("/tenantId".into()),
+            Some(v) => parse_tenant_from(&v).map_err(|problem| ConfigError {
+                variable: "ROUTER_TENANT_FROM",
+                problem,
+            })?,
+        };
+        let token_from = match get("ROUTER_TOKEN_FROM") {
+            None => TokenFrom::Payload("/tenantToken".into()),
+            Some(v) => parse_token_from(&v).map_err(|problem| ConfigError {
+                variable: "ROUTER_TOKEN_FROM",
+                problem,
+            })?,
+        };
+
+        let validation = match get("ROUTER_VALIDATION").as_deref() {
+            None | Some("jwt") => Validation::Jwt(jwt_settings(&get)?),
+            Some("trusted") => {
+                let allow_list = match get("ROUTER_TRUSTED_TENANTS") {
+                    None => None,
+                    Some(list) => Some(
+                        list.split(',')
+                            .map(|t| {
+                                TenantId::parse(t).map_err(|e| ConfigError {
+                                    variable: "ROUTER_TRUSTED_TENANTS",
+                                    problem: format!("{t:?}: {e}"),
+                                })
+                            })
+                            .collect::<Result<HashSet<_>, _>>()?,
+                    ),
+                };
+                Validation::Trusted { allow_list }
+            }
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "ROUTER_VALIDATION",
+                    problem: format!("expected \"jwt\" or \"trusted\", got {other:?}"),
+                });
+            }
+        };
+
+        let max_record_age = get("ROUTER_MAX_RECORD_AGE_SECONDS")
+            .map(|v| positive::<u64>("ROUTER_MAX_RECORD_AGE_SECONDS", &v))
+            .transpose()?
+            .map(Duration::from_secs);
+        let max_in_flight = number_or(&get, "ROUTER_MAX_IN_FLIGHT", 64usize)?;
+        if max_in_flight == 0 {
+            return Err(ConfigError {
+                variable: "ROUTER_MAX_IN_FLIGHT",
+                problem: "must be at least 1".into(),
+            });
+        }
+        let quarantine_queue_url = get("ROUTER_QUARANTINE_QUEUE_URL");
+        if let Some(url) = &quarantine_queue_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError {
+                variable: "ROUTER_QUARANTINE_QUEUE_URL",
+                problem: format!("expected an SQS queue URL, got {url:?}"),
+            });
+        }
+        let delivery = match get("ROUTER_DELIVERY").as_deref() {
+            None | Some("record") => Delivery::Record,
+            Some("tenant-batch") => {
+                return Err(ConfigError {
+                    variable: "ROUTER_DELIVERY",
+                    problem: "\"tenant-batch\" is not available in this version; use \"record\""
+                        .into(),
+                });
+            }
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "ROUTER_DELIVERY",
+                    problem: format!("expected \"record\", got {other:?}"),
+                });
+            }
+        };
+
+        let retry = RetryPolicy {
+            max_attempts: number_or(&get, "ROUTER_RETRY_MAX_ATTEMPTS", 5u32)?.max(1),
+            base_delay: Duration::from_millis(number_or(&get, "ROUTER_RETRY_BASE_DELAY_MS", 50)?),
+            max_delay: Duration::from_millis(number_or(&get, "ROUTER_RETRY_MAX_DELAY_MS", 2_000)?),
+        };
+        let deadline_margin =
+            Duration::from_millis(number_or(&get, "ROUTER_DEADLINE_MARGIN_MS", 500)?);
+        let invoke_timeout =
+            Duration::from_millis(positive_or(&get, "ROUTER_INVOKE_TIMEOUT_MS", 5_000)?);
+        let correlation_id_pointer = match get("ROUTER_CORRELATION_ID_FROM") {
+            None => "/correlationId".to_owned(),
+            Some(v) => payload_pointer(&v).map_err(|problem| ConfigError {
+                variable: "ROUTER_CORRELATION_ID_FROM",
+                problem,
+            })?,
+        };
+
+        Ok(Config {
+            backend_function,
+            tenant_from,
+            token_from,
+            validation,
+            max_record_age,
+            max_in_flight,
+            quarantine_queue_url,
+            delivery,
+            retry,
+            deadline_margin,
+            invoke_timeout,
+            correlation_id_pointer,
+        })
+    }
+}
+
+fn jwt_settings(get: &impl Fn(&str) -> Option<String>) -> Result<JwtSettings, ConfigError> {
+    let required = |name: &'static str, what: &str| {
+        get(name).ok_or_else(|| ConfigError {
+            variable: name,
+            problem: format!("is required when ROUTER_VALIDATION is jwt: {what}"),
+        })
+    };
+    let jwks = JwksSource::parse(&required(
+        "ROUTER_JWKS",
+        "an https:// URL, a file:// URL or inline JWKS JSON",
+    )?)
+    .map_err(|e| ConfigError {
+        variable: "ROUTER_JWKS",
+        problem: e.to_string(),
+    })?;
+    let issuers = list(&required("ROUTER_JWT_ISSUER", "the accepted token issuer")?);
+    let audiences = list(&required(
+        "ROUTER_JWT_AUDIENCE",
+        "the accepted token audience",
+    )?);
+    let tenant_claim = get("ROUTER_TENANT_CLAIM").unwrap_or_else(|| "tenant_id".into());
+    let policy = TokenPolicy {
+        issuers,
+        audiences,
+        tenant_claim,
+        leeway_seconds: number_or(get, "ROUTER_JWT_LEEWAY_SECONDS", 60)?,
+        typ: get("ROUTER_JWT_TYP"),
+        max_token_bytes: positive_or(get, "ROUTER_JWT_MAX_TOKEN_BYTES", DEFAULT_MAX_TOKEN_BYTES)?,
+        cache_capacity: number_or(get, "ROUTER_JWT_CACHE_SIZE", 10_000)?,
+    };
+    let key_store = KeyStoreSettings {
+        refresh_cooldown: Duration::from_secs(number_or(
+            get,
+            "ROUTER_JWKS_REFRESH_COOLDOWN_SECONDS",
+            60,
+        )?),
+        max_age: Duration::from_secs(positive_or(get, "ROUTER_JWKS_MAX_AGE_SECONDS", 600)?),
+        ..KeyStoreSettings::default()
+    };
+    Ok(JwtSettings {
+        jwks,
+        policy,
+        key_store,
+    })
+}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn number_or<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(variable) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| ConfigError {
+            variable,
+            problem: format!("expected a non-negative whole number, got {v:?}"),
+        }),
+    }
+}
+
+fn positive_or<T: std::str::FromStr + PartialEq + Default>(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(variable) {
+        None => Ok(default),
+        Some(v) => positive(variable, &v),
+    }
+}
+
+fn positive<T: std::str::FromStr + PartialEq + Default>(
+    variable: &'static str,
+    v: &str,
+) -> Result<T, ConfigError> {
+    match v.trim().parse::<T>() {
+        Ok(n) if n != T::default() => Ok(n),
+        _ => Err(ConfigError {
+            variable,
+            problem: format!("expected a positive whole number, got {v:?}"),
+        }),
+    }
+}
+
+/// `payload:/a/b` or `/a/b` → `/a/b`.
+fn payload_pointer(value: &str) -> Result<String, String> {
+    let pointer = value.strip_prefix("payload:").unwrap_or(value);
+    if pointer.starts_with('/') {
+        Ok(pointer.to_owned())
+    } else {
+        Err(format!(
+            "expected a JSON pointer such as payload:/tenantId, got {value:?}"
+        ))
+    }
+}
+
+fn parse_tenant_from(value: &str) -> Result<TenantFrom, String> {
+    if value == "message-group-id" {
+        return Ok(TenantFrom::MessageGroupId);
+    }
+    if let Some(name) = value.strip_prefix("attribute:") {
+        return non_empty_attribute(name).map(TenantFrom::Attribute);
+    }
+    payload_pointer(value).map(TenantFrom::Payload).map_err(|_| {
+        format!(
+            "expected payload:<json-pointer>, attribute:<name> or message-group-id, got {value:?}"
+        )
+    })
+}
+
+fn parse_token_from(value: &str) -> Result<TokenFrom, String> {
+    if let Some(name) = value.strip_prefix("attribute:") {
+        return non_empty_attribute(name).map(TokenFrom::Attribute);
+    }
+    payload_pointer(value)
+        .map(TokenFrom::Payload)
+        .map_err(|_| format!("expected payload:<json-pointer> or attribute:<name>, got {value:?}"))
+}
+
+fn non_empty_attribute(name: &str) -> Result<String, String> {
+    if name.is_empty() {
+        Err("the attribute name is empty".into())
+    } else {
+        Ok(name.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const JWT: &[(&str, &str)] = &[
+        ("ROUTER_BACKEND_FUNCTION", "backend"),
+        ("ROUTER_JWKS", "https://issuer.example/jwks.json"),
+        ("ROUTER_JWT_ISSUER", "https://issuer.example"),
+        ("ROUTER_JWT_AUDIENCE", "tenant-router"),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut vars = JWT.to_vec();
+        vars.extend_from_slice(extra);
+        vars
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(JWT).unwrap();
+        assert_eq!(c.tenant_from, TenantFrom::Payload("/tenantId".into()));
+        assert_eq!(c.token_from, TokenFrom::Payload("/tenantToken".into()));
+        assert_eq!(c.max_in_flight, 64);
+        assert_eq!(c.delivery, Delivery::Record);
+        let Validation::Jwt(jwt) = c.validation else {
+            panic!("jwt is the default")
+        };
+        assert_eq!(jwt.policy.tenant_claim, "tenant_id");
+        assert_eq!(jwt.policy.max_token_bytes, 8192);
+    }
+
+    #[test]
+    fn each_missing_required_variable_is_named() {
+        for missing in [
+            "ROUTER_BACKEND_FUNCTION",
+            "ROUTER_JWKS",
+            "ROUTER_JWT_ISSUER",
+            "ROUTER_JWT_AUDIENCE",
+        ] {
+            let vars: Vec<_> = JWT.iter().copied().filter(|(k, _)| *k != missing).collect();
+            assert_eq!(config(&vars).unwrap_err().variable, missing);
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        for (variable, value) in [
+            ("ROUTER_TENANT_FROM", "header:x"),
+            ("ROUTER_TOKEN_FROM", "message-group-id"),
+            ("ROUTER_VALIDATION", "none"),
+            ("ROUTER_JWKS", "http://example.com/jwks"),
+            ("ROUTER_JWT_LEEWAY_SECONDS", "-1"),
+            ("ROUTER_MAX_RECORD_AGE_SECONDS", "0"),
+            ("ROUTER_MAX_IN_FLIGHT", "0"),
+            ("ROUTER_MAX_IN_FLIGHT", "many"),
+            ("ROUTER_QUARANTINE_QUEUE_URL", "quarantine"),
+            ("ROUTER_DELIVERY", "bulk"),
+            ("ROUTER_INVOKE_TIMEOUT_MS", "0"),
+            ("ROUTER_JWT_MAX_TOKEN_BYTES", "0"),
+        ] {
+            let err = config(&with(&[(variable, value)])).unwrap_err();
+            assert_eq!(err.variable, variable, "{value:?}: {err}");
+            assert!(err.to_string().starts_with(variable));
+        }
+    }
+
+    #[test]
+    fn from_syntax() {
+        let c = config(&with(&[
+            ("ROUTER_TENANT_FROM", "attribute:tenant"),
+            ("ROUTER_TOKEN_FROM", "attribute:token"),
+        ]))
+        .unwrap();
+        assert_eq!(c.tenant_from, TenantFrom::Attribute("tenant".into()));
+        assert_eq!(c.token_from, TokenFrom::Attribute("token".into()));
+        let c = config(&with(&[
+            ("ROUTER_TENANT_FROM", "message-group-id"),
+            ("ROUTER_TOKEN_FROM", "payload:/auth/jwt"),
+        ]))
+        .unwrap();
+        assert_eq!(c.tenant_from, TenantFrom::MessageGroupId);
+        assert_eq!(c.token_from, TokenFrom::Payload("/auth/jwt".into()));
+        let c = config(&with(&[("ROUTER_TENANT_FROM", "/org/id")])).unwrap();
+        assert_eq!(c.tenant_from, TenantFrom::Payload("/org/id".into()));
+    }
+
+    #[test]
+    fn trusted_mode_needs_no_jwt_settings_and_checks_its_allow_list() {
+        let c = config(&[
+            ("ROUTER_BACKEND_FUNCTION", "backend"),
+            ("ROUTER_VALIDATION", "trusted"),
+            ("ROUTER_TRUSTED_TENANTS", "acme,globex"),
+        ])
+        .unwrap();
+        let Validation::Trusted {
+            allow_list: Some(list),
+        } = c.validation
+        else {
+            panic!("trusted with a list")
+        };
+        assert_eq!(list.len(), 2);
+        let err = config(&[
+            ("ROUTER_BACKEND_FUNCTION", "backend"),
+            ("ROUTER_VALIDATION", "trusted"),
+            ("ROUTER_TRUSTED_TENANTS", "acme,bad#one"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "ROUTER_TRUSTED_TENANTS");
+    }
+
+    #[test]
+    fn issuer_and_audience_lists() {
+        let c = config(&with(&[("ROUTER_JWT_AUDIENCE", "a, b")])).unwrap();
+        let Validation::Jwt(jwt) = c.validation else {
+            panic!()
+        };
+        assert_eq!(jwt.policy.audiences, vec!["a", "b"]);
+    }
+}

@@ -1,0 +1,214 @@
+//! The router's handler: recognises the event, decodes it with its source's module, routes the
+//! records through the batch core and answers in the shape that source's event source mapping
+//! expects. The Lambda runtime loop and `router replay` both call [`Router::handle`].
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use shared::Source;
+use shared::jwks::KeyStore;
+use shared::token::TokenVerifier;
+
+use crate::backend::Backend;
+use crate::batch::{Identity, RouteContext, route};
+use crate::config::{Config, Validation};
+use crate::outcome::Outcome;
+use crate::retry::Deadline;
+use crate::source;
+
+/// Why a whole event could not be handled (the invocation fails; nothing was invoked).
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The event is not a batch from a supported event source mapping.
+    #[error("not a recognised event source batch: {0}")]
+    NotAnEsmBatch(String),
+    /// The batch is recognised but a record cannot be answered for.
+    #[error("malformed batch: {0}")]
+    Malformed(String),
+}
+
+/// Why the router cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The JWKS named by `ROUTER_JWKS` cannot be loaded.
+    #[error("ROUTER_JWKS: {0}")]
+    Jwks(#[from] shared::jwks::JwksError),
+}
+
+/// Facts about the current invocation.
+#[derive(Clone, Debug)]
+pub struct InvocationInfo {
+    /// When the answer is due.
+    pub deadline: Deadline,
+    /// The invocation's X-Ray trace id, if any.
+    pub trace_id: Option<String>,
+    /// Processing time, in milliseconds since the epoch.
+    pub now_ms: i64,
+}
+
+impl InvocationInfo {
+    /// Information for an invocation due `budget` from now.
+    pub fn with_budget(budget: Duration, margin: Duration) -> Self {
+        Self {
+            deadline: Deadline::after(budget, margin),
+            trace_id: None,
+            now_ms: now_ms(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+struct Batch<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct SourceOnly<'a> {
+    #[serde(rename = "eventSource", alias = "EventSource", borrow)]
+    event_source: Option<&'a str>,
+}
+
+/// What happened to one event: each record's outcome and the response sent back.
+#[derive(Debug, Clone)]
+pub struct BatchReport {
+    /// The event's source (`None` for an empty batch).
+    pub source: Option<Source>,
+    /// Record identifiers, in batch order.
+    pub ids: Vec<String>,
+    /// One outcome per record, in batch order.
+    pub outcomes: Vec<Outcome>,
+    /// The response the event source mapping receives.
+    pub response: Value,
+}
+
+/// The router: configuration, identity verification and the backend seam, built once per process.
+pub struct Router<B> {
+    config: Config,
+    identity: Identity,
+    backend: B,
+}
+
+impl<B: Backend> Router<B> {
+    /// Builds the router. File and inline JWKS are loaded here, so a bad one stops the start.
+    pub fn new(config: Config, backend: B) -> Result<Self, StartError> {
+        let identity = match &config.validation {
+            Validation::Jwt(jwt) => {
+                let keys = KeyStore::new(jwt.jwks.clone(), jwt.key_store.clone())?;
+                for problem in keys.skipped() {
+                    tracing::warn!(message = "JWKS key skipped", problem = problem.as_str());
+                }
+                Identity::Jwt(Box::new(TokenVerifier::new(jwt.policy.clone(), keys)))
+            }
+            Validation::Trusted { allow_list } => {
+                tracing::warn!(
+                    message = "ROUTER_VALIDATION=trusted: tenant ids are NOT verified; only the \
+                               tenant-id pattern and ROUTER_TRUSTED_TENANTS apply",
+                    allow_list = allow_list.is_some(),
+                );
+                Identity::Trusted(allow_list.clone())
+            }
+        };
+        Ok(Self {
+            config,
+            identity,
+            backend,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Handles one event and returns the response its event source mapping expects.
+    pub async fn handle(&self, event: &str, info: &InvocationInfo) -> Result<Value, BatchError> {
+        self.route_event(event, info)
+            .await
+            .map(|report| report.response)
+    }
+
+    /// Handles one event and returns every record's outcome along with the response.
+    pub async fn route_event(
+        &self,
+        event: &str,
+        info: &InvocationInfo,
+    ) -> Result<BatchReport, BatchError> {
+        let started = std::time::Instant::now();
+        let batch: Batch<'_> = serde_json::from_str(event).map_err(|e| {
+            BatchError::NotAnEsmBatch(format!("the event is not a JSON object: {e}"))
+        })?;
+        let Some(raw) = batch.records else {
+            return Err(BatchError::NotAnEsmBatch(
+                "the event has no Records array".into(),
+            ));
+        };
+        let Some(first) = raw.first() else {
+            // An empty batch is a success with nothing to report.
+            return Ok(BatchReport {
+                source: None,
+                ids: Vec::new(),
+                outcomes: Vec::new(),
+                response: serde_json::json!({ "batchItemFailures": [] }),
+            });
+        };
+        let event_source = serde_json::from_str::<SourceOnly<'_>>(first.get())
+            .ok()
+            .and_then(|s| s.event_source)
+            .unwrap_or_default();
+        let (records, source, ordered) = match event_source {
+            "aws:sqs" => {
+                let (records, fifo) = source::sqs::decode(&raw, &self.config, info)?;
+                (records, Source::Sqs, fifo)
+            }
+            other => {
+                return Err(BatchError::NotAnEsmBatch(format!(
+                    "unsupported eventSource {other:?}"
+                )));
+            }
+        };
+        let context = RouteContext {
+            backend: &self.backend,
+            identity: &self.identity,
+            config: &self.config,
+            deadline: info.deadline,
+            source,
+            now_ms: info.now_ms,
+        };
+        let (metas, outcomes) = route(records, &context).await;
+        let response = match source {
+            Source::Sqs => serde_json::to_value(source::sqs::response(&metas, &outcomes)),
+            _ => unreachable!("only SQS batches are decoded"),
+        }
+        .expect("a batch response always serialises");
+
+        let count = |name: &str| outcomes.iter().filter(|o| o.name() == name).count();
+        tracing::info!(
+            message = "batch routed",
+            source = source.as_str(),
+            ordered = ordered,
+            records = outcomes.len(),
+            invoked = count("invoked"),
+            rejected = count("rejected"),
+            failed = count("failed"),
+            reported = outcomes.iter().filter(|o| o.is_reported()).count(),
+            duration_ms = started.elapsed().as_millis() as u64,
+        );
+        Ok(BatchReport {
+            source: Some(source),
+            ids: metas.into_iter().map(|m| m.id).collect(),
+            outcomes,
+            response,
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! The command line: `router replay [--deadline-ms N] FILE...` runs the handler on recorded events
+//! and prints each batch response on its own stdout line; with no command inside Lambda
+//! (`AWS_LAMBDA_RUNTIME_API` set) the binary runs the Lambda runtime loop instead.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::backend::{AwsBackend, Backend};
+use crate::config::Config;
+use crate::handler::{InvocationInfo, Router};
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "router",
+    version,
+    about = "Routes event source mapping batches to a tenant-isolated Lambda function",
+    long_about = "Routes event source mapping batches to a tenant-isolated Lambda function.\n\n\
+        With no command and AWS_LAMBDA_RUNTIME_API set, runs as a Lambda function. \
+        Configuration comes from ROUTER_* environment variables (see the README)."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the handler on recorded event files and prints one batch response per file.
+    Replay {
+        /// Time budget of each simulated invocation, in milliseconds.
+        #[arg(long, default_value_t = 60_000)]
+        deadline_ms: u64,
+        /// Event files (JSON); `-` reads standard input.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Builds the AWS backend the way the binary does: the SDK's own configuration chain (region,
+/// credentials, `AWS_ENDPOINT_URL_LAMBDA` / `AWS_ENDPOINT_URL_SQS`), with the SDK's retries and
+/// stalled-stream protection turned off because the router retries itself, within its deadline.
+pub async fn aws_backend(config: &Config) -> AwsBackend {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .stalled_stream_protection(
+            aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+        )
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .build(),
+        )
+        .load()
+        .await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let quarantine = config
+        .quarantine_queue_url
+        .clone()
+        .map(|url| (aws_sdk_sqs::Client::new(&sdk), url));
+    AwsBackend::new(lambda, config.backend_function.clone(), quarantine)
+}
+
+/// Why a replayed file produced no response.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {reason}")]
+pub struct ReplayError {
+    /// The file.
+    pub file: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// Replays each file through `router`, writing one response line per file to `out`. Files that
+/// cannot be read or are not event source batches are reported and skipped; the others still run.
+pub async fn replay<B: Backend>(
+    router: &Router<B>,
+    files: &[PathBuf],
+    budget: Duration,
+    out: &mut impl Write,
+) -> Vec<ReplayError> {
+    let mut errors = Vec::new();
+    for file in files {
+        let name = file.display().to_string();
+        let text = match read(file) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(ReplayError {
+                    file: name,
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let info = InvocationInfo::with_budget(budget, router.config().deadline_margin);
+        match router.handle(&text, &info).await {
+            Ok(response) => {
+                let written = writeln!(out, "{response}").and_then(|()| out.flush());
+                if let Err(e) = written {
+                    errors.push(ReplayError {
+                        file: name,
+                        reason: format!("cannot write the response: {e}"),
+                    });
+                }
+            }
+            Err(e) => errors.push(ReplayError {
+                file: name,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    errors
+}
+
+fn read(file: &PathBuf) -> std::io::Result<String> {
+    if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(file)
+    }
+}

@@ -1,0 +1,197 @@
+//! Fault injection on the Invoke API: throttling, 5xx, 413, slow answers and the deadline.
+
+use std::time::{Duration, Instant};
+
+use cross_crate_tests::{T0_MS, TestKey, body, claims, sign, sqs_event, sqs_record};
+use router::Outcome;
+use router::handler::InvocationInfo;
+use serde_json::json;
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::util::*;
+
+fn batch(n: usize) -> String {
+    let records = (0..n)
+        .map(|i| {
+            let tenant = format!("tenant-{}", i % 3);
+            let token = sign(TestKey::Es256, &claims(&tenant));
+            sqs_record(
+                &format!("m-{i}"),
+                &body(&tenant, &token, json!({"n": i})),
+                T0_MS,
+            )
+        })
+        .collect();
+    sqs_event(records).to_string()
+}
+
+#[tokio::test]
+async fn throttled_then_accepted_is_retried_and_succeeds() {
+    let server = bare_server().await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(lambda_error(429, "TooManyRequestsException"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(ResponseTemplate::new(202))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let router = router(&server, &[]);
+    let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
+    let report = router.route_event(&batch(1), &info).await.unwrap();
+    assert_eq!(report.outcomes, [Outcome::Invoked { attempts: 2 }]);
+    assert!(reported(&report.response).is_empty());
+    assert_eq!(invocations(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_retry_after_hint_is_honoured() {
+    let server = bare_server().await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(
+            lambda_error(429, "TooManyRequestsException").insert_header("Retry-After", "1"),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(ResponseTemplate::new(202))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let router = router(&server, &[]);
+    let started = Instant::now();
+    let response = handle(&router, &batch(1)).await;
+    // The router may not come back sooner than the service asked (a lower bound, not a benchmark).
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(reported(&response).is_empty());
+}
+
+#[tokio::test]
+async fn a_persistent_500_is_reported_after_the_retries() {
+    let server = bare_server().await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(lambda_error(500, "ServiceException"))
+        .mount(&server)
+        .await;
+    let router = router(&server, &[("ROUTER_RETRY_MAX_ATTEMPTS", "4")]);
+    let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
+    let report = router.route_event(&batch(2), &info).await.unwrap();
+    for outcome in &report.outcomes {
+        assert_eq!(outcome.reason(), Some("backend-unavailable"));
+        assert!(outcome.is_reported());
+    }
+    assert_eq!(reported(&report.response), ["m-0", "m-1"]);
+    assert_eq!(invocations(&server).await.len(), 8, "4 attempts per record");
+}
+
+#[tokio::test]
+async fn a_413_is_not_retried_and_rejects_the_record() {
+    let server = bare_server().await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(lambda_error(413, "RequestTooLargeException"))
+        .mount(&server)
+        .await;
+    let router = router(&server, &[]);
+    let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
+    let report = router.route_event(&batch(1), &info).await.unwrap();
+    assert!(matches!(
+        report.outcomes[0],
+        Outcome::Rejected {
+            reason: "invoke-too-large",
+            quarantined: false,
+            ..
+        }
+    ));
+    assert_eq!(reported(&report.response), ["m-0"]);
+    assert_eq!(invocations(&server).await.len(), 1, "never retried");
+}
+
+#[tokio::test]
+async fn a_404_is_reported_without_retrying() {
+    let server = bare_server().await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(lambda_error(404, "ResourceNotFoundException"))
+        .mount(&server)
+        .await;
+    let router = router(&server, &[]);
+    let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
+    let report = router.route_event(&batch(1), &info).await.unwrap();
+    assert_eq!(report.outcomes[0].reason(), Some("invoke-not-permitted"));
+    assert!(matches!(report.outcomes[0], Outcome::Failed { .. }));
+    assert_eq!(invocations(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_never_makes_the_handler_miss_its_deadline() {
+    let server = bare_server().await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(ResponseTemplate::new(202).set_delay(Duration::from_secs(5)))
+        .mount(&server)
+        .await;
+    let router = router(
+        &server,
+        &[
+            ("ROUTER_MAX_IN_FLIGHT", "2"),
+            ("ROUTER_DEADLINE_MARGIN_MS", "400"),
+        ],
+    );
+    let budget = Duration::from_millis(1500);
+    let info = InvocationInfo::with_budget(budget, Duration::from_millis(400));
+    let started = Instant::now();
+    let report = router.route_event(&batch(10), &info).await.unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < budget,
+        "answered after {elapsed:?}, the deadline was {budget:?}"
+    );
+    // Every record is reported: the first ones timed out, the others were never started.
+    assert_eq!(reported(&report.response).len(), 10);
+    let reasons: Vec<_> = report
+        .outcomes
+        .iter()
+        .map(|o| o.reason().unwrap())
+        .collect();
+    assert!(reasons.contains(&"deadline"), "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .all(|r| *r == "deadline" || *r == "invoke-timeout"),
+        "{reasons:?}"
+    );
+    let started_records = invocations(&server).await.len();
+    assert!(started_records < 10, "{started_records} records started");
+}
+
+#[tokio::test]
+async fn in_flight_invokes_are_bounded() {
+    let server = bare_server().await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(ResponseTemplate::new(202).set_delay(Duration::from_millis(300)))
+        .mount(&server)
+        .await;
+    let router = router(&server, &[("ROUTER_MAX_IN_FLIGHT", "3")]);
+    let started = Instant::now();
+    let response = handle(&router, &batch(9)).await;
+    assert!(reported(&response).is_empty());
+    // 9 records, 3 at a time, 300 ms each: at least three waves. (A lower bound only.)
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -1,0 +1,164 @@
+//! Helpers: a router wired to a local server, fixture loading and request inspection.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_lambda::config::retry::RetryConfig;
+use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
+use cross_crate_tests::{fixtures_dir, router_env};
+use router::handler::InvocationInfo;
+use router::{AwsBackend, Config, Router};
+use serde_json::Value;
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Path of the Invoke API.
+pub const INVOKE_PATH: &str = r"^/2015-03-31/functions/[^/]+/invocations$";
+
+/// A recorded Invoke request.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Function name from the path.
+    pub function: String,
+    /// `X-Amz-Invocation-Type`.
+    pub invocation_type: Option<String>,
+    /// `X-Amz-Tenant-Id`.
+    pub tenant: Option<String>,
+    /// The payload.
+    pub envelope: Value,
+}
+
+/// A server answering every Invoke with 202.
+pub async fn lambda_server() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A server with no default answer (tests mount their own).
+pub async fn bare_server() -> MockServer {
+    MockServer::start().await
+}
+
+/// The Lambda error answer for `status` with AWS's error shape.
+pub fn lambda_error(status: u16, error_type: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .insert_header("x-amzn-ErrorType", error_type)
+        .insert_header("content-type", "application/json")
+        .set_body_string(format!(
+            r#"{{"Type":"User","message":"injected {error_type}"}}"#
+        ))
+}
+
+/// Router settings: the fixture defaults, fast retries, plus `overrides`.
+pub fn config(overrides: &[(&str, &str)]) -> Config {
+    let mut env = router_env();
+    env.insert("ROUTER_RETRY_BASE_DELAY_MS".into(), "5".into());
+    env.insert("ROUTER_RETRY_MAX_DELAY_MS".into(), "20".into());
+    env.insert("ROUTER_DEADLINE_MARGIN_MS".into(), "100".into());
+    for (k, v) in overrides {
+        env.insert((*k).into(), (*v).into());
+    }
+    Config::from_lookup(|name| env.get(name).cloned()).expect("valid test configuration")
+}
+
+/// A router whose SDK clients talk to `server` (Lambda and SQS alike).
+pub fn router(server: &MockServer, overrides: &[(&str, &str)]) -> Router<AwsBackend> {
+    let config = config(overrides);
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .endpoint_url(server.uri())
+            .retry_config(RetryConfig::disabled())
+            .build(),
+    );
+    let quarantine = config.quarantine_queue_url.clone().map(|url| {
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                    "test", "test", None, None, "tests",
+                ))
+                .endpoint_url(server.uri())
+                .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
+                .build(),
+        );
+        (sqs, url)
+    });
+    let backend = AwsBackend::new(lambda, config.backend_function.clone(), quarantine);
+    Router::new(config, backend).expect("the router starts")
+}
+
+/// Reads `tests/fixtures/<name>`.
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(fixtures_dir().join(name)).expect("fixture exists")
+}
+
+/// Handles `event` with a generous deadline and returns the response.
+pub async fn handle(router: &Router<AwsBackend>, event: &str) -> Value {
+    handle_within(router, event, Duration::from_secs(30)).await
+}
+
+/// Handles `event` with `budget` until the deadline.
+pub async fn handle_within(router: &Router<AwsBackend>, event: &str, budget: Duration) -> Value {
+    let info = InvocationInfo::with_budget(budget, router.config().deadline_margin);
+    router.handle(event, &info).await.expect("a batch response")
+}
+
+/// The reported identifiers of a batch response, in order.
+pub fn reported(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .expect("batchItemFailures")
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+/// Every Invoke the server received, in arrival order.
+pub async fn invocations(server: &MockServer) -> Vec<Invocation> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path().ends_with("/invocations"))
+        .map(|r| {
+            let header = |name: &str| {
+                r.headers
+                    .get(name)
+                    .map(|v| v.to_str().expect("ascii header").to_owned())
+            };
+            Invocation {
+                function: r
+                    .url
+                    .path()
+                    .split('/')
+                    .nth(3)
+                    .unwrap_or_default()
+                    .to_owned(),
+                invocation_type: header("x-amz-invocation-type"),
+                tenant: header("x-amz-tenant-id"),
+                envelope: serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+            }
+        })
+        .collect()
+}
+
+/// Invokes per tenant.
+pub fn per_tenant(invocations: &[Invocation]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for i in invocations {
+        *counts
+            .entry(i.tenant.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
+    counts
+}
