@@ -217,3 +217,93 @@ pub fn router_env() -> HashMap<String, String> {
         ("ROUTER_JWT_AUDIENCE".into(), AUDIENCE.into()),
     ])
 }
+
+/// An in-process [`router::Backend`] that accepts every Invoke at once and remembers it; it can be
+/// told to panic for one tenant, to test that a panic fails only that record.
+#[derive(Default)]
+pub struct FakeBackend {
+    /// `(tenant, payload)` of every Invoke, in order.
+    pub invoked: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
+    /// Whether to remember payloads (benchmarks turn this off).
+    pub record: bool,
+    /// Panic when invoked for this tenant.
+    pub panic_for: Option<String>,
+}
+
+impl FakeBackend {
+    /// A backend that remembers every Invoke.
+    pub fn recording() -> Self {
+        Self {
+            record: true,
+            ..Self::default()
+        }
+    }
+}
+
+impl router::Backend for FakeBackend {
+    async fn invoke(
+        &self,
+        request: router::InvokeRequest<'_>,
+    ) -> Result<(), router::InvokeFailure> {
+        if self.panic_for.as_deref() == Some(request.tenant.as_str()) {
+            panic!("injected panic for {}", request.tenant);
+        }
+        if self.record {
+            self.invoked
+                .lock()
+                .expect("not poisoned")
+                .push((request.tenant.to_string(), request.payload.to_vec()));
+        }
+        Ok(())
+    }
+
+    fn has_quarantine(&self) -> bool {
+        false
+    }
+
+    async fn quarantine(&self, _body: String, _reason: &str) -> Result<(), String> {
+        Err("no quarantine queue".into())
+    }
+}
+
+/// A router over [`FakeBackend`] with the fixture settings plus `overrides`.
+pub fn fake_router(
+    backend: FakeBackend,
+    overrides: &[(&str, &str)],
+) -> router::Router<FakeBackend> {
+    let mut env = router_env();
+    for (k, v) in overrides {
+        env.insert((*k).into(), (*v).into());
+    }
+    let config = router::Config::from_lookup(|name| env.get(name).cloned())
+        .expect("valid test configuration");
+    router::Router::new(config, backend).expect("the router starts")
+}
+
+/// A batch of `records` SQS records over `tenants` tenants, one token per tenant signed with
+/// `key`, and `payload_bytes` of filler per record (the benchmark workload's shape).
+pub fn workload(records: usize, tenants: usize, key: TestKey, payload_bytes: usize) -> String {
+    let tokens: Vec<(String, String)> = (0..tenants)
+        .map(|t| {
+            let tenant = format!("tenant-{t:04}");
+            let token = sign(key, &claims(&tenant));
+            (tenant, token)
+        })
+        .collect();
+    let filler = "x".repeat(payload_bytes);
+    let batch = (0..records)
+        .map(|i| {
+            let (tenant, token) = &tokens[i % tenants];
+            sqs_record(
+                &format!("00000000-0000-0000-0000-{i:012}"),
+                &body(
+                    tenant,
+                    token,
+                    json!({"id": i, "title": format!("item {i}"), "notes": filler}),
+                ),
+                T0_MS,
+            )
+        })
+        .collect();
+    sqs_event(batch).to_string()
+}

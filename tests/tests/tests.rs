@@ -3,6 +3,7 @@
 //! and inject faults.
 
 mod faults;
+mod isolation;
 mod jwks;
 mod quarantine;
 mod sqs_fixtures;
