@@ -131,6 +131,11 @@ impl<B: Backend> Router<B> {
         &self.config
     }
 
+    /// The backend seam (tests inspect their fakes through it).
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
     /// Handles one event and returns the response its event source mapping expects.
     pub async fn handle(&self, event: &str, info: &InvocationInfo) -> Result<Value, BatchError> {
         self.route_event(event, info)

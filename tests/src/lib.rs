@@ -228,6 +228,12 @@ pub struct FakeBackend {
     pub record: bool,
     /// Panic when invoked for this tenant.
     pub panic_for: Option<String>,
+    /// How long each Invoke takes.
+    pub latency: std::time::Duration,
+    /// Invokes in flight now, and the most ever seen at once.
+    pub in_flight: std::sync::atomic::AtomicUsize,
+    /// The most Invokes ever in flight at once.
+    pub max_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeBackend {
@@ -245,9 +251,16 @@ impl router::Backend for FakeBackend {
         &self,
         request: router::InvokeRequest<'_>,
     ) -> Result<(), router::InvokeFailure> {
+        use std::sync::atomic::Ordering;
         if self.panic_for.as_deref() == Some(request.tenant.as_str()) {
             panic!("injected panic for {}", request.tenant);
         }
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         if self.record {
             self.invoked
                 .lock()

@@ -6,5 +6,6 @@ mod faults;
 mod isolation;
 mod jwks;
 mod quarantine;
+mod settings;
 mod sqs_fixtures;
 mod util;
