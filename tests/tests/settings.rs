@@ -18,8 +18,7 @@ fn info() -> InvocationInfo {
 
 fn with_attributes(mut record: Value, attributes: &[(&str, &str)]) -> Value {
     for (name, value) in attributes {
-        record["messageAttributes"][*name] =
-            json!({"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"});
+        record["messageAttributes"][*name] = json!({"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"});
     }
     record
 }
@@ -47,7 +46,11 @@ async fn tenant_and_token_from_message_attributes() {
         .route_event(&sqs_event(vec![record]).to_string(), &info())
         .await
         .unwrap();
-    assert!(matches!(report.outcomes[0], Outcome::Invoked { .. }), "{:?}", report.outcomes);
+    assert!(
+        matches!(report.outcomes[0], Outcome::Invoked { .. }),
+        "{:?}",
+        report.outcomes
+    );
     assert_eq!(tenants_invoked(&router), ["acme"]);
 
     // Without the attribute: a clear rejection.
@@ -72,7 +75,11 @@ async fn tenant_from_the_fifo_message_group_id() {
         .route_event(&sqs_event(vec![record]).to_string(), &info())
         .await
         .unwrap();
-    assert!(matches!(report.outcomes[0], Outcome::Invoked { .. }), "{:?}", report.outcomes);
+    assert!(
+        matches!(report.outcomes[0], Outcome::Invoked { .. }),
+        "{:?}",
+        report.outcomes
+    );
     assert_eq!(tenants_invoked(&router), ["globex"]);
 }
 
@@ -81,7 +88,10 @@ async fn a_missing_or_non_string_token_is_rejected() {
     let router = fake_router(FakeBackend::recording(), &[]);
     for (body, reason) in [
         (json!({"tenantId": "acme"}), "missing-token"),
-        (json!({"tenantId": "acme", "tenantToken": 42}), "token-malformed"),
+        (
+            json!({"tenantId": "acme", "tenantToken": 42}),
+            "token-malformed",
+        ),
         (json!({"tenantId": 7, "tenantToken": "x"}), "missing-tenant"),
     ] {
         let record = sqs_record("t-1", &body.to_string(), T0_MS);
@@ -96,7 +106,10 @@ async fn a_missing_or_non_string_token_is_rejected() {
 #[tokio::test]
 async fn a_configured_typ_is_required() {
     let event = workload(1, 1, TestKey::Es256, 10); // tokens carry typ "JWT"
-    let strict = fake_router(FakeBackend::recording(), &[("ROUTER_JWT_TYP", "tenant+jwt")]);
+    let strict = fake_router(
+        FakeBackend::recording(),
+        &[("ROUTER_JWT_TYP", "tenant+jwt")],
+    );
     let report = strict.route_event(&event, &info()).await.unwrap();
     assert_eq!(report.outcomes[0].reason(), Some("token-type-mismatch"));
     let matching = fake_router(FakeBackend::recording(), &[("ROUTER_JWT_TYP", "jwt")]);
@@ -149,7 +162,12 @@ async fn invokes_in_flight_never_exceed_the_limit() {
         .route_event(&workload(64, 8, TestKey::Es256, 10), &info())
         .await
         .unwrap();
-    assert!(report.outcomes.iter().all(|o| matches!(o, Outcome::Invoked { .. })));
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Invoked { .. }))
+    );
     let peak = router.backend().max_in_flight.load(Ordering::SeqCst);
     assert!(peak <= 4, "{peak} Invokes were in flight at once");
     assert!(peak > 1, "records of a standard queue run concurrently");
