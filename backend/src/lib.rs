@@ -53,7 +53,7 @@ impl TenantPin {
 pub fn handle(
     pin: &TenantPin,
     context_tenant: Option<&str>,
-    event: Value,
+    event: &str,
 ) -> Result<Value, BackendError> {
     let tenant = context_tenant.ok_or(BackendError::NoTenant)?;
     let tenant = TenantId::parse(tenant).map_err(|e| BackendError::InvalidTenant(e.to_string()))?;
@@ -65,8 +65,8 @@ pub fn handle(
         );
         return Err(error);
     }
-    let envelope: Envelope =
-        serde_json::from_value(event).map_err(|e| BackendError::BadEnvelope(e.to_string()))?;
+    let envelope = Envelope::from_payload(event.as_bytes())
+        .map_err(|e| BackendError::BadEnvelope(e.to_string()))?;
     if envelope.tenant_id != tenant {
         tracing::error!(
             message = "security: envelope for another tenant refused",
@@ -97,12 +97,13 @@ pub fn handle(
 mod tests {
     use super::*;
 
-    fn envelope(tenant: &str) -> Value {
-        json!({
+    fn envelope(tenant: &str) -> &'static str {
+        let json = json!({
             "version": 1, "tenantId": tenant, "source": "sqs", "eventSourceArn": "arn:q",
             "id": "m1", "idempotencyKey": "arn:q#m1", "arrivedAt": "2024-01-01T00:00:00Z",
             "correlationId": "c1", "payload": {"x": 1}
-        })
+        });
+        Box::leak(json.to_string().into_boxed_str())
     }
 
     #[test]

@@ -20,17 +20,31 @@ use shared::token::TokenVerifier;
 use shared::{ASYNC_PAYLOAD_LIMIT, Source, TenantId};
 
 use crate::backend::{Backend, FailureClass, InvokeRequest};
-use crate::config::Config;
+use crate::config::{Config, Validation};
 use crate::outcome::{Outcome, Rejection};
 use crate::record::{Decoded, Record, RecordMeta};
 use crate::retry::Deadline;
+use crate::source::compare_sequence_numbers;
 
-/// How a record's tenant is proven.
-pub enum Identity {
-    /// A JWT verified against the platform's JWKS.
-    Jwt(Box<TokenVerifier>),
-    /// Trusted producer; optional allow-list.
-    Trusted(Option<HashSet<TenantId>>),
+/// What proves a record's tenant: the token verifier for `jwt` sources, the allow-list for
+/// `trusted` ones. Which applies to a source is `Config::validation`.
+pub struct Identity {
+    /// Present when some source uses `jwt`.
+    pub verifier: Option<TokenVerifier>,
+    /// `ROUTER_TRUSTED_TENANTS`.
+    pub trusted_tenants: Option<HashSet<TenantId>>,
+}
+
+/// The ordering rules of a batch's source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ordering {
+    /// SQS standard: no order; every record runs on its own.
+    Independent,
+    /// SQS FIFO: records of a lane (message group) in order; a failure stops the rest of its lane.
+    Lanes,
+    /// Kinesis and DynamoDB Streams: as `Lanes` (partition key), and in addition, once a record
+    /// has failed, no record with a sequence number at or above it is started, in any lane.
+    Stream,
 }
 
 /// Everything routing a batch needs besides the records.
@@ -45,6 +59,8 @@ pub struct RouteContext<'a, B> {
     pub deadline: Deadline,
     /// The batch's source, for logs and the quarantine queue.
     pub source: Source,
+    /// The source's ordering rules.
+    pub ordering: Ordering,
     /// Processing time, in milliseconds since the epoch.
     pub now_ms: i64,
 }
@@ -73,9 +89,11 @@ pub async fn route<'a, B: Backend>(
     }
 
     let metas_ref = &metas;
+    let gate = StreamGate::default();
+    let gate = &gate;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; metas.len()];
     let mut finished = futures::stream::iter(lanes)
-        .map(|lane| run_lane(lane, metas_ref, context))
+        .map(|lane| run_lane(lane, metas_ref, gate, context))
         .buffer_unordered(context.config.max_in_flight);
     while let Some(results) = finished.next().await {
         for (index, outcome) in results {
@@ -90,22 +108,56 @@ pub async fn route<'a, B: Backend>(
     (metas, outcomes)
 }
 
+/// The lowest sequence number that failed so far in a stream batch.
+#[derive(Default)]
+struct StreamGate {
+    lowest_failed: std::sync::Mutex<Option<String>>,
+}
+
+impl StreamGate {
+    /// The failed sequence number that forbids starting `id`, if any.
+    fn blocker(&self, id: &str) -> Option<String> {
+        let lowest = self.lowest_failed.lock().expect("gate lock");
+        lowest
+            .as_deref()
+            .filter(|lowest| compare_sequence_numbers(id, lowest) != std::cmp::Ordering::Less)
+            .map(str::to_owned)
+    }
+
+    fn failed(&self, id: &str) {
+        let mut lowest = self.lowest_failed.lock().expect("gate lock");
+        let lower = lowest
+            .as_deref()
+            .is_none_or(|current| compare_sequence_numbers(id, current).is_lt());
+        if lower {
+            *lowest = Some(id.to_owned());
+        }
+    }
+}
+
 async fn run_lane<B: Backend>(
     lane: Vec<(usize, Result<Decoded, Rejection>)>,
     metas: &[RecordMeta<'_>],
+    gate: &StreamGate,
     context: &RouteContext<'_, B>,
 ) -> Vec<(usize, Outcome)> {
+    let stream = context.ordering == Ordering::Stream;
     let mut results = Vec::with_capacity(lane.len());
     let mut blocked_by: Option<String> = None;
     for (index, decoded) in lane {
         let meta = &metas[index];
         let tenant = decoded.as_ref().ok().map(|d| d.tenant.clone());
-        let outcome = match &blocked_by {
-            Some(earlier) => Outcome::failed(
+        let stream_blocker = if stream { gate.blocker(&meta.id) } else { None };
+        let outcome = match (&blocked_by, stream_blocker) {
+            (Some(earlier), _) => Outcome::failed(
                 "earlier-record-failed",
                 format!("record {earlier} of the same ordered lane was not delivered"),
             ),
-            None => AssertUnwindSafe(route_record(meta, decoded, context))
+            (None, Some(lowest)) => Outcome::failed(
+                "earlier-record-failed",
+                format!("sequence number {lowest} failed earlier in this shard"),
+            ),
+            (None, None) => AssertUnwindSafe(route_record(meta, decoded, context))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| {
@@ -113,8 +165,13 @@ async fn run_lane<B: Backend>(
                 }),
         };
         log_outcome(meta, tenant.as_ref(), &outcome, context.source);
-        if outcome.is_reported() && meta.lane.is_some() && blocked_by.is_none() {
-            blocked_by = Some(meta.id.clone());
+        if outcome.is_reported() {
+            if stream {
+                gate.failed(&meta.id);
+            }
+            if context.ordering != Ordering::Independent && blocked_by.is_none() {
+                blocked_by = Some(meta.id.clone());
+            }
         }
         results.push((index, outcome));
     }
@@ -212,8 +269,11 @@ async fn prove_and_wrap<B>(
             )));
         }
     }
-    match context.identity {
-        Identity::Jwt(verifier) => {
+    match context.config.validation.get(context.source) {
+        Validation::Jwt => {
+            let Some(verifier) = &context.identity.verifier else {
+                unreachable!("the configuration requires JWT settings when a source uses jwt")
+            };
             let Some(token) = decoded.token.as_deref() else {
                 return Err(Verdict::Reject(Rejection::new(
                     "missing-token",
@@ -231,13 +291,16 @@ async fn prove_and_wrap<B>(
                 });
             }
         }
-        Identity::Trusted(Some(allowed)) if !allowed.contains(&decoded.tenant) => {
-            return Err(Verdict::Reject(Rejection::new(
-                "tenant-not-allowed",
-                "the tenant is not in ROUTER_TRUSTED_TENANTS",
-            )));
+        Validation::Trusted => {
+            if let Some(allowed) = &context.identity.trusted_tenants
+                && !allowed.contains(&decoded.tenant)
+            {
+                return Err(Verdict::Reject(Rejection::new(
+                    "tenant-not-allowed",
+                    "the tenant is not in ROUTER_TRUSTED_TENANTS",
+                )));
+            }
         }
-        Identity::Trusted(_) => {}
     }
     let payload = decoded.envelope.to_payload();
     if payload.len() > ASYNC_PAYLOAD_LIMIT {

@@ -7,9 +7,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use shared::TenantId;
 use shared::jwks::{JwksSource, KeyStoreSettings};
 use shared::token::{DEFAULT_MAX_TOKEN_BYTES, TokenPolicy};
+use shared::{Source, TenantId};
 
 use crate::retry::RetryPolicy;
 
@@ -23,6 +23,83 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// A setting that may differ per event source: a default plus optional per-source overrides.
+///
+/// Syntax: entries separated by `;`; an entry is `<value>` (the default) or `<source>=<value>`
+/// with source `sqs`, `kinesis`, `dynamodb` or `eventbridge`. Example:
+/// `payload:/tenantId;dynamodb=key:pk:TENANT#`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerSource<T> {
+    default: T,
+    overrides: Vec<(Source, T)>,
+}
+
+impl<T> PerSource<T> {
+    /// The same value for every source.
+    pub fn all(value: T) -> Self {
+        Self {
+            default: value,
+            overrides: Vec::new(),
+        }
+    }
+
+    /// The value in force for `source`.
+    pub fn get(&self, source: Source) -> &T {
+        self.overrides
+            .iter()
+            .find(|(s, _)| *s == source)
+            .map(|(_, v)| v)
+            .unwrap_or(&self.default)
+    }
+
+    /// Every value that some source may use.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        std::iter::once(&self.default).chain(self.overrides.iter().map(|(_, v)| v))
+    }
+
+    fn parse(
+        text: &str,
+        default: T,
+        parse: impl Fn(&str, Option<Source>) -> Result<T, String>,
+    ) -> Result<Self, String> {
+        let mut result = Self::all(default);
+        let mut default_seen = false;
+        for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            let scoped = [
+                Source::Sqs,
+                Source::Kinesis,
+                Source::Dynamodb,
+                Source::Eventbridge,
+            ]
+            .into_iter()
+            .find_map(|source| {
+                entry
+                    .strip_prefix(source.as_str())
+                    .and_then(|rest| rest.strip_prefix('='))
+                    .map(|value| (source, value))
+            });
+            match scoped {
+                Some((source, value)) => {
+                    if result.overrides.iter().any(|(s, _)| *s == source) {
+                        return Err(format!("{} is given twice", source.as_str()));
+                    }
+                    let value = parse(value, Some(source))
+                        .map_err(|e| format!("{}: {e}", source.as_str()))?;
+                    result.overrides.push((source, value));
+                }
+                None => {
+                    if default_seen {
+                        return Err("more than one default entry".into());
+                    }
+                    default_seen = true;
+                    result.default = parse(entry, None)?;
+                }
+            }
+        }
+        Ok(result)
+    }
+}
+
 /// Where a record's tenant id is read from (`ROUTER_TENANT_FROM`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TenantFrom {
@@ -32,6 +109,29 @@ pub enum TenantFrom {
     Attribute(String),
     /// The SQS FIFO `MessageGroupId`: `message-group-id`.
     MessageGroupId,
+    /// The Kinesis partition key: `partition-key`.
+    PartitionKey,
+    /// A DynamoDB key attribute (type S), optionally after a prefix and up to the next `#`:
+    /// `key:<attribute>` or `key:<attribute>:<prefix>` (`key:pk:TENANT#` reads `acme` from
+    /// `TENANT#acme#order#1`).
+    Key {
+        /// The key attribute's name.
+        attribute: String,
+        /// Text the value must start with; the tenant follows it, up to the next `#`.
+        prefix: Option<String>,
+    },
+}
+
+impl TenantFrom {
+    /// The one source this setting applies to, if it is source-specific.
+    pub fn only_for(&self) -> Option<Source> {
+        match self {
+            TenantFrom::Payload(_) => None,
+            TenantFrom::Attribute(_) | TenantFrom::MessageGroupId => Some(Source::Sqs),
+            TenantFrom::PartitionKey => Some(Source::Kinesis),
+            TenantFrom::Key { .. } => Some(Source::Dynamodb),
+        }
+    }
 }
 
 /// Where a record's identity token is read from (`ROUTER_TOKEN_FROM`).
@@ -43,17 +143,14 @@ pub enum TokenFrom {
     Attribute(String),
 }
 
-/// How a record's tenant is proven (`ROUTER_VALIDATION`).
-#[derive(Clone, Debug)]
+/// How a record's tenant is proven (`ROUTER_VALIDATION`, per source).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Validation {
     /// A signed JWT whose tenant claim equals the record's tenant.
-    Jwt(JwtSettings),
+    Jwt,
     /// No token: the producer is trusted (a platform-owned table). The tenant-id pattern and the
-    /// optional allow-list still apply.
-    Trusted {
-        /// Tenants accepted, if restricted (`ROUTER_TRUSTED_TENANTS`).
-        allow_list: Option<HashSet<TenantId>>,
-    },
+    /// optional allow-list (`ROUTER_TRUSTED_TENANTS`) still apply.
+    Trusted,
 }
 
 /// Token verification settings.
@@ -79,12 +176,16 @@ pub enum Delivery {
 pub struct Config {
     /// Name or ARN of the tenant-isolated backend function.
     pub backend_function: String,
-    /// Where the tenant id is read from.
-    pub tenant_from: TenantFrom,
-    /// Where the token is read from.
-    pub token_from: TokenFrom,
-    /// How the tenant is proven.
-    pub validation: Validation,
+    /// Where the tenant id is read from, per source.
+    pub tenant_from: PerSource<TenantFrom>,
+    /// Where the token is read from, per source.
+    pub token_from: PerSource<TokenFrom>,
+    /// How the tenant is proven, per source.
+    pub validation: PerSource<Validation>,
+    /// Token rules, present when some source uses `jwt`.
+    pub jwt: Option<JwtSettings>,
+    /// Tenants accepted from `trusted` sources, if restricted.
+    pub trusted_tenants: Option<HashSet<TenantId>>,
     /// Records older than this at processing time are rejected.
     pub max_record_age: Option<Duration>,
     /// Most records being worked on (and so Invokes in flight) at once.
@@ -119,44 +220,58 @@ impl Config {
         })?;
 
         let tenant_from = match get("ROUTER_TENANT_FROM") {
-            None => TenantFrom::Payload("/tenantId".into()),
-            Some(v) => parse_tenant_from(&v).map_err(|problem| ConfigError {
+            None => PerSource::all(TenantFrom::Payload("/tenantId".into())),
+            Some(v) => PerSource::parse(
+                &v,
+                TenantFrom::Payload("/tenantId".into()),
+                parse_tenant_from,
+            )
+            .map_err(|problem| ConfigError {
                 variable: "ROUTER_TENANT_FROM",
                 problem,
             })?,
         };
         let token_from = match get("ROUTER_TOKEN_FROM") {
-            None => TokenFrom::Payload("/tenantToken".into()),
-            Some(v) => parse_token_from(&v).map_err(|problem| ConfigError {
+            None => PerSource::all(TokenFrom::Payload("/tenantToken".into())),
+            Some(v) => PerSource::parse(
+                &v,
+                TokenFrom::Payload("/tenantToken".into()),
+                parse_token_from,
+            )
+            .map_err(|problem| ConfigError {
                 variable: "ROUTER_TOKEN_FROM",
                 problem,
             })?,
         };
-
-        let validation = match get("ROUTER_VALIDATION").as_deref() {
-            None | Some("jwt") => Validation::Jwt(jwt_settings(&get)?),
-            Some("trusted") => {
-                let allow_list = match get("ROUTER_TRUSTED_TENANTS") {
-                    None => None,
-                    Some(list) => Some(
-                        list.split(',')
-                            .map(|t| {
-                                TenantId::parse(t).map_err(|e| ConfigError {
-                                    variable: "ROUTER_TRUSTED_TENANTS",
-                                    problem: format!("{t:?}: {e}"),
-                                })
-                            })
-                            .collect::<Result<HashSet<_>, _>>()?,
-                    ),
-                };
-                Validation::Trusted { allow_list }
-            }
-            Some(other) => {
-                return Err(ConfigError {
-                    variable: "ROUTER_VALIDATION",
-                    problem: format!("expected \"jwt\" or \"trusted\", got {other:?}"),
-                });
-            }
+        let validation = match get("ROUTER_VALIDATION") {
+            None => PerSource::all(Validation::Jwt),
+            Some(v) => PerSource::parse(&v, Validation::Jwt, |value, _| match value {
+                "jwt" => Ok(Validation::Jwt),
+                "trusted" => Ok(Validation::Trusted),
+                other => Err(format!("expected \"jwt\" or \"trusted\", got {other:?}")),
+            })
+            .map_err(|problem| ConfigError {
+                variable: "ROUTER_VALIDATION",
+                problem,
+            })?,
+        };
+        let jwt = if validation.values().any(|v| *v == Validation::Jwt) {
+            Some(jwt_settings(&get)?)
+        } else {
+            None
+        };
+        let trusted_tenants = match get("ROUTER_TRUSTED_TENANTS") {
+            None => None,
+            Some(list) => Some(
+                list.split(',')
+                    .map(|t| {
+                        TenantId::parse(t).map_err(|e| ConfigError {
+                            variable: "ROUTER_TRUSTED_TENANTS",
+                            problem: format!("{t:?}: {e}"),
+                        })
+                    })
+                    .collect::<Result<HashSet<_>, _>>()?,
+            ),
         };
 
         let max_record_age = get("ROUTER_MAX_RECORD_AGE_SECONDS")
@@ -218,6 +333,8 @@ impl Config {
             tenant_from,
             token_from,
             validation,
+            jwt,
+            trusted_tenants,
             max_record_age,
             max_in_flight,
             quarantine_queue_url,
@@ -335,22 +452,48 @@ fn payload_pointer(value: &str) -> Result<String, String> {
     }
 }
 
-fn parse_tenant_from(value: &str) -> Result<TenantFrom, String> {
-    if value == "message-group-id" {
-        return Ok(TenantFrom::MessageGroupId);
+fn parse_tenant_from(value: &str, scope: Option<Source>) -> Result<TenantFrom, String> {
+    let parsed = if value == "message-group-id" {
+        TenantFrom::MessageGroupId
+    } else if value == "partition-key" {
+        TenantFrom::PartitionKey
+    } else if let Some(name) = value.strip_prefix("attribute:") {
+        TenantFrom::Attribute(non_empty_attribute(name)?)
+    } else if let Some(spec) = value.strip_prefix("key:") {
+        let (attribute, prefix) = match spec.split_once(':') {
+            Some((attribute, prefix)) => (attribute, Some(prefix.to_owned())),
+            None => (spec, None),
+        };
+        TenantFrom::Key {
+            attribute: non_empty_attribute(attribute)?,
+            prefix: prefix.filter(|p| !p.is_empty()),
+        }
+    } else {
+        payload_pointer(value)
+            .map(TenantFrom::Payload)
+            .map_err(|_| {
+                format!(
+                    "expected payload:<json-pointer>, attribute:<name>, message-group-id, \
+                 partition-key or key:<attribute>[:<prefix>], got {value:?}"
+                )
+            })?
+    };
+    if let (Some(scope), Some(only)) = (scope, parsed.only_for())
+        && scope != only
+    {
+        return Err(format!(
+            "{value:?} applies to {} records only",
+            only.as_str()
+        ));
     }
-    if let Some(name) = value.strip_prefix("attribute:") {
-        return non_empty_attribute(name).map(TenantFrom::Attribute);
-    }
-    payload_pointer(value).map(TenantFrom::Payload).map_err(|_| {
-        format!(
-            "expected payload:<json-pointer>, attribute:<name> or message-group-id, got {value:?}"
-        )
-    })
+    Ok(parsed)
 }
 
-fn parse_token_from(value: &str) -> Result<TokenFrom, String> {
+fn parse_token_from(value: &str, scope: Option<Source>) -> Result<TokenFrom, String> {
     if let Some(name) = value.strip_prefix("attribute:") {
+        if scope.is_some_and(|s| s != Source::Sqs) {
+            return Err(format!("{value:?} applies to sqs records only"));
+        }
         return non_empty_attribute(name).map(TokenFrom::Attribute);
     }
     payload_pointer(value)
@@ -396,13 +539,18 @@ mod tests {
     #[test]
     fn defaults() {
         let c = config(JWT).unwrap();
-        assert_eq!(c.tenant_from, TenantFrom::Payload("/tenantId".into()));
-        assert_eq!(c.token_from, TokenFrom::Payload("/tenantToken".into()));
+        assert_eq!(
+            c.tenant_from,
+            PerSource::all(TenantFrom::Payload("/tenantId".into()))
+        );
+        assert_eq!(
+            c.token_from,
+            PerSource::all(TokenFrom::Payload("/tenantToken".into()))
+        );
+        assert_eq!(c.validation, PerSource::all(Validation::Jwt));
         assert_eq!(c.max_in_flight, 64);
         assert_eq!(c.delivery, Delivery::Record);
-        let Validation::Jwt(jwt) = c.validation else {
-            panic!("jwt is the default")
-        };
+        let jwt = c.jwt.expect("jwt is the default");
         assert_eq!(jwt.policy.tenant_claim, "tenant_id");
         assert_eq!(jwt.policy.max_token_bytes, 8192);
     }
@@ -449,17 +597,29 @@ mod tests {
             ("ROUTER_TOKEN_FROM", "attribute:token"),
         ]))
         .unwrap();
-        assert_eq!(c.tenant_from, TenantFrom::Attribute("tenant".into()));
-        assert_eq!(c.token_from, TokenFrom::Attribute("token".into()));
+        assert_eq!(
+            *c.tenant_from.get(Source::Sqs),
+            TenantFrom::Attribute("tenant".into())
+        );
+        assert_eq!(
+            *c.token_from.get(Source::Sqs),
+            TokenFrom::Attribute("token".into())
+        );
         let c = config(&with(&[
             ("ROUTER_TENANT_FROM", "message-group-id"),
             ("ROUTER_TOKEN_FROM", "payload:/auth/jwt"),
         ]))
         .unwrap();
-        assert_eq!(c.tenant_from, TenantFrom::MessageGroupId);
-        assert_eq!(c.token_from, TokenFrom::Payload("/auth/jwt".into()));
+        assert_eq!(*c.tenant_from.get(Source::Sqs), TenantFrom::MessageGroupId);
+        assert_eq!(
+            *c.token_from.get(Source::Kinesis),
+            TokenFrom::Payload("/auth/jwt".into())
+        );
         let c = config(&with(&[("ROUTER_TENANT_FROM", "/org/id")])).unwrap();
-        assert_eq!(c.tenant_from, TenantFrom::Payload("/org/id".into()));
+        assert_eq!(
+            *c.tenant_from.get(Source::Dynamodb),
+            TenantFrom::Payload("/org/id".into())
+        );
     }
 
     #[test]
@@ -470,13 +630,8 @@ mod tests {
             ("ROUTER_TRUSTED_TENANTS", "acme,globex"),
         ])
         .unwrap();
-        let Validation::Trusted {
-            allow_list: Some(list),
-        } = c.validation
-        else {
-            panic!("trusted with a list")
-        };
-        assert_eq!(list.len(), 2);
+        assert!(c.jwt.is_none());
+        assert_eq!(c.trusted_tenants.map(|l| l.len()), Some(2));
         let err = config(&[
             ("ROUTER_BACKEND_FUNCTION", "backend"),
             ("ROUTER_VALIDATION", "trusted"),
@@ -487,11 +642,58 @@ mod tests {
     }
 
     #[test]
+    fn per_source_settings() {
+        let c = config(&with(&[
+            (
+                "ROUTER_TENANT_FROM",
+                "payload:/tenantId; dynamodb=key:pk:TENANT#; kinesis=partition-key",
+            ),
+            ("ROUTER_VALIDATION", "jwt;dynamodb=trusted"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            *c.tenant_from.get(Source::Sqs),
+            TenantFrom::Payload("/tenantId".into())
+        );
+        assert_eq!(
+            *c.tenant_from.get(Source::Kinesis),
+            TenantFrom::PartitionKey
+        );
+        assert_eq!(
+            *c.tenant_from.get(Source::Dynamodb),
+            TenantFrom::Key {
+                attribute: "pk".into(),
+                prefix: Some("TENANT#".into())
+            }
+        );
+        assert_eq!(*c.validation.get(Source::Dynamodb), Validation::Trusted);
+        assert_eq!(*c.validation.get(Source::Sqs), Validation::Jwt);
+        // A dynamodb-only setting cannot be given to another source, nor a source twice.
+        for bad in [
+            "kinesis=key:pk",
+            "sqs=partition-key",
+            "sqs=/a;sqs=/b",
+            "/a;/b",
+            "dynamodb=key:",
+        ] {
+            let err = config(&with(&[("ROUTER_TENANT_FROM", bad)])).unwrap_err();
+            assert_eq!(err.variable, "ROUTER_TENANT_FROM", "{bad}");
+        }
+        let err = config(&with(&[("ROUTER_TOKEN_FROM", "kinesis=attribute:t")])).unwrap_err();
+        assert_eq!(err.variable, "ROUTER_TOKEN_FROM");
+        // Only trusted sources: no JWT settings needed.
+        let c = config(&[
+            ("ROUTER_BACKEND_FUNCTION", "backend"),
+            ("ROUTER_VALIDATION", "trusted;sqs=trusted"),
+        ])
+        .unwrap();
+        assert!(c.jwt.is_none());
+    }
+
+    #[test]
     fn issuer_and_audience_lists() {
         let c = config(&with(&[("ROUTER_JWT_AUDIENCE", "a, b")])).unwrap();
-        let Validation::Jwt(jwt) = c.validation else {
-            panic!()
-        };
+        let jwt = c.jwt.unwrap();
         assert_eq!(jwt.policy.audiences, vec!["a", "b"]);
     }
 }

@@ -4,6 +4,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lambda_events::event::streams::{
+    KinesisBatchItemFailure, KinesisEventResponse as StreamsResponse,
+};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -12,9 +15,10 @@ use shared::jwks::KeyStore;
 use shared::token::TokenVerifier;
 
 use crate::backend::Backend;
-use crate::batch::{Identity, RouteContext, route};
+use crate::batch::{Identity, Ordering, RouteContext, route};
 use crate::config::{Config, Validation};
 use crate::outcome::Outcome;
+use crate::record::RecordMeta;
 use crate::retry::Deadline;
 use crate::source;
 
@@ -27,6 +31,9 @@ pub enum BatchError {
     /// The batch is recognised but a record cannot be answered for.
     #[error("malformed batch: {0}")]
     Malformed(String),
+    /// A single event (EventBridge) failed transiently; its sender should retry it.
+    #[error("transient failure, retry later: {0}")]
+    RetryLater(String),
 }
 
 /// Why the router cannot start.
@@ -67,10 +74,35 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// The top-level shape of an event: an ESM batch, or one EventBridge event.
 #[derive(Deserialize)]
-struct Batch<'a> {
+struct EventShape<'a> {
     #[serde(rename = "Records", borrow)]
     records: Option<Vec<&'a RawValue>>,
+    #[serde(rename = "detail-type", borrow)]
+    detail_type: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow)]
+    detail: Option<&'a RawValue>,
+}
+
+/// The stream response: the lowest reported sequence number, since Lambda checkpoints there and
+/// redelivers everything after it (an empty list when nothing is reported).
+fn stream_response(metas: &[RecordMeta<'_>], outcomes: &[Outcome]) -> Value {
+    let lowest = metas
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, outcome)| outcome.is_reported())
+        .map(|(meta, _)| meta.id.as_str())
+        .min_by(|a, b| source::compare_sequence_numbers(a, b));
+    let mut response = StreamsResponse::default();
+    if let Some(lowest) = lowest {
+        let mut failure = KinesisBatchItemFailure::default();
+        failure.item_identifier = Some(lowest.to_owned());
+        response.batch_item_failures.push(failure);
+    }
+    serde_json::to_value(response).expect("a batch response always serialises")
 }
 
 #[derive(Deserialize)]
@@ -102,22 +134,30 @@ pub struct Router<B> {
 impl<B: Backend> Router<B> {
     /// Builds the router. File and inline JWKS are loaded here, so a bad one stops the start.
     pub fn new(config: Config, backend: B) -> Result<Self, StartError> {
-        let identity = match &config.validation {
-            Validation::Jwt(jwt) => {
+        let verifier = match &config.jwt {
+            Some(jwt) => {
                 let keys = KeyStore::new(jwt.jwks.clone(), jwt.key_store.clone())?;
                 for problem in keys.skipped() {
                     tracing::warn!(message = "JWKS key skipped", problem = problem.as_str());
                 }
-                Identity::Jwt(Box::new(TokenVerifier::new(jwt.policy.clone(), keys)))
+                Some(TokenVerifier::new(jwt.policy.clone(), keys))
             }
-            Validation::Trusted { allow_list } => {
-                tracing::warn!(
-                    message = "ROUTER_VALIDATION=trusted: tenant ids are NOT verified; only the \
-                               tenant-id pattern and ROUTER_TRUSTED_TENANTS apply",
-                    allow_list = allow_list.is_some(),
-                );
-                Identity::Trusted(allow_list.clone())
-            }
+            None => None,
+        };
+        if config
+            .validation
+            .values()
+            .any(|v| *v == Validation::Trusted)
+        {
+            tracing::warn!(
+                message = "ROUTER_VALIDATION names trusted sources: their tenant ids are NOT \
+                           verified; only the tenant-id pattern and ROUTER_TRUSTED_TENANTS apply",
+                allow_list = config.trusted_tenants.is_some(),
+            );
+        }
+        let identity = Identity {
+            verifier,
+            trusted_tenants: config.trusted_tenants.clone(),
         };
         Ok(Self {
             config,
@@ -150,36 +190,69 @@ impl<B: Backend> Router<B> {
         info: &InvocationInfo,
     ) -> Result<BatchReport, BatchError> {
         let started = std::time::Instant::now();
-        let batch: Batch<'_> = serde_json::from_str(event).map_err(|e| {
+        let shape: EventShape<'_> = serde_json::from_str(event).map_err(|e| {
             BatchError::NotAnEsmBatch(format!("the event is not a JSON object: {e}"))
         })?;
-        let Some(raw) = batch.records else {
-            return Err(BatchError::NotAnEsmBatch(
-                "the event has no Records array".into(),
-            ));
-        };
-        let Some(first) = raw.first() else {
-            // An empty batch is a success with nothing to report.
-            return Ok(BatchReport {
-                source: None,
-                ids: Vec::new(),
-                outcomes: Vec::new(),
-                response: serde_json::json!({ "batchItemFailures": [] }),
-            });
-        };
-        let event_source = serde_json::from_str::<SourceOnly<'_>>(first.get())
-            .ok()
-            .and_then(|s| s.event_source)
-            .unwrap_or_default();
-        let (records, source, ordered) = match event_source {
-            "aws:sqs" => {
-                let (records, fifo) = source::sqs::decode(&raw, &self.config, info)?;
-                (records, Source::Sqs, fifo)
+        let (records, source, ordering) = match shape {
+            EventShape {
+                records: Some(raw), ..
+            } => {
+                let Some(first) = raw.first() else {
+                    // An empty batch is a success with nothing to report.
+                    return Ok(BatchReport {
+                        source: None,
+                        ids: Vec::new(),
+                        outcomes: Vec::new(),
+                        response: serde_json::json!({ "batchItemFailures": [] }),
+                    });
+                };
+                let event_source = serde_json::from_str::<SourceOnly<'_>>(first.get())
+                    .ok()
+                    .and_then(|s| s.event_source)
+                    .unwrap_or_default();
+                match event_source {
+                    "aws:sqs" => {
+                        let (records, fifo) = source::sqs::decode(&raw, &self.config, info)?;
+                        let ordering = if fifo {
+                            Ordering::Lanes
+                        } else {
+                            Ordering::Independent
+                        };
+                        (records, Source::Sqs, ordering)
+                    }
+                    "aws:kinesis" => (
+                        source::kinesis::decode(&raw, &self.config, info)?,
+                        Source::Kinesis,
+                        Ordering::Stream,
+                    ),
+                    "aws:dynamodb" => (
+                        source::dynamodb::decode(&raw, &self.config, info)?,
+                        Source::Dynamodb,
+                        Ordering::Stream,
+                    ),
+                    other => {
+                        return Err(BatchError::NotAnEsmBatch(format!(
+                            "unsupported eventSource {other:?}"
+                        )));
+                    }
+                }
             }
-            other => {
-                return Err(BatchError::NotAnEsmBatch(format!(
-                    "unsupported eventSource {other:?}"
-                )));
+            EventShape {
+                records: None,
+                detail_type: Some(_),
+                source: Some(_),
+                detail: Some(_),
+            } => {
+                let raw: &RawValue = serde_json::from_str(event).expect("parsed above");
+                let map: serde_json::Map<String, Value> = serde_json::from_str(event)
+                    .map_err(|e| BatchError::NotAnEsmBatch(e.to_string()))?;
+                let record = source::eventbridge::decode(raw, map, &self.config, info)?;
+                (vec![record], Source::Eventbridge, Ordering::Independent)
+            }
+            _ => {
+                return Err(BatchError::NotAnEsmBatch(
+                    "the event has no Records array and is not an EventBridge event".into(),
+                ));
             }
         };
         let context = RouteContext {
@@ -188,12 +261,17 @@ impl<B: Backend> Router<B> {
             config: &self.config,
             deadline: info.deadline,
             source,
+            ordering,
             now_ms: info.now_ms,
         };
         let (metas, outcomes) = route(records, &context).await;
         let response = match source {
             Source::Sqs => serde_json::to_value(source::sqs::response(&metas, &outcomes)),
-            _ => unreachable!("only SQS batches are decoded"),
+            Source::Kinesis | Source::Dynamodb => Ok(stream_response(&metas, &outcomes)),
+            Source::Eventbridge => Ok(serde_json::json!({
+                "outcome": outcomes[0].name(),
+                "reason": outcomes[0].reason(),
+            })),
         }
         .expect("a batch response always serialises");
 
@@ -201,7 +279,7 @@ impl<B: Backend> Router<B> {
         tracing::info!(
             message = "batch routed",
             source = source.as_str(),
-            ordered = ordered,
+            ordering = ?ordering,
             records = outcomes.len(),
             invoked = count("invoked"),
             rejected = count("rejected"),

@@ -2,6 +2,7 @@
 //! to the tenant-isolated backend as the async Invoke payload (PRODUCT.md §4).
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::TenantId;
@@ -41,7 +42,10 @@ impl Source {
 }
 
 /// One record, verified and ready for its tenant's backend.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// The payload is kept as JSON text, so numbers of any precision (a DynamoDB `N` of 38 digits)
+/// travel exactly as the source wrote them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
     /// Format version, [`ENVELOPE_VERSION`].
@@ -64,7 +68,7 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub attributes: Map<String, Value>,
     /// The decoded record, with the identity token removed.
-    pub payload: Value,
+    pub payload: Box<RawValue>,
 }
 
 impl Envelope {
@@ -75,6 +79,11 @@ impl Envelope {
         key.push('#');
         key.push_str(id);
         key
+    }
+
+    /// Parses an envelope from the Invoke payload.
+    pub fn from_payload(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
     }
 
     /// Serialises the envelope as the Invoke payload.
@@ -102,7 +111,8 @@ mod tests {
             arrived_at: "2024-01-01T00:00:00Z".into(),
             correlation_id: "c-1".into(),
             attributes: Map::new(),
-            payload: json!({"a": 1}),
+            payload: RawValue::from_string(r#"{"a":1,"big":12345678901234567890.123}"#.into())
+                .unwrap(),
         };
         let value: Value = serde_json::from_slice(&envelope.to_payload()).unwrap();
         assert_eq!(
@@ -112,11 +122,16 @@ mod tests {
                 "eventSourceArn": "arn:aws:sqs:us-east-1:1:q", "id": "m1",
                 "idempotencyKey": "arn:aws:sqs:us-east-1:1:q#m1",
                 "arrivedAt": "2024-01-01T00:00:00Z", "correlationId": "c-1",
-                "payload": {"a": 1}
+                "payload": {"a": 1, "big": 12345678901234567890.123_f64}
             })
         );
-        let back: Envelope = serde_json::from_value(value).unwrap();
-        assert_eq!(back, envelope);
+        let back = Envelope::from_payload(&envelope.to_payload()).unwrap();
+        assert_eq!(back.tenant_id, envelope.tenant_id);
+        // Exact: the payload's number text is kept, not rounded through f64.
+        assert_eq!(
+            back.payload.get(),
+            r#"{"a":1,"big":12345678901234567890.123}"#
+        );
     }
 
     #[test]
@@ -125,6 +140,6 @@ mod tests {
             "version": 1, "tenantId": "a#b", "source": "sqs", "eventSourceArn": "x", "id": "1",
             "idempotencyKey": "x#1", "arrivedAt": "t", "correlationId": "c", "payload": null
         });
-        assert!(serde_json::from_value::<Envelope>(bad).is_err());
+        assert!(Envelope::from_payload(bad.to_string().as_bytes()).is_err());
     }
 }

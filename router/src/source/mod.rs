@@ -1,14 +1,189 @@
-//! Per-source decoding: each module turns one event source's batch into [`Record`]s and, at the
+//! Per-source decoding: each module turns one event source's records into [`Record`]s and, at the
 //! end, turns outcomes into the response that source's event source mapping expects.
+//!
+//! What every source shares lives here: [`Document`] (the payload a JSON pointer reads from, as a
+//! plain JSON value or a DynamoDB item), and [`build`], which finds the tenant and the token,
+//! removes the token, picks the correlation id and assembles the [`Envelope`].
 //!
 //! [`Record`]: crate::record::Record
 
+pub mod dynamodb;
+pub mod eventbridge;
+pub mod kinesis;
+pub mod kpl;
 pub mod sqs;
 
-use serde_json::Value;
-use shared::TenantId;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use shared::{ENVELOPE_VERSION, Envelope, Source, TenantId};
 
+use crate::config::{Config, TenantFrom, TokenFrom};
+use crate::handler::InvocationInfo;
 use crate::outcome::Rejection;
+use crate::record::{Decoded, take_at};
+
+/// A decoded payload that JSON pointers can read from.
+pub(crate) trait Document {
+    /// The string at `pointer`; `Err` when something else than a string is there.
+    fn string_at(&self, pointer: &str) -> Result<Option<&str>, ()>;
+    /// Removes what is at `pointer` and returns it if it was a string; `Err` if it was another type.
+    fn take_string_at(&mut self, pointer: &str) -> Result<Option<String>, ()>;
+    /// The payload as exact JSON text.
+    fn into_raw(self) -> Box<RawValue>;
+}
+
+impl Document for Value {
+    fn string_at(&self, pointer: &str) -> Result<Option<&str>, ()> {
+        match self.pointer(pointer) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(()),
+        }
+    }
+
+    fn take_string_at(&mut self, pointer: &str) -> Result<Option<String>, ()> {
+        match take_at(self, pointer) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(()),
+        }
+    }
+
+    fn into_raw(self) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&self).expect("a JSON value serialises")
+    }
+}
+
+/// What a source module found in a record, before the shared rules run.
+pub(crate) struct Parts<'a, D> {
+    pub source: Source,
+    pub id: &'a str,
+    pub event_source_arn: String,
+    pub arrived_at_ms: i64,
+    pub payload: D,
+    pub attributes: Map<String, Value>,
+    /// A trace header carried by the record (SQS `AWSTraceHeader`).
+    pub trace_header: Option<String>,
+}
+
+/// A tenant or token looked up outside the payload: `None` if this source has no such place.
+pub(crate) type Elsewhere = Option<Option<String>>;
+
+/// Applies the shared rules to a record's parts. `tenant_elsewhere` and `token_elsewhere` answer
+/// the source-specific settings (message attribute, partition key, key attribute …).
+pub(crate) fn build<D: Document>(
+    parts: Parts<'_, D>,
+    config: &Config,
+    info: &InvocationInfo,
+    tenant_elsewhere: impl FnOnce(&TenantFrom) -> Elsewhere,
+    token_elsewhere: impl FnOnce(&TokenFrom) -> Elsewhere,
+) -> (Result<Decoded, Rejection>, Option<String>) {
+    let Parts {
+        source,
+        id,
+        event_source_arn,
+        arrived_at_ms,
+        mut payload,
+        attributes,
+        trace_header,
+    } = parts;
+    let tenant_from = config.tenant_from.get(source);
+    let (claimed, from) = match tenant_from {
+        TenantFrom::Payload(pointer) => match payload.string_at(pointer) {
+            Ok(found) => (found.map(str::to_owned), format!("payload {pointer}")),
+            Err(()) => {
+                return (
+                    Err(Rejection::new(
+                        "missing-tenant",
+                        format!("the value at payload {pointer} is not a string"),
+                    )),
+                    None,
+                );
+            }
+        },
+        other => match tenant_elsewhere(other) {
+            Some(found) => (found, describe_tenant_from(other)),
+            None => {
+                return (
+                    Err(Rejection::new(
+                        "missing-tenant",
+                        format!(
+                            "ROUTER_TENANT_FROM ({}) does not apply to {} records",
+                            describe_tenant_from(other),
+                            source.as_str()
+                        ),
+                    )),
+                    None,
+                );
+            }
+        },
+    };
+    let tenant = match tenant_id(claimed.as_deref(), &from) {
+        Ok(tenant) => tenant,
+        Err(rejection) => return (Err(rejection), claimed),
+    };
+
+    // The token never travels further than the router, whatever the validation mode.
+    let token = match config.token_from.get(source) {
+        TokenFrom::Payload(pointer) => match payload.take_string_at(pointer) {
+            Ok(token) => token,
+            Err(()) => {
+                return (
+                    Err(Rejection::new(
+                        "token-malformed",
+                        format!("the token at payload {pointer} is not a string"),
+                    )),
+                    claimed,
+                );
+            }
+        },
+        other => token_elsewhere(other).flatten(),
+    };
+
+    let correlation_id = payload
+        .string_at(&config.correlation_id_pointer)
+        .ok()
+        .flatten()
+        .map(str::to_owned)
+        .or(trace_header)
+        .or_else(|| info.trace_id.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+
+    let envelope = Envelope {
+        version: ENVELOPE_VERSION,
+        tenant_id: tenant.clone(),
+        source,
+        idempotency_key: Envelope::idempotency_key_for(&event_source_arn, id),
+        event_source_arn,
+        id: id.to_owned(),
+        arrived_at: rfc3339_ms(arrived_at_ms),
+        correlation_id,
+        attributes,
+        payload: payload.into_raw(),
+    };
+    (
+        Ok(Decoded {
+            tenant,
+            token,
+            arrived_at_ms,
+            envelope,
+        }),
+        claimed,
+    )
+}
+
+fn describe_tenant_from(from: &TenantFrom) -> String {
+    match from {
+        TenantFrom::Payload(pointer) => format!("payload {pointer}"),
+        TenantFrom::Attribute(name) => format!("message attribute {name}"),
+        TenantFrom::MessageGroupId => "MessageGroupId".into(),
+        TenantFrom::PartitionKey => "the partition key".into(),
+        TenantFrom::Key { attribute, prefix } => match prefix {
+            Some(prefix) => format!("key attribute {attribute} after {prefix:?}"),
+            None => format!("key attribute {attribute}"),
+        },
+    }
+}
 
 /// Checks a tenant id found in a record and explains a refusal.
 pub(crate) fn tenant_id(found: Option<&str>, from: &str) -> Result<TenantId, Rejection> {
@@ -19,6 +194,13 @@ pub(crate) fn tenant_id(found: Option<&str>, from: &str) -> Result<TenantId, Rej
         ));
     };
     TenantId::parse(found).map_err(|e| Rejection::new("invalid-tenant-id", e.to_string()))
+}
+
+/// RFC 3339 in UTC with milliseconds.
+pub(crate) fn rfc3339_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Unwraps a message published through SNS or EventBridge and carried in an SQS body, returning
@@ -42,13 +224,16 @@ pub(crate) fn unwrap_carried(body: Value) -> Result<(Value, Option<&'static str>
         })?;
         return Ok((inner, Some("sns")));
     }
-    let is_eventbridge =
-        map.contains_key("detail-type") && map.contains_key("source") && map.contains_key("detail");
-    if is_eventbridge {
+    if is_eventbridge(&map) {
         let detail = map.remove("detail").expect("checked above");
         return Ok((detail, Some("eventbridge")));
     }
     Ok((Value::Object(map), None))
+}
+
+/// Whether a JSON object has the shape of an EventBridge event.
+pub(crate) fn is_eventbridge(map: &Map<String, Value>) -> bool {
+    map.contains_key("detail-type") && map.contains_key("source") && map.contains_key("detail")
 }
 
 #[cfg(test)]
@@ -70,5 +255,58 @@ mod tests {
         assert_eq!(unwrap_carried(plain.clone()).unwrap(), (plain, None));
         let bad = json!({"Type": "Notification", "TopicArn": "arn:t", "Message": "not json"});
         assert_eq!(unwrap_carried(bad).unwrap_err().reason, "malformed-body");
+    }
+}
+
+/// The identifier of a record that could not be parsed, read loosely: `record[outer][field]`
+/// (`outer` empty for a top-level field). `None` if absent or empty.
+pub(crate) fn stream_id(raw: &RawValue, outer: &str, field: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(raw.get()).ok()?;
+    let holder = if outer.is_empty() {
+        &value
+    } else {
+        value.get(outer)?
+    };
+    holder
+        .get(field)?
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+}
+
+/// Compares two stream sequence numbers: decimal strings of up to 129 digits, compared as
+/// numbers without converting them to machine integers.
+pub fn compare_sequence_numbers(a: &str, b: &str) -> std::cmp::Ordering {
+    let digits = |s: &str| s.bytes().all(|c| c.is_ascii_digit()) && !s.is_empty();
+    if !(digits(a) && digits(b)) {
+        return a.cmp(b);
+    }
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod sequence_tests {
+    use std::cmp::Ordering::*;
+
+    use super::compare_sequence_numbers as cmp;
+
+    #[test]
+    fn sequence_numbers_compare_as_decimal_numbers() {
+        let n40a = "4967112958773434937100000000000000000001";
+        let n40b = "4967112958773434937100000000000000000010";
+        assert_eq!(cmp(n40a, n40b), Less);
+        let n129 = "9".repeat(129);
+        let n128 = "9".repeat(128);
+        assert_eq!(cmp(&n128, &n129), Less);
+        assert_eq!(cmp(&n129, &n129), Equal);
+        // Longer is larger even when lexicographically smaller.
+        assert_eq!(cmp("100", "99"), Greater);
+        assert_eq!(cmp("00099", "100"), Less);
+        let mut big = "1".to_owned() + &"0".repeat(128);
+        assert_eq!(cmp(&big, &n128), Greater);
+        big.push('0');
+        assert_eq!(cmp(&big, &n129), Greater);
     }
 }

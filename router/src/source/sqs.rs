@@ -9,12 +9,13 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use shared::{ENVELOPE_VERSION, Envelope, Source};
+use shared::Source;
 
+use super::Parts;
 use crate::config::{Config, TenantFrom, TokenFrom};
 use crate::handler::{BatchError, InvocationInfo};
 use crate::outcome::{Outcome, Rejection};
-use crate::record::{Decoded, Record, RecordMeta, string_at, take_at};
+use crate::record::{Decoded, Record, RecordMeta};
 
 /// Decodes every record of an SQS batch.
 pub fn decode<'a>(
@@ -25,9 +26,30 @@ pub fn decode<'a>(
     let mut fifo = false;
     let mut records = Vec::with_capacity(raw.len());
     for (index, raw) in raw.iter().enumerate() {
-        let message: SqsMessage = serde_json::from_str(raw.get()).map_err(|e| {
-            BatchError::Malformed(format!("record {index} is not an SQS message: {e}"))
-        })?;
+        let message: SqsMessage = match serde_json::from_str(raw.get()) {
+            Ok(message) => message,
+            Err(error) => {
+                // Unreadable, but reportable if its messageId can be found.
+                let id = super::stream_id(raw, "", "messageId").ok_or_else(|| {
+                    BatchError::Malformed(format!(
+                        "record {index} is not an SQS message and has no messageId: {error}"
+                    ))
+                })?;
+                records.push(Record {
+                    meta: RecordMeta {
+                        id,
+                        raw,
+                        lane: None,
+                        claimed_tenant: None,
+                    },
+                    decoded: Err(Rejection::new(
+                        "malformed-record",
+                        format!("not an SQS message: {error}"),
+                    )),
+                });
+                continue;
+            }
+        };
         let id = match message.message_id.as_deref() {
             Some(id) if !id.is_empty() => id.to_owned(),
             // An empty identifier would fail the whole batch at the ESM anyway; say why here.
@@ -89,49 +111,9 @@ fn decode_message(
             );
         }
     };
-    let (mut payload, carried_by) = match super::unwrap_carried(body) {
+    let (payload, carried_by) = match super::unwrap_carried(body) {
         Ok(unwrapped) => unwrapped,
         Err(rejection) => return (Err(rejection), None),
-    };
-
-    let attribute = |name: &str| {
-        message
-            .message_attributes
-            .get(name)
-            .and_then(|a| a.string_value.as_deref())
-    };
-    let (claimed, from) = match &config.tenant_from {
-        TenantFrom::Payload(pointer) => {
-            (string_at(&payload, pointer), format!("payload {pointer}"))
-        }
-        TenantFrom::Attribute(name) => (attribute(name), format!("message attribute {name}")),
-        TenantFrom::MessageGroupId => (
-            message.attributes.get("MessageGroupId").map(String::as_str),
-            "MessageGroupId".to_owned(),
-        ),
-    };
-    let claimed_tenant = claimed.map(str::to_owned);
-    let tenant = match super::tenant_id(claimed, &from) {
-        Ok(tenant) => tenant,
-        Err(rejection) => return (Err(rejection), claimed_tenant),
-    };
-
-    // The token never travels further than the router, whatever the validation mode.
-    let token = match &config.token_from {
-        TokenFrom::Payload(pointer) => match take_at(&mut payload, pointer) {
-            Some(Value::String(token)) => Some(token),
-            Some(_) => {
-                return (
-                    Err(Rejection::new(
-                        "token-malformed",
-                        format!("the token at payload {pointer} is not a string"),
-                    )),
-                    claimed_tenant,
-                );
-            }
-            None => None,
-        },
-        TokenFrom::Attribute(name) => attribute(name).map(str::to_owned),
     };
 
     let arrived_at_ms = message
@@ -139,14 +121,8 @@ fn decode_message(
         .get("SentTimestamp")
         .and_then(|t| t.parse::<i64>().ok())
         .unwrap_or(info.now_ms);
-    let arn = message.event_source_arn.take().unwrap_or_default();
-
-    let correlation_id = string_at(&payload, &config.correlation_id_pointer)
-        .map(str::to_owned)
-        .or_else(|| message.attributes.get("AWSTraceHeader").cloned())
-        .or_else(|| info.trace_id.clone())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-
+    let group_id = message.attributes.get("MessageGroupId").cloned();
+    let trace_header = message.attributes.get("AWSTraceHeader").cloned();
     let mut attributes = Map::new();
     for (name, key) in [
         ("MessageGroupId", "messageGroupId"),
@@ -161,44 +137,45 @@ fn decode_message(
     if let Some(carrier) = carried_by {
         attributes.insert("carriedBy".into(), Value::String(carrier.into()));
     }
-
-    let envelope = Envelope {
-        version: ENVELOPE_VERSION,
-        tenant_id: tenant.clone(),
-        source: Source::Sqs,
-        idempotency_key: Envelope::idempotency_key_for(&arn, id),
-        event_source_arn: arn,
-        id: id.to_owned(),
-        arrived_at: rfc3339_ms(arrived_at_ms),
-        correlation_id,
-        attributes,
-        payload,
+    let attribute = |name: &str| {
+        message
+            .message_attributes
+            .get(name)
+            .and_then(|a| a.string_value.clone())
     };
-    (
-        Ok(Decoded {
-            tenant,
-            token,
-            arrived_at_ms,
-            envelope,
-        }),
-        claimed_tenant,
+    let parts = Parts {
+        source: Source::Sqs,
+        id,
+        event_source_arn: message.event_source_arn.take().unwrap_or_default(),
+        arrived_at_ms,
+        payload,
+        attributes,
+        trace_header,
+    };
+    super::build(
+        parts,
+        config,
+        info,
+        |from| match from {
+            TenantFrom::Attribute(name) => Some(attribute(name)),
+            TenantFrom::MessageGroupId => Some(group_id.clone()),
+            _ => None,
+        },
+        |from| match from {
+            TokenFrom::Attribute(name) => Some(attribute(name)),
+            TokenFrom::Payload(_) => None,
+        },
     )
 }
 
-/// RFC 3339 in UTC with milliseconds.
-pub(crate) fn rfc3339_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// The partial batch response: every reported record's `messageId`, in batch order.
+/// The partial batch response: every reported record's `messageId`, once, in batch order.
 pub fn response(records: &[RecordMeta<'_>], outcomes: &[Outcome]) -> SqsBatchResponse {
+    let mut seen = std::collections::HashSet::new();
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = records
         .iter()
         .zip(outcomes)
-        .filter(|(_, outcome)| outcome.is_reported())
+        .filter(|(record, outcome)| outcome.is_reported() && seen.insert(record.id.as_str()))
         .map(|(record, _)| {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = record.id.clone();

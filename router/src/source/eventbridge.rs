@@ -1,0 +1,86 @@
+//! EventBridge events delivered to the router directly (a rule targeting it: one async invoke per
+//! event, no batch). The payload is `detail`; tenant and token pointers apply to it. The event's
+//! `id` is the record id, its `time` the arrival time, its `source` stands for the event source ARN.
+//! A rejection is quarantined or logged and answered with success; a transient failure makes the
+//! invocation fail, so EventBridge's retry policy and dead-letter queue apply.
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use shared::Source;
+
+use super::Parts;
+use crate::config::Config;
+use crate::handler::{BatchError, InvocationInfo};
+use crate::outcome::Rejection;
+use crate::record::{Record, RecordMeta};
+
+/// Decodes one EventBridge event into one record.
+pub fn decode<'a>(
+    raw: &'a RawValue,
+    mut event: Map<String, Value>,
+    config: &Config,
+    info: &InvocationInfo,
+) -> Result<Record<'a>, BatchError> {
+    let id = match event.get("id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => {
+            return Err(BatchError::Malformed(
+                "the EventBridge event has no id".into(),
+            ));
+        }
+    };
+    let arrived_at_ms = event
+        .get("time")
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(info.now_ms);
+    let source = event
+        .get("source")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let mut attributes = Map::new();
+    for key in ["detail-type", "source", "account", "region"] {
+        if let Some(value) = event.get(key) {
+            attributes.insert(camel(key), value.clone());
+        }
+    }
+    let detail = event.remove("detail").unwrap_or(Value::Null);
+    let (decoded, claimed_tenant) = if detail.is_object() {
+        let parts = Parts {
+            source: Source::Eventbridge,
+            id: &id,
+            event_source_arn: source,
+            arrived_at_ms,
+            payload: detail,
+            attributes,
+            trace_header: None,
+        };
+        super::build(parts, config, info, |_| None, |_| None)
+    } else {
+        (
+            Err(Rejection::new(
+                "malformed-body",
+                "the event's detail is not a JSON object",
+            )),
+            None,
+        )
+    };
+    Ok(Record {
+        meta: RecordMeta {
+            id,
+            raw,
+            lane: None,
+            claimed_tenant,
+        },
+        decoded,
+    })
+}
+
+fn camel(key: &str) -> String {
+    match key {
+        "detail-type" => "detailType".into(),
+        other => other.into(),
+    }
+}

@@ -1,0 +1,195 @@
+//! Kinesis Data Streams batches.
+//!
+//! The payload is `kinesis.data` decoded from base64 and parsed as JSON. A KPL-aggregated record
+//! is split into its user records ([`super::kpl`]); each becomes its own envelope (id
+//! `<sequenceNumber>:<index>`) with its own partition key, and all of them report the parent's
+//! sequence number, so a failure of any user record redelivers the parent. Arrival time is
+//! `approximateArrivalTimestamp`. Records are ordered by partition key; failures are reported by
+//! sequence number, lowest first
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html>).
+
+use aws_lambda_events::event::kinesis::KinesisEventRecord;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use shared::Source;
+
+use super::{Parts, kpl};
+use crate::config::{Config, TenantFrom};
+use crate::handler::{BatchError, InvocationInfo};
+use crate::outcome::Rejection;
+use crate::record::{Decoded, Record, RecordMeta};
+
+#[derive(Deserialize)]
+struct ArrivalOnly {
+    kinesis: ArrivalInner,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ArrivalInner {
+    approximate_arrival_timestamp: Option<f64>,
+}
+
+/// Decodes every record of a Kinesis batch (KPL aggregates expand to several records).
+pub fn decode<'a>(
+    raw: &[&'a RawValue],
+    config: &Config,
+    info: &InvocationInfo,
+) -> Result<Vec<Record<'a>>, BatchError> {
+    let mut records = Vec::with_capacity(raw.len());
+    for (index, raw) in raw.iter().enumerate() {
+        let record = match serde_json::from_str::<KinesisEventRecord>(raw.get()) {
+            Ok(record) => record,
+            Err(error) => {
+                let id = super::stream_id(raw, "kinesis", "sequenceNumber").ok_or_else(|| {
+                    BatchError::Malformed(format!(
+                        "record {index} is not a Kinesis record and has no sequenceNumber: \
+                         {error}"
+                    ))
+                })?;
+                records.push(Record {
+                    meta: RecordMeta {
+                        id,
+                        raw,
+                        lane: None,
+                        claimed_tenant: None,
+                    },
+                    decoded: Err(Rejection::new(
+                        "malformed-record",
+                        format!("not a Kinesis record (is data valid base64?): {error}"),
+                    )),
+                });
+                continue;
+            }
+        };
+        let id = record.kinesis.sequence_number.clone();
+        if id.is_empty() {
+            return Err(BatchError::Malformed(format!(
+                "record {index} has no sequenceNumber, so it cannot be reported"
+            )));
+        }
+        // Read with full precision here: the parsed timestamp type rounds some fractions.
+        let arrived_at_ms = serde_json::from_str::<ArrivalOnly>(raw.get())
+            .ok()
+            .and_then(|a| a.kinesis.approximate_arrival_timestamp)
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .map(|t| (t * 1000.0).round() as i64)
+            .unwrap_or(info.now_ms);
+        let arn = record.event_source_arn.clone().unwrap_or_default();
+        let data = &record.kinesis.data.0;
+
+        if kpl::is_aggregated(data) {
+            match kpl::deaggregate(data) {
+                Ok(users) => {
+                    for (sub, user) in users.into_iter().enumerate() {
+                        let payload = serde_json::from_slice::<Value>(&user.data);
+                        let envelope_id = format!("{id}:{sub}");
+                        let (decoded, claimed_tenant) = decode_payload(
+                            payload,
+                            &envelope_id,
+                            &arn,
+                            &user.partition_key,
+                            arrived_at_ms,
+                            Some(sub),
+                            config,
+                            info,
+                        );
+                        records.push(Record {
+                            meta: RecordMeta {
+                                id: id.clone(),
+                                raw,
+                                lane: Some(user.partition_key),
+                                claimed_tenant,
+                            },
+                            decoded,
+                        });
+                    }
+                }
+                Err(problem) => records.push(Record {
+                    meta: RecordMeta {
+                        id,
+                        raw,
+                        lane: Some(record.kinesis.partition_key.clone()),
+                        claimed_tenant: None,
+                    },
+                    decoded: Err(Rejection::new("kpl-malformed", problem)),
+                }),
+            }
+            continue;
+        }
+
+        let payload = serde_json::from_slice::<Value>(data);
+        let partition_key = record.kinesis.partition_key.clone();
+        let (decoded, claimed_tenant) = decode_payload(
+            payload,
+            &id,
+            &arn,
+            &partition_key,
+            arrived_at_ms,
+            None,
+            config,
+            info,
+        );
+        records.push(Record {
+            meta: RecordMeta {
+                id,
+                raw,
+                lane: Some(partition_key),
+                claimed_tenant,
+            },
+            decoded,
+        });
+    }
+    Ok(records)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decode_payload(
+    payload: Result<Value, serde_json::Error>,
+    envelope_id: &str,
+    arn: &str,
+    partition_key: &str,
+    arrived_at_ms: i64,
+    sub_record: Option<usize>,
+    config: &Config,
+    info: &InvocationInfo,
+) -> (Result<Decoded, Rejection>, Option<String>) {
+    let payload = match payload {
+        Ok(payload) => payload,
+        Err(e) => {
+            return (
+                Err(Rejection::new(
+                    "malformed-data",
+                    format!("the record data is not JSON: {e}"),
+                )),
+                None,
+            );
+        }
+    };
+    let mut attributes = Map::new();
+    attributes.insert("partitionKey".into(), Value::String(partition_key.into()));
+    if let Some(sub) = sub_record {
+        attributes.insert("aggregated".into(), Value::Bool(true));
+        attributes.insert("subRecord".into(), Value::from(sub));
+    }
+    let parts = Parts {
+        source: Source::Kinesis,
+        id: envelope_id,
+        event_source_arn: arn.to_owned(),
+        arrived_at_ms,
+        payload,
+        attributes,
+        trace_header: None,
+    };
+    super::build(
+        parts,
+        config,
+        info,
+        |from| match from {
+            TenantFrom::PartitionKey => Some(Some(partition_key.to_owned())),
+            _ => None,
+        },
+        |_| None,
+    )
+}
