@@ -14,6 +14,9 @@ use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use shared::TenantId;
 
+/// Longest retry-after hint taken into account (a Lambda invocation lasts 15 minutes at most).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
+
 /// How an Invoke failure is handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureClass {
@@ -41,24 +44,31 @@ pub struct InvokeFailure {
 }
 
 impl InvokeFailure {
-    /// Classifies an answer by HTTP status, following the Invoke API's error list
-    /// (<https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html>).
+    /// Classifies an answer by HTTP status and error code, following the Invoke API's error list
+    /// (<https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html>). Only the errors that
+    /// describe the request itself reject the record; other 400s (`InvalidParameterValue` from a
+    /// function that is not tenant-isolated, `RecursiveInvocation`, …) describe the deployment,
+    /// so the record is reported for redelivery instead of being quarantined.
     pub fn from_status(
         status: u16,
         code: impl Into<String>,
         message: impl Into<String>,
         retry_after: Option<Duration>,
     ) -> Self {
-        let class = match status {
+        let code = code.into();
+        let class = match (status, code.as_str()) {
             // 409 ResourceConflict: the function is being updated; it will pass.
-            408 | 409 | 429 | 500..=599 => FailureClass::Retryable,
-            400 | 413 | 415 => FailureClass::Rejected,
+            (408 | 409 | 429 | 500..=599, _) => FailureClass::Retryable,
+            (413 | 415, _) => FailureClass::Rejected,
+            (400, "InvalidRequestContentException" | "RequestTooLargeException") => {
+                FailureClass::Rejected
+            }
             _ => FailureClass::NotRetried,
         };
         Self {
             class,
             status: Some(status),
-            code: code.into(),
+            code,
             message: message.into(),
             retry_after,
         }
@@ -84,7 +94,7 @@ impl InvokeFailure {
             (FailureClass::Retryable, None) => "invoke-io",
             (FailureClass::Rejected, Some(413)) => "invoke-too-large",
             (FailureClass::Rejected, _) => "invoke-refused",
-            (FailureClass::NotRetried, _) => "invoke-not-permitted",
+            (FailureClass::NotRetried, _) => "backend-misconfigured",
         }
     }
 }
@@ -203,8 +213,8 @@ fn classify(error: SdkError<InvokeError, aws_smithy_runtime_api::http::Response>
                 InvokeError::TooManyRequestsException(e) => e
                     .retry_after_seconds()
                     .and_then(|s| s.trim().parse::<f64>().ok())
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .map(Duration::from_secs_f64),
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .map(|d| d.min(MAX_RETRY_AFTER)),
                 _ => None,
             }
             .or_else(|| {
@@ -213,7 +223,7 @@ fn classify(error: SdkError<InvokeError, aws_smithy_runtime_api::http::Response>
                     .headers()
                     .get("retry-after")
                     .and_then(|s| s.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs)
+                    .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
             });
             InvokeFailure::from_status(
                 status,
@@ -249,12 +259,25 @@ mod tests {
         for s in [429, 500, 502, 503, 504, 409] {
             assert_eq!(class(s), FailureClass::Retryable, "{s}");
         }
-        for s in [400, 413, 415] {
+        for s in [413, 415] {
             assert_eq!(class(s), FailureClass::Rejected, "{s}");
         }
-        for s in [401, 403, 404] {
+        for s in [400, 401, 403, 404] {
             assert_eq!(class(s), FailureClass::NotRetried, "{s}");
         }
+        let code = |c| InvokeFailure::from_status(400, c, "", None).class;
+        assert_eq!(
+            code("InvalidRequestContentException"),
+            FailureClass::Rejected
+        );
+        assert_eq!(
+            code("InvalidParameterValueException"),
+            FailureClass::NotRetried
+        );
+        assert_eq!(
+            code("RecursiveInvocationException"),
+            FailureClass::NotRetried
+        );
         assert_eq!(
             InvokeFailure::from_status(429, "x", "", None).reason(),
             "throttled"

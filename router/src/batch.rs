@@ -280,15 +280,32 @@ async fn prove_and_wrap<B>(
                     "the record carries no identity token",
                 )));
             };
-            if let Err(error) = verifier
-                .verify(token, &decoded.tenant, decoded.arrived_at_ms)
-                .await
-            {
-                return Err(if error.is_transient() {
-                    Verdict::Fail(Outcome::failed(error.reason(), error.to_string()))
-                } else {
-                    Verdict::Reject(Rejection::new(error.reason(), error.to_string()))
-                });
+            // A JWKS refresh may be needed: it must not outlive the deadline either.
+            let verdict = tokio::time::timeout(
+                context.deadline.remaining(),
+                verifier.verify(token, &decoded.tenant, decoded.arrived_at_ms),
+            )
+            .await;
+            match verdict {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) if error.is_transient() => {
+                    return Err(Verdict::Fail(Outcome::failed(
+                        error.reason(),
+                        error.to_string(),
+                    )));
+                }
+                Ok(Err(error)) => {
+                    return Err(Verdict::Reject(Rejection::new(
+                        error.reason(),
+                        error.to_string(),
+                    )));
+                }
+                Err(_) => {
+                    return Err(Verdict::Fail(Outcome::failed(
+                        "deadline",
+                        "verifying the token (fetching the JWKS) outlived the deadline",
+                    )));
+                }
             }
         }
         Validation::Trusted => {
@@ -411,7 +428,13 @@ async fn reject<B: Backend>(
         record: meta.raw,
     })
     .expect("the quarantine message always serialises");
-    match context.backend.quarantine(body, reason).await {
+    let sent = tokio::time::timeout(
+        context.deadline.remaining(),
+        context.backend.quarantine(body, reason),
+    )
+    .await
+    .unwrap_or_else(|_| Err("no answer before the invocation deadline".into()));
+    match sent {
         Ok(()) => Outcome::Rejected {
             reason,
             detail,

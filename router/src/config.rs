@@ -362,11 +362,18 @@ fn jwt_settings(get: &impl Fn(&str) -> Option<String>) -> Result<JwtSettings, Co
         variable: "ROUTER_JWKS",
         problem: e.to_string(),
     })?;
-    let issuers = list(&required("ROUTER_JWT_ISSUER", "the accepted token issuer")?);
-    let audiences = list(&required(
-        "ROUTER_JWT_AUDIENCE",
-        "the accepted token audience",
-    )?);
+    let non_empty_list = |variable: &'static str, what: &str| {
+        let values = list(&required(variable, what)?);
+        if values.is_empty() {
+            return Err(ConfigError {
+                variable,
+                problem: "lists no value".into(),
+            });
+        }
+        Ok(values)
+    };
+    let issuers = non_empty_list("ROUTER_JWT_ISSUER", "the accepted token issuer")?;
+    let audiences = non_empty_list("ROUTER_JWT_AUDIENCE", "the accepted token audience")?;
     let tenant_claim = get("ROUTER_TENANT_CLAIM").unwrap_or_else(|| "tenant_id".into());
     let policy = TokenPolicy {
         issuers,
@@ -583,6 +590,8 @@ mod tests {
             ("ROUTER_DELIVERY", "bulk"),
             ("ROUTER_INVOKE_TIMEOUT_MS", "0"),
             ("ROUTER_JWT_MAX_TOKEN_BYTES", "0"),
+            ("ROUTER_JWT_ISSUER", " , "),
+            ("ROUTER_JWT_AUDIENCE", ","),
         ] {
             let err = config(&with(&[(variable, value)])).unwrap_err();
             assert_eq!(err.variable, variable, "{value:?}: {err}");

@@ -82,7 +82,13 @@ impl JwksSource {
             }
             return Ok(Self::File(PathBuf::from(path)));
         }
-        if trimmed.starts_with("https://") || is_loopback_http(trimmed) {
+        let https = reqwest::Url::parse(trimmed).is_ok_and(|u| {
+            u.scheme() == "https"
+                && u.has_host()
+                && u.username().is_empty()
+                && u.password().is_none()
+        });
+        if https || is_loopback_http(trimmed) {
             return Ok(Self::Url(trimmed.to_owned()));
         }
         Err(JwksError::BadSource(spec.to_owned()))
@@ -97,13 +103,21 @@ impl JwksSource {
     }
 }
 
+/// Plain HTTP is accepted only for a loopback host (tests, local runs), judged on the parsed URL so
+/// that `http://localhost@evil.example/` (user-info) cannot pass for loopback.
 fn is_loopback_http(url: &str) -> bool {
-    ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|prefix| {
-            url.strip_prefix(prefix)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-        })
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let loopback = url.host_str().is_some_and(|host| {
+        host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    url.scheme() == "http" && loopback && url.username().is_empty() && url.password().is_none()
 }
 
 /// A public key the router verifies tokens with.
@@ -287,6 +301,8 @@ struct Loaded {
     keys: Arc<KeySet>,
     /// When the current keys were loaded; `None` before the first successful load.
     loaded_at: Option<Instant>,
+    /// The same moment on the wall clock, in milliseconds since the epoch.
+    loaded_at_ms: Option<i64>,
     /// When a refresh was last attempted, successful or not.
     attempted_at: Option<Instant>,
     /// Whether that attempt failed, and why.
@@ -311,6 +327,7 @@ impl KeyStore {
             JwksSource::Url(_) => {
                 let http = reqwest::Client::builder()
                     .timeout(settings.fetch_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
                     .build()
                     .map_err(|e| JwksError::Unreachable {
                         location: source.location(),
@@ -331,6 +348,7 @@ impl KeyStore {
             state: RwLock::new(Loaded {
                 keys: Arc::new(keys),
                 loaded_at,
+                loaded_at_ms: loaded_at.map(|_| wall_clock_ms()),
                 attempted_at: loaded_at,
                 last_failure: None,
             }),
@@ -343,6 +361,11 @@ impl KeyStore {
     /// an older generation must not be trusted.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// When the current key set was loaded (milliseconds since the epoch), if it ever was.
+    pub fn loaded_at_ms(&self) -> Option<i64> {
+        self.state.read().expect("key store lock").loaded_at_ms
     }
 
     /// Problems found in the current key set (skipped keys), for a start-up log line.
@@ -428,6 +451,7 @@ impl KeyStore {
                 }
                 state.keys = Arc::new(keys);
                 state.loaded_at = Some(now);
+                state.loaded_at_ms = Some(wall_clock_ms());
                 state.last_failure = None;
                 self.generation.fetch_add(1, Ordering::AcqRel);
                 tracing::info!(message = "JWKS refreshed", keys = state.keys.len());
@@ -446,6 +470,13 @@ impl KeyStore {
         };
         parse_set(&self.source, &bytes)
     }
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 fn read_local(source: &JwksSource) -> Result<Vec<u8>, JwksError> {
@@ -532,6 +563,8 @@ mod tests {
             JwksSource::Inline(_)
         ));
         assert!(JwksSource::parse("http://127.0.0.1:8080/jwks").is_ok());
+        assert!(JwksSource::parse("http://localhost/jwks").is_ok());
+        assert!(JwksSource::parse("http://[::1]:9/jwks").is_ok());
         for bad in [
             "http://example.com/jwks",
             "http://localhost.evil.com/",

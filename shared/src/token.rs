@@ -82,6 +82,10 @@ pub enum TokenError {
     /// The JWKS could not be loaded: transient, the record is retried.
     #[error("cannot verify the token now: {0}")]
     KeysUnavailable(String),
+    /// The key is unknown, but the key set is older than the record and may not be refreshed yet
+    /// (cool-down): transient, the record is retried after the next refresh.
+    #[error("signing key not known yet ({0}); the key set predates the record")]
+    KeysStale(String),
     /// The signature does not verify.
     #[error("token signature is invalid")]
     BadSignature,
@@ -121,6 +125,7 @@ impl TokenError {
             TokenError::TypeMismatch { .. } => "token-type-mismatch",
             TokenError::UnknownKey(_) => "token-unknown-key",
             TokenError::KeysUnavailable(_) => "jwks-unavailable",
+            TokenError::KeysStale(_) => "jwks-stale",
             TokenError::BadSignature => "token-bad-signature",
             TokenError::Issuer => "token-issuer",
             TokenError::Audience => "token-audience",
@@ -135,7 +140,10 @@ impl TokenError {
 
     /// Whether trying again later may succeed (only when the keys could not be loaded).
     pub fn is_transient(&self) -> bool {
-        matches!(self, TokenError::KeysUnavailable(_))
+        matches!(
+            self,
+            TokenError::KeysUnavailable(_) | TokenError::KeysStale(_)
+        )
     }
 }
 
@@ -204,11 +212,15 @@ impl TokenVerifier {
                 max: self.policy.max_token_bytes,
             });
         }
-        let claims = self.verified_claims(token).await?;
+        let claims = self.verified_claims(token, arrived_at_ms).await?;
         self.judge(&claims, tenant, arrived_at_ms)
     }
 
-    async fn verified_claims(&self, token: &str) -> Result<Arc<VerifiedClaims>, TokenError> {
+    async fn verified_claims(
+        &self,
+        token: &str,
+        arrived_at_ms: i64,
+    ) -> Result<Arc<VerifiedClaims>, TokenError> {
         let generation = self.keys.generation();
         let digest = self.cache.as_ref().map(|_| {
             let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
@@ -222,7 +234,10 @@ impl TokenVerifier {
         {
             return Ok(hit);
         }
-        let claims = Arc::new(self.verify_signature_and_claims(token, generation).await?);
+        let claims = Arc::new(
+            self.verify_signature_and_claims(token, generation, arrived_at_ms)
+                .await?,
+        );
         if let (Some(cache), Some(digest)) = (&self.cache, digest) {
             cache.insert(digest, claims.clone());
         }
@@ -233,6 +248,7 @@ impl TokenVerifier {
         &self,
         token: &str,
         generation: u64,
+        arrived_at_ms: i64,
     ) -> Result<VerifiedClaims, TokenError> {
         let header = pre_parse_header(token)?;
         if let Some(expected) = &self.policy.typ {
@@ -254,6 +270,16 @@ impl TokenVerifier {
             .await
             .map_err(|e| match e {
                 KeyLookupError::Unavailable(reason) => TokenError::KeysUnavailable(reason),
+                // A key newer than our key set may sign a record newer than it: retry later
+                // rather than quarantine a good record during a rotation.
+                other
+                    if self
+                        .keys
+                        .loaded_at_ms()
+                        .is_some_and(|loaded| loaded < arrived_at_ms) =>
+                {
+                    TokenError::KeysStale(other.to_string())
+                }
                 other => TokenError::UnknownKey(other.to_string()),
             })?;
         if !key.allows(alg) {
@@ -265,23 +291,26 @@ impl TokenVerifier {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.required_spec_claims.clear();
-        validation.set_issuer(&self.policy.issuers);
-        validation.set_audience(&self.policy.audiences);
+        // iss and aud are checked below, strictly: jsonwebtoken lets a null or numeric claim pass.
+        validation.validate_aud = false;
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::InvalidSignature => TokenError::BadSignature,
-                ErrorKind::InvalidIssuer => TokenError::Issuer,
-                ErrorKind::InvalidAudience => TokenError::Audience,
                 ErrorKind::InvalidAlgorithm => TokenError::AlgorithmRefused(alg_name(alg)),
                 _ => TokenError::Malformed(e.to_string()),
             })?;
         let claims = data.claims;
-        // jsonwebtoken only checks iss and aud when present: presence is ours to require.
-        if !claims.contains_key("iss") {
-            return Err(TokenError::Issuer);
+        match claims.get("iss") {
+            Some(Value::String(iss)) if self.policy.issuers.iter().any(|i| i == iss) => {}
+            _ => return Err(TokenError::Issuer),
         }
-        if !claims.contains_key("aud") {
-            return Err(TokenError::Audience);
+        let accepted = |aud: &str| self.policy.audiences.iter().any(|a| a == aud);
+        match claims.get("aud") {
+            Some(Value::String(aud)) if accepted(aud) => {}
+            Some(Value::Array(auds))
+                if auds.iter().all(Value::is_string)
+                    && auds.iter().filter_map(Value::as_str).any(accepted) => {}
+            _ => return Err(TokenError::Audience),
         }
         let exp_ms = match claims.get("exp") {
             None | Some(Value::Null) => return Err(TokenError::MissingExpiry),

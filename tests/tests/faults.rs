@@ -6,7 +6,7 @@ use cross_crate_tests::{T0_MS, TestKey, body, claims, sign, sqs_event, sqs_recor
 use router::Outcome;
 use router::handler::InvocationInfo;
 use serde_json::json;
-use wiremock::matchers::{method, path_regex};
+use wiremock::matchers::{header, method, path_regex};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::util::*;
@@ -129,7 +129,7 @@ async fn a_404_is_reported_without_retrying() {
     let router = router(&server, &[]);
     let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
     let report = router.route_event(&batch(1), &info).await.unwrap();
-    assert_eq!(report.outcomes[0].reason(), Some("invoke-not-permitted"));
+    assert_eq!(report.outcomes[0].reason(), Some("backend-misconfigured"));
     assert!(matches!(report.outcomes[0], Outcome::Failed { .. }));
     assert_eq!(invocations(&server).await.len(), 1);
 }
@@ -177,21 +177,103 @@ async fn a_slow_endpoint_never_makes_the_handler_miss_its_deadline() {
 }
 
 #[tokio::test]
-async fn in_flight_invokes_are_bounded() {
+async fn a_transient_failure_in_a_fifo_group_stops_that_group_only() {
     let server = bare_server().await;
     Mock::given(method("POST"))
         .and(path_regex(INVOKE_PATH))
-        .respond_with(ResponseTemplate::new(202).set_delay(Duration::from_millis(300)))
+        .and(header("x-amz-tenant-id", "acme"))
+        .respond_with(lambda_error(503, "ServiceException"))
+        .with_priority(1)
         .mount(&server)
         .await;
-    let router = router(&server, &[("ROUTER_MAX_IN_FLIGHT", "3")]);
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(ResponseTemplate::new(202))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let router = router(&server, &[("ROUTER_RETRY_MAX_ATTEMPTS", "2")]);
+    let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
+    let report = router
+        .route_event(&fixture("sqs/fifo-groups.json"), &info)
+        .await
+        .unwrap();
+    // acme: fifo-1 fails after 2 attempts; fifo-3 and fifo-5 are never started.
+    assert_eq!(report.outcomes[0].reason(), Some("backend-unavailable"));
+    assert_eq!(report.outcomes[2].reason(), Some("earlier-record-failed"));
+    assert_eq!(report.outcomes[4].reason(), Some("earlier-record-failed"));
+    // globex goes on.
+    assert!(matches!(report.outcomes[1], Outcome::Invoked { .. }));
+    assert!(matches!(report.outcomes[3], Outcome::Invoked { .. }));
+    assert_eq!(reported(&report.response), ["fifo-1", "fifo-3", "fifo-5"]);
+    let acme = invocations(&server)
+        .await
+        .into_iter()
+        .filter(|i| i.tenant.as_deref() == Some("acme"))
+        .count();
+    assert_eq!(acme, 2, "only fifo-1's two attempts reached the API");
+}
+
+#[tokio::test]
+async fn a_slow_quarantine_queue_never_makes_the_handler_miss_its_deadline() {
+    let server = lambda_server().await;
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "AmazonSQS.SendMessage"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .mount(&server)
+        .await;
+    let url = format!("{}/123456789012/quarantine", server.uri());
+    let router = router(
+        &server,
+        &[
+            ("ROUTER_QUARANTINE_QUEUE_URL", url.as_str()),
+            ("ROUTER_DEADLINE_MARGIN_MS", "400"),
+        ],
+    );
+    let budget = Duration::from_millis(1500);
+    let info = InvocationInfo::with_budget(budget, Duration::from_millis(400));
     let started = Instant::now();
-    let response = handle(&router, &batch(9)).await;
-    assert!(reported(&response).is_empty());
-    // 9 records, 3 at a time, 300 ms each: at least three waves. (A lower bound only.)
+    let report = router
+        .route_event(&fixture("sqs/wrong-aud.json"), &info)
+        .await
+        .unwrap();
     assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "{:?}",
+        started.elapsed() < budget,
+        "answered after {:?}",
         started.elapsed()
     );
+    assert!(matches!(
+        &report.outcomes[0],
+        Outcome::Rejected { quarantined: false, detail, .. } if detail.contains("deadline")
+    ));
+    assert_eq!(reported(&report.response), ["aud-1"]);
+}
+
+#[tokio::test]
+async fn a_slow_jwks_never_makes_the_handler_miss_its_deadline() {
+    let server = lambda_server().await;
+    let issuer = bare_server().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .mount(&issuer)
+        .await;
+    let jwks = format!("{}/jwks.json", issuer.uri());
+    let router = router(
+        &server,
+        &[
+            ("ROUTER_JWKS", jwks.as_str()),
+            ("ROUTER_DEADLINE_MARGIN_MS", "400"),
+        ],
+    );
+    let budget = Duration::from_millis(1500);
+    let info = InvocationInfo::with_budget(budget, Duration::from_millis(400));
+    let started = Instant::now();
+    let report = router.route_event(&batch(3), &info).await.unwrap();
+    assert!(
+        started.elapsed() < budget,
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(reported(&report.response).len(), 3);
+    assert!(invocations(&server).await.is_empty());
 }

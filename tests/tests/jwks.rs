@@ -14,11 +14,18 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::util::*;
 
 fn event(key: TestKey, id: &str) -> String {
-    let token = sign(key, &claims("acme"));
+    event_at(key, id, T0_MS)
+}
+
+/// A record sent at `sent_ms` whose token is valid then.
+fn event_at(key: TestKey, id: &str, sent_ms: i64) -> String {
+    let mut c = claims("acme");
+    c["exp"] = json!(sent_ms / 1000 + 3600);
+    let token = sign(key, &c);
     sqs_event(vec![sqs_record(
         id,
         &body("acme", &token, json!({})),
-        T0_MS,
+        sent_ms,
     )])
     .to_string()
 }
@@ -68,6 +75,95 @@ async fn an_unknown_kid_triggers_at_most_one_refresh_per_cool_down() {
         assert_eq!(outcome.reason(), Some("token-unknown-key"));
     }
     assert_eq!(jwks_fetches(&issuer).await, 1);
+}
+
+#[tokio::test]
+async fn after_the_cool_down_an_unknown_kid_refreshes_once_more() {
+    let lambda = lambda_server().await;
+    let issuer = MockServer::start().await;
+    serve_jwks(&issuer, &[TestKey::Es256]).await;
+    let url = format!("{}/.well-known/jwks.json", issuer.uri());
+    let router = router(
+        &lambda,
+        &[
+            ("ROUTER_JWKS", url.as_str()),
+            ("ROUTER_JWKS_REFRESH_COOLDOWN_SECONDS", "1"),
+        ],
+    );
+    assert!(matches!(
+        route(&router, &event(TestKey::Es256, "a")).await,
+        Outcome::Invoked { .. }
+    ));
+    assert_eq!(
+        route(&router, &event(TestKey::EdDsa, "b")).await.reason(),
+        Some("token-unknown-key")
+    );
+    assert_eq!(jwks_fetches(&issuer).await, 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        route(&router, &event(TestKey::EdDsa, "c")).await.reason(),
+        Some("token-unknown-key")
+    );
+    assert_eq!(
+        jwks_fetches(&issuer).await,
+        2,
+        "exactly one refresh after the cool-down"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_kid_newer_than_the_key_set_is_retried_not_quarantined() {
+    let lambda = lambda_server().await;
+    let issuer = MockServer::start().await;
+    serve_jwks(&issuer, &[TestKey::Es256]).await;
+    let url = format!("{}/.well-known/jwks.json", issuer.uri());
+    let router = router(&lambda, &[("ROUTER_JWKS", url.as_str())]);
+    assert!(matches!(
+        route(&router, &event(TestKey::Es256, "a")).await,
+        Outcome::Invoked { .. }
+    ));
+    // Sent after our keys were loaded, signed by a key we have not seen, inside the cool-down:
+    // the issuer may have rotated, so the record fails transiently and comes back.
+    let later = router::handler::now_ms() + 1_000;
+    let outcome = route(&router, &event_at(TestKey::EdDsa, "b", later)).await;
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Failed {
+                reason: "jwks-stale",
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_key_dropped_from_the_jwks_is_revoked_even_for_cached_tokens() {
+    let lambda = lambda_server().await;
+    let issuer = MockServer::start().await;
+    serve_jwks(&issuer, &[TestKey::Es256, TestKey::EdDsa]).await;
+    let url = format!("{}/.well-known/jwks.json", issuer.uri());
+    let router = router(
+        &lambda,
+        &[
+            ("ROUTER_JWKS", url.as_str()),
+            ("ROUTER_JWKS_REFRESH_COOLDOWN_SECONDS", "0"),
+            ("ROUTER_JWKS_MAX_AGE_SECONDS", "1"),
+        ],
+    );
+    let same = event(TestKey::EdDsa, "a");
+    assert!(matches!(
+        route(&router, &same).await,
+        Outcome::Invoked { .. }
+    ));
+    serve_jwks(&issuer, &[TestKey::Es256]).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The same token, verified and cached before, is refused once its key is gone.
+    assert_eq!(
+        route(&router, &same).await.reason(),
+        Some("token-unknown-key")
+    );
 }
 
 #[tokio::test]

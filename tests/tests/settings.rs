@@ -172,3 +172,65 @@ async fn invokes_in_flight_never_exceed_the_limit() {
     assert!(peak <= 4, "{peak} Invokes were in flight at once");
     assert!(peak > 1, "records of a standard queue run concurrently");
 }
+
+#[tokio::test]
+async fn records_of_one_fifo_group_run_one_at_a_time() {
+    let backend = FakeBackend {
+        latency: Duration::from_millis(2),
+        record: true,
+        ..FakeBackend::default()
+    };
+    let router = fake_router(backend, &[("ROUTER_MAX_IN_FLIGHT", "8")]);
+    let token = sign(TestKey::Es256, &claims("acme"));
+    let records = (0..10)
+        .map(|i| {
+            let body = json!({"tenantId": "acme", "tenantToken": token, "n": i}).to_string();
+            into_fifo(sqs_record(&format!("g-{i}"), &body, T0_MS), "only-group", i)
+        })
+        .collect();
+    let report = router
+        .route_event(&sqs_event(records).to_string(), &info())
+        .await
+        .unwrap();
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Invoked { .. }))
+    );
+    assert_eq!(router.backend().max_in_flight.load(Ordering::SeqCst), 1);
+    // And in order.
+    let invoked = router.backend().invoked.lock().unwrap();
+    let order: Vec<u64> = invoked
+        .iter()
+        .map(|(_, payload)| {
+            let envelope: Value = serde_json::from_slice(payload).unwrap();
+            envelope["payload"]["n"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(order, (0..10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn an_unreadable_record_is_rejected_alone() {
+    // A numeric attribute value cannot be read as an SQS message, but its messageId can.
+    let mut bad = sqs_record("odd-1", "{}", T0_MS);
+    bad["attributes"]["ApproximateReceiveCount"] = json!(1);
+    let token = sign(TestKey::Es256, &claims("acme"));
+    let good = sqs_record(
+        "good-1",
+        &json!({"tenantId": "acme", "tenantToken": token}).to_string(),
+        T0_MS,
+    );
+    let router = fake_router(FakeBackend::recording(), &[]);
+    let report = router
+        .route_event(&sqs_event(vec![bad, good]).to_string(), &info())
+        .await
+        .unwrap();
+    assert_eq!(report.outcomes[0].reason(), Some("malformed-record"));
+    assert!(matches!(report.outcomes[1], Outcome::Invoked { .. }));
+    assert_eq!(
+        report.response["batchItemFailures"][0]["itemIdentifier"],
+        "odd-1"
+    );
+}

@@ -200,22 +200,32 @@ async fn fifo_groups_stop_after_a_failure_while_other_groups_go_on() {
 
 #[tokio::test]
 async fn upstream_shapes_are_recognised() {
-    // The recorded upstream events parse; their plain-text bodies are rejected, not dropped.
+    // The recorded upstream events parse; their plain-text bodies are rejected, one by one.
     let server = lambda_server().await;
     let router = router(&server, &[]);
-    for name in [
-        "aws-lambda-developer-guide--sqs-record.json",
-        "aws-lambda-rust-runtime--example-sqs-event.json",
+    let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
+    for (name, ids) in [
+        (
+            "aws-lambda-developer-guide--sqs-record.json",
+            vec!["19dd0b57-b21e-4ac1-bd88-01bbb068cb78"],
+        ),
+        (
+            "aws-lambda-rust-runtime--example-sqs-event.json",
+            vec!["MessageID_1"],
+        ),
     ] {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/upstream")
-            .join(name);
-        let Ok(event) = std::fs::read_to_string(&path) else {
-            continue; // shared/ is beside the repository in CI and development, not in a tarball
-        };
-        let response = handle(&router, &event).await;
-        let ids = reported(&response);
-        assert!(!ids.is_empty(), "{name}");
+        let event = std::fs::read_to_string(upstream(name)).expect("../shared/fixtures/upstream");
+        let report = router.route_event(&event, &info).await.unwrap();
+        assert_eq!(report.ids, ids, "{name}");
+        assert!(
+            report
+                .outcomes
+                .iter()
+                .all(|o| o.reason() == Some("malformed-body")),
+            "{name}: {:?}",
+            report.outcomes
+        );
+        assert_eq!(reported(&report.response), ids, "{name}");
     }
 }
 

@@ -8,4 +8,5 @@ mod jwks;
 mod quarantine;
 mod settings;
 mod sqs_fixtures;
+mod tokens;
 mod util;

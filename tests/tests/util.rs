@@ -96,6 +96,13 @@ pub fn router(server: &MockServer, overrides: &[(&str, &str)]) -> Router<AwsBack
     Router::new(config, backend).expect("the router starts")
 }
 
+/// A recorded upstream event in `../shared/fixtures/upstream` (beside the repository).
+pub fn upstream(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/upstream")
+        .join(name)
+}
+
 /// Reads `tests/fixtures/<name>`.
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(fixtures_dir().join(name)).expect("fixture exists")

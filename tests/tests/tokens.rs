@@ -1,0 +1,101 @@
+//! Token rules beyond the recorded fixtures: strict `iss`/`aud` types, and the key — not the
+//! token — deciding the algorithm.
+
+use std::time::Duration;
+
+use cross_crate_tests::{
+    FakeBackend, T0_MS, TestKey, body, claims, fake_router, sign, sqs_event, sqs_record,
+};
+use jsonwebtoken::{Algorithm, Header};
+use router::handler::InvocationInfo;
+use serde_json::{Value, json};
+
+async fn reason_for(token: &str) -> Option<&'static str> {
+    let router = fake_router(FakeBackend::recording(), &[]);
+    let event = sqs_event(vec![sqs_record(
+        "t",
+        &body("acme", token, json!({})),
+        T0_MS,
+    )]);
+    let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
+    let report = router.route_event(&event.to_string(), &info).await.unwrap();
+    report.outcomes[0].reason()
+}
+
+fn edited(edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
+    let mut c = claims("acme");
+    edit(c.as_object_mut().unwrap());
+    sign(TestKey::Es256, &c)
+}
+
+#[tokio::test]
+async fn issuer_must_be_the_accepted_string() {
+    for iss in [
+        Value::Null,
+        json!(42),
+        json!({"a": 1}),
+        json!(["https://issuer.tenant-router.test"]),
+    ] {
+        let token = edited(|c| {
+            c.insert("iss".into(), iss.clone());
+        });
+        assert_eq!(reason_for(&token).await, Some("token-issuer"), "iss {iss}");
+    }
+    let token = edited(|c| {
+        c.remove("iss");
+    });
+    assert_eq!(reason_for(&token).await, Some("token-issuer"), "no iss");
+}
+
+#[tokio::test]
+async fn audience_must_name_us_as_a_string() {
+    for aud in [
+        Value::Null,
+        json!(42),
+        json!([]),
+        json!(["other", 7]),
+        json!(["other"]),
+    ] {
+        let token = edited(|c| {
+            c.insert("aud".into(), aud.clone());
+        });
+        assert_eq!(
+            reason_for(&token).await,
+            Some("token-audience"),
+            "aud {aud}"
+        );
+    }
+    let token = edited(|c| {
+        c.remove("aud");
+    });
+    assert_eq!(reason_for(&token).await, Some("token-audience"), "no aud");
+    // An array that includes us is accepted.
+    let token = edited(|c| {
+        c.insert("aud".into(), json!(["other", "tenant-router"]));
+    });
+    assert_eq!(reason_for(&token).await, None);
+}
+
+#[tokio::test]
+async fn the_key_decides_the_algorithm() {
+    // Signed with the RSA key, but naming the ES256 key's kid: refused before any signature check.
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(TestKey::Es256.kid().into());
+    let token =
+        jsonwebtoken::encode(&header, &claims("acme"), &TestKey::Rs256.encoding_key()).unwrap();
+    assert_eq!(reason_for(&token).await, Some("token-algorithm-refused"));
+    // The right alg with another key's signature: a bad signature.
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(TestKey::Es256.kid().into());
+    let other = jsonwebtoken::encode(
+        &header,
+        &claims("acme"),
+        &cross_crate_tests::TestKey::Es256.encoding_key(),
+    )
+    .unwrap();
+    let (head_and_claims, _) = other.rsplit_once('.').unwrap();
+    let stranger = sign(TestKey::Es256, &claims("globex"));
+    let (_, foreign_signature) = stranger.rsplit_once('.').unwrap();
+    let spliced = format!("{head_and_claims}.{foreign_signature}");
+    assert_eq!(reason_for(&spliced).await, Some("token-bad-signature"));
+}
