@@ -176,11 +176,19 @@ impl<B: Backend> Router<B> {
         &self.backend
     }
 
-    /// Handles one event and returns the response its event source mapping expects.
+    /// Handles one event and returns the response its event source mapping expects. For a direct
+    /// EventBridge event, a transient failure is an error, so that EventBridge retries it.
     pub async fn handle(&self, event: &str, info: &InvocationInfo) -> Result<Value, BatchError> {
-        self.route_event(event, info)
-            .await
-            .map(|report| report.response)
+        let report = self.route_event(event, info).await?;
+        if report.source == Some(Source::Eventbridge)
+            && let Some(Outcome::Failed { reason, detail }) = report.outcomes.first()
+        {
+            return Err(BatchError::RetryLater(format!(
+                "event {}: {reason}: {detail}",
+                report.ids[0]
+            )));
+        }
+        Ok(report.response)
     }
 
     /// Handles one event and returns every record's outcome along with the response.
@@ -265,6 +273,19 @@ impl<B: Backend> Router<B> {
             now_ms: info.now_ms,
         };
         let (metas, outcomes) = route(records, &context).await;
+        // A failed record without an identifier cannot be reported alone (an empty identifier
+        // would fail the batch at the ESM anyway): fail the invocation, so the batch is retried.
+        if let Some(index) = metas
+            .iter()
+            .zip(&outcomes)
+            .position(|(meta, outcome)| meta.id.is_empty() && outcome.is_reported())
+        {
+            return Err(BatchError::Malformed(format!(
+                "record {index} has no sequence number and was not delivered ({}); failing the \
+                 whole batch so that it is retried",
+                outcomes[index].reason().unwrap_or("unknown")
+            )));
+        }
         let response = match source {
             Source::Sqs => serde_json::to_value(source::sqs::response(&metas, &outcomes)),
             Source::Kinesis | Source::Dynamodb => Ok(stream_response(&metas, &outcomes)),

@@ -93,6 +93,31 @@ async fn replay_prints_one_exact_response_line_per_file() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn replay_recognises_every_source_from_the_event_itself() {
+    let server = server().await;
+    let mut command = router(&server.uri());
+    command
+        .arg("replay")
+        .arg(fixtures().join("kinesis/mixed-tenants.json"))
+        .arg(fixtures().join("dynamodb/mid-batch-failure.json"))
+        .arg(fixtures().join("eventbridge/acme.json"))
+        .arg(fixtures().join("sqs/mixed-tenants.json"));
+    let output = run(command, None).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "{\"batchItemFailures\":[]}\n\
+         {\"batchItemFailures\":[{\"itemIdentifier\":\"1405400000000002063200062\"}]}\n\
+         {\"outcome\":\"invoked\",\"reason\":null}\n\
+         {\"batchItemFailures\":[]}\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn replay_reads_standard_input() {
     let server = server().await;
     let mut command = router(&server.uri());

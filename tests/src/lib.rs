@@ -320,3 +320,205 @@ pub fn workload(records: usize, tenants: usize, key: TestKey, payload_bytes: usi
         .collect();
     sqs_event(batch).to_string()
 }
+
+/// ARN of the test Kinesis stream.
+pub const STREAM_ARN: &str = "arn:aws:kinesis:us-east-1:123456789012:stream/tenant-events";
+/// ARN of the test DynamoDB table's stream.
+pub const TABLE_STREAM_ARN: &str =
+    "arn:aws:dynamodb:us-east-1:123456789012:table/tenant-items/stream/2026-01-01T00:00:00.000";
+
+/// A Kinesis record as the ESM delivers it (shape of
+/// `aws-lambda-rust-runtime--example-kinesis-event.json`), arrived at [`T0_MS`].
+pub fn kinesis_record(sequence: &str, partition_key: &str, data: &[u8]) -> Value {
+    json!({
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": partition_key,
+            "sequenceNumber": sequence,
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+            "approximateArrivalTimestamp": T0_MS as f64 / 1000.0 + 0.25,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": format!("shardId-000000000000:{sequence}"),
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/router",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": STREAM_ARN
+    })
+}
+
+/// Plain JSON as DynamoDB attribute values (strings → S, numbers → N, booleans → BOOL, null →
+/// NULL, arrays → L, objects → M).
+pub fn attribute_values(value: &Value) -> Value {
+    match value {
+        Value::String(s) => json!({"S": s}),
+        Value::Number(n) => json!({"N": n.to_string()}),
+        Value::Bool(b) => json!({"BOOL": b}),
+        Value::Null => json!({"NULL": true}),
+        Value::Array(items) => json!({"L": items.iter().map(attribute_values).collect::<Vec<_>>()}),
+        Value::Object(map) => json!({"M": map_attribute_values(map)}),
+    }
+}
+
+/// An item (top-level map) as attribute values.
+pub fn item_values(item: &Value) -> Value {
+    map_attribute_values(item.as_object().expect("an item is an object"))
+}
+
+fn map_attribute_values(map: &serde_json::Map<String, Value>) -> Value {
+    Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.clone(), attribute_values(v)))
+            .collect(),
+    )
+}
+
+/// A DynamoDB stream record (shape of `aws-lambda-rust-runtime--example-dynamodb-event.json`),
+/// created at [`T0_MS`]. Images and keys are attribute-value JSON.
+pub fn dynamodb_record(
+    sequence: &str,
+    event_name: &str,
+    keys: Value,
+    new_image: Option<Value>,
+    old_image: Option<Value>,
+    view: &str,
+) -> Value {
+    let mut change = json!({
+        "ApproximateCreationDateTime": T0_MS / 1000,
+        "Keys": keys,
+        "SequenceNumber": sequence,
+        "SizeBytes": 128,
+        "StreamViewType": view,
+    });
+    if let Some(image) = new_image {
+        change["NewImage"] = image;
+    }
+    if let Some(image) = old_image {
+        change["OldImage"] = image;
+    }
+    json!({
+        "eventID": format!("evt-{sequence}"),
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": change,
+        "eventSourceARN": TABLE_STREAM_ARN
+    })
+}
+
+/// An EventBridge event delivered to the router directly, at [`T0_MS`].
+pub fn eventbridge_event(id: &str, detail: Value) -> Value {
+    json!({
+        "version": "0",
+        "id": id,
+        "detail-type": "todo.created",
+        "source": "saas.todo",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail
+    })
+}
+
+/// Tokens that must each be refused, with the reason: `(case, payload tenant, token, reason)`.
+/// Shared by the fixtures of every source.
+pub fn token_failure_cases() -> Vec<(&'static str, String, String, &'static str)> {
+    let t0 = T0_MS / 1000;
+    let edited = |edit: &dyn Fn(&mut Value)| {
+        let mut c = claims("acme");
+        edit(&mut c);
+        sign(TestKey::Es256, &c)
+    };
+    let long = "t".repeat(257);
+    vec![
+        (
+            "alg-none",
+            "acme".into(),
+            forge_alg_none(&claims("acme")),
+            "token-algorithm-refused",
+        ),
+        (
+            "hs256-with-rsa-public-key",
+            "acme".into(),
+            forge_hs256_with_rsa_public_key(&claims("acme")),
+            "token-algorithm-refused",
+        ),
+        (
+            "unknown-kid",
+            "acme".into(),
+            sign(TestKey::Unpublished, &claims("acme")),
+            "token-unknown-key",
+        ),
+        (
+            "expired-at-arrival",
+            "acme".into(),
+            edited(&|c| c["exp"] = json!(t0 - 3600)),
+            "token-expired",
+        ),
+        (
+            "nbf-in-future",
+            "acme".into(),
+            edited(&|c| c["nbf"] = json!(t0 + 3600)),
+            "token-not-yet-valid",
+        ),
+        (
+            "string-exp",
+            "acme".into(),
+            edited(&|c| c["exp"] = json!((t0 + 3600).to_string())),
+            "token-non-numeric-time",
+        ),
+        (
+            "wrong-iss",
+            "acme".into(),
+            edited(&|c| c["iss"] = json!("https://evil.example")),
+            "token-issuer",
+        ),
+        (
+            "wrong-aud",
+            "acme".into(),
+            edited(&|c| c["aud"] = json!("another-service")),
+            "token-audience",
+        ),
+        (
+            "no-tenant-claim",
+            "acme".into(),
+            edited(&|c| {
+                c.as_object_mut().unwrap().remove("tenant_id");
+            }),
+            "token-missing-tenant-claim",
+        ),
+        (
+            "tenant-mismatch-case",
+            "Acme".into(),
+            sign(TestKey::Es256, &claims("acme")),
+            "tenant-mismatch",
+        ),
+        (
+            "tenant-mismatch-trailing-space",
+            "acme ".into(),
+            sign(TestKey::Es256, &claims("acme")),
+            "tenant-mismatch",
+        ),
+        (
+            "token-9kib",
+            "acme".into(),
+            edited(&|c| c["pad"] = json!("x".repeat(9 * 1024))),
+            "token-too-large",
+        ),
+        (
+            "tenant-257-chars",
+            long.clone(),
+            sign(TestKey::Es256, &claims(&long)),
+            "invalid-tenant-id",
+        ),
+        (
+            "tenant-forbidden-char",
+            "acme#1".into(),
+            sign(TestKey::Es256, &claims("acme#1")),
+            "invalid-tenant-id",
+        ),
+    ]
+}

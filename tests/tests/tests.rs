@@ -2,11 +2,13 @@
 //! clients against local HTTP servers started by each test (wiremock), which record every request
 //! and inject faults.
 
+mod eventbridge;
 mod faults;
 mod isolation;
 mod jwks;
 mod quarantine;
 mod settings;
 mod sqs_fixtures;
+mod streams;
 mod tokens;
 mod util;

@@ -63,16 +63,16 @@ pub fn decode<'a>(
                 continue;
             }
         };
-        let id = match record.change.sequence_number.as_deref() {
-            Some(id) if !id.is_empty() => id.to_owned(),
-            _ => {
-                return Err(BatchError::Malformed(format!(
-                    "record {index} has no SequenceNumber, so it cannot be reported"
-                )));
-            }
+        // Streams always carry a SequenceNumber; a record without one can still be routed, but
+        // if it fails the handler must fail the whole batch (see `Router::route_event`).
+        let id = record.change.sequence_number.clone().unwrap_or_default();
+        let envelope_id = if id.is_empty() {
+            record.event_id.clone()
+        } else {
+            id.clone()
         };
         let lane = Some(plain_text(&record.change.keys));
-        let (decoded, claimed_tenant) = decode_record(record, &id, config, info);
+        let (decoded, claimed_tenant) = decode_record(record, &envelope_id, config, info);
         records.push(Record {
             meta: RecordMeta {
                 id,

@@ -63,12 +63,9 @@ pub fn decode<'a>(
                 continue;
             }
         };
+        // A record without sequenceNumber can be routed, but if it fails the whole batch fails
+        // (see `Router::route_event`).
         let id = record.kinesis.sequence_number.clone();
-        if id.is_empty() {
-            return Err(BatchError::Malformed(format!(
-                "record {index} has no sequenceNumber, so it cannot be reported"
-            )));
-        }
         // Read with full precision here: the parsed timestamp type rounds some fractions.
         let arrived_at_ms = serde_json::from_str::<ArrivalOnly>(raw.get())
             .ok()
