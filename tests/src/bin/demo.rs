@@ -1,7 +1,8 @@
-//! The main job, locally, with no AWS account: replays every recorded SQS fixture through the
-//! router's real handler and the real aws-sdk-lambda client into a local Invoke API that this
-//! command starts on 127.0.0.1 and that answers every Invoke with 202, then prints each batch
-//! response and what reached the Invoke API per tenant.
+//! The main job, locally, with no AWS account: replays every recorded fixture (SQS, Kinesis,
+//! DynamoDB Streams, EventBridge) through the router's real handler and the real aws-sdk-lambda
+//! client into a local Invoke API that this command starts on 127.0.0.1 and that answers every
+//! Invoke with 202, then prints each response, the Invokes received per tenant, and how many
+//! records ended in each outcome.
 //!
 //! Run: `cargo run -p cross-crate-tests --bin demo`.
 
@@ -15,6 +16,13 @@ use router::handler::InvocationInfo;
 use router::{AwsBackend, Config, Router};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn display(file: &std::path::Path) -> String {
+    file.strip_prefix(fixtures_dir())
+        .unwrap_or(file)
+        .display()
+        .to_string()
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -40,16 +48,26 @@ async fn main() -> anyhow::Result<()> {
     let backend = AwsBackend::new(lambda, config.backend_function.clone(), None);
     let router = Router::new(config, backend)?;
 
-    let mut files: Vec<_> = std::fs::read_dir(fixtures_dir().join("sqs"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
+    let mut files = Vec::new();
+    for source in ["sqs", "kinesis", "dynamodb", "eventbridge"] {
+        let mut found: Vec<_> = std::fs::read_dir(fixtures_dir().join(source))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     for file in &files {
         let event = std::fs::read_to_string(file)?;
         let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(500));
-        let report = router.route_event(&event, &info).await?;
+        let report = match router.route_event(&event, &info).await {
+            Ok(report) => report,
+            Err(error) => {
+                println!("{:<44} error: {error}", display(file));
+                continue;
+            }
+        };
         for outcome in &report.outcomes {
             let key = match outcome.reason() {
                 Some(reason) => format!("{} ({reason})", outcome.name()),
@@ -57,11 +75,7 @@ async fn main() -> anyhow::Result<()> {
             };
             *outcomes.entry(key).or_default() += 1;
         }
-        println!(
-            "{:<40} {}",
-            file.file_name().unwrap_or_default().to_string_lossy(),
-            report.response
-        );
+        println!("{:<44} {}", display(file), report.response);
     }
 
     let mut per_tenant: BTreeMap<String, usize> = BTreeMap::new();
