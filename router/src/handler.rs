@@ -118,6 +118,8 @@ pub struct BatchReport {
     pub source: Option<Source>,
     /// Record identifiers, in batch order.
     pub ids: Vec<String>,
+    /// The tenant id each record claimed (proven only if it was invoked), in batch order.
+    pub tenants: Vec<Option<String>>,
     /// One outcome per record, in batch order.
     pub outcomes: Vec<Outcome>,
     /// The response the event source mapping receives.
@@ -210,6 +212,7 @@ impl<B: Backend> Router<B> {
                     return Ok(BatchReport {
                         source: None,
                         ids: Vec::new(),
+                        tenants: Vec::new(),
                         outcomes: Vec::new(),
                         response: serde_json::json!({ "batchItemFailures": [] }),
                     });
@@ -310,6 +313,7 @@ impl<B: Backend> Router<B> {
         );
         Ok(BatchReport {
             source: Some(source),
+            tenants: metas.iter().map(|m| m.claimed_tenant.clone()).collect(),
             ids: metas.into_iter().map(|m| m.id).collect(),
             outcomes,
             response,

@@ -6,6 +6,7 @@
 //! agree on the wire format and on what a valid tenant is.
 
 pub mod envelope;
+pub mod function;
 pub mod jwks;
 pub mod tenant;
 pub mod token;

@@ -1,0 +1,433 @@
+//! One execution environment: a real OS process running the function's executable against a Lambda
+//! Runtime API (`/2018-06-01/runtime/...`) served by the stand-in for that environment alone.
+//!
+//! The environment hands out one invocation at a time through `GET .../invocation/next` with the
+//! standard headers (`Lambda-Runtime-Aws-Request-Id`, `-Deadline-Ms`, `-Invoked-Function-Arn`,
+//! `-Trace-Id`, and `Lambda-Runtime-Aws-Tenant-Id` when it serves a tenant), and takes the answer
+//! from `.../response` or `.../error`. If the process exits while an invocation is in flight, the
+//! invocation ends as `Runtime.ExitError`; if the function runs past its timeout, the process is
+//! killed and the invocation ends as timed out. Every line the process prints is kept, prefixed
+//! with the environment id and tenant.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Where environment output lines go.
+pub type OutputSink = Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// What an environment is started with.
+#[derive(Debug, Clone)]
+pub struct EnvironmentSpec {
+    /// Function name.
+    pub function: String,
+    /// Executable (the function's `bootstrap`).
+    pub executable: PathBuf,
+    /// Extra environment variables for the process.
+    pub variables: Vec<(String, String)>,
+    /// Longest an invocation may run.
+    pub timeout: Duration,
+    /// Region reported to the function.
+    pub region: String,
+}
+
+/// One invocation handed to an environment.
+#[derive(Debug)]
+pub struct Invocation {
+    /// Request id.
+    pub request_id: String,
+    /// Payload.
+    pub payload: Bytes,
+    /// X-Ray trace header value passed on.
+    pub trace_id: String,
+}
+
+/// How an invocation ended inside an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvocationResult {
+    /// The function answered.
+    Success(Bytes),
+    /// The function reported an error.
+    FunctionError {
+        /// `errorType` (or the `Lambda-Runtime-Function-Error-Type` header).
+        error_type: String,
+        /// The error document.
+        body: Bytes,
+    },
+    /// The process exited during the invocation (or before taking it).
+    Crashed(String),
+    /// The invocation ran past the function timeout; the process was killed.
+    TimedOut,
+}
+
+impl InvocationResult {
+    /// `success`, `error`, `crashed` or `timeout`.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::Success(_) => "success",
+            Self::FunctionError { .. } => "error",
+            Self::Crashed(_) => "crashed",
+            Self::TimedOut => "timeout",
+        }
+    }
+
+    /// The error type, for failures.
+    pub fn error_type(&self) -> Option<String> {
+        match self {
+            Self::Success(_) => None,
+            Self::FunctionError { error_type, .. } => Some(error_type.clone()),
+            Self::Crashed(_) => Some("Runtime.ExitError".into()),
+            Self::TimedOut => Some("Sandbox.Timedout".into()),
+        }
+    }
+
+    /// The error document Lambda would return for a failure.
+    pub fn error_document(&self) -> Option<serde_json::Value> {
+        match self {
+            Self::Success(_) => None,
+            Self::FunctionError { error_type, body } => Some(
+                serde_json::from_slice(body).unwrap_or_else(|_| {
+                    serde_json::json!({"errorType": error_type, "errorMessage": String::from_utf8_lossy(body)})
+                }),
+            ),
+            Self::Crashed(message) => Some(serde_json::json!({
+                "errorType": "Runtime.ExitError",
+                "errorMessage": message,
+            })),
+            Self::TimedOut => Some(serde_json::json!({
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": "Task timed out",
+            })),
+        }
+    }
+}
+
+struct Pending {
+    invocation: Invocation,
+    deadline_ms: i64,
+    respond: oneshot::Sender<InvocationResult>,
+}
+
+struct RuntimeState {
+    function_arn: String,
+    tenant: Option<String>,
+    next: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
+    in_flight: Mutex<HashMap<String, oneshot::Sender<InvocationResult>>>,
+    init_error: Mutex<Option<String>>,
+}
+
+/// A running execution environment.
+pub struct Environment {
+    /// Environment id (also its log stream name).
+    pub id: String,
+    /// Function it runs.
+    pub function: String,
+    /// Tenant it belongs to, for life (`None` for a function that is not tenant-isolated).
+    pub tenant: Option<String>,
+    /// Process id.
+    pub pid: u32,
+    timeout: Duration,
+    sender: mpsc::Sender<Pending>,
+    exited: watch::Receiver<Option<String>>,
+    kill: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Environment {
+    /// Starts the process and its Runtime API. Must be called within a Tokio runtime.
+    pub fn start(
+        spec: &EnvironmentSpec,
+        id: String,
+        tenant: Option<String>,
+        output: OutputSink,
+    ) -> std::io::Result<Arc<Environment>> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        let (sender, receiver) = mpsc::channel(1);
+        let function_arn = format!(
+            "arn:aws:lambda:{}:000000000000:function:{}",
+            spec.region, spec.function
+        );
+        let state = Arc::new(RuntimeState {
+            function_arn,
+            tenant: tenant.clone(),
+            next: tokio::sync::Mutex::new(receiver),
+            in_flight: Mutex::new(HashMap::new()),
+            init_error: Mutex::new(None),
+        });
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        let mut command = tokio::process::Command::new(&spec.executable);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", &spec.function)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", spec.function),
+            )
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", &id)
+            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+            .env("AWS_REGION", &spec.region)
+            .env("AWS_DEFAULT_REGION", &spec.region)
+            .env("_HANDLER", "bootstrap")
+            .env(
+                "LAMBDA_TASK_ROOT",
+                spec.executable
+                    .parent()
+                    .unwrap_or(std::path::Path::new(".")),
+            )
+            .env("TZ", ":UTC")
+            .envs(spec.variables.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                server.abort();
+                return Err(e);
+            }
+        };
+        let pid = child.id().unwrap_or_default();
+        let prefix = format!("[{id} {}]", tenant.as_deref().unwrap_or("-"));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let output = output.clone();
+            let prefix = prefix.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut sink = output.lock().expect("output lock");
+                    let _ = writeln!(sink, "{prefix} {line}");
+                }
+            });
+        }
+
+        let (exited_tx, exited) = watch::channel(None);
+        let (kill_tx, kill_rx) = oneshot::channel::<()>();
+        let watched = state.clone();
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                _ = kill_rx => {
+                    let _ = child.kill().await;
+                    "killed by the stand-in".to_owned()
+                }
+            };
+            server.abort();
+            let init = watched.init_error.lock().expect("lock").clone();
+            let message = match init {
+                Some(init) => format!("Runtime.InitError: {init} (process {status})"),
+                None => format!("the runtime exited: {status}"),
+            };
+            // Everything in flight ends now.
+            let in_flight: Vec<_> = watched
+                .in_flight
+                .lock()
+                .expect("lock")
+                .drain()
+                .map(|(_, tx)| tx)
+                .collect();
+            for tx in in_flight {
+                let _ = tx.send(InvocationResult::Crashed(message.clone()));
+            }
+            let _ = exited_tx.send(Some(message));
+        });
+
+        Ok(Arc::new(Environment {
+            id,
+            function: spec.function.clone(),
+            tenant,
+            pid,
+            timeout: spec.timeout,
+            sender,
+            exited,
+            kill: Mutex::new(Some(kill_tx)),
+        }))
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&self) -> bool {
+        self.exited.borrow().is_none()
+    }
+
+    /// Stops the process.
+    pub fn stop(&self) {
+        if let Some(kill) = self.kill.lock().expect("lock").take() {
+            let _ = kill.send(());
+        }
+    }
+
+    /// Runs one invocation and waits for its end (answer, error, crash or timeout).
+    pub async fn invoke(&self, invocation: Invocation) -> InvocationResult {
+        let (respond, answer) = oneshot::channel();
+        let deadline_ms = chrono::Utc::now().timestamp_millis() + self.timeout.as_millis() as i64;
+        let pending = Pending {
+            invocation,
+            deadline_ms,
+            respond,
+        };
+        let mut exited = self.exited.clone();
+        if let Some(message) = exited.borrow().clone() {
+            return InvocationResult::Crashed(message);
+        }
+        if self.sender.send(pending).await.is_err() {
+            return InvocationResult::Crashed("the environment is gone".into());
+        }
+        tokio::select! {
+            answer = answer => answer.unwrap_or_else(|_| InvocationResult::Crashed("the environment is gone".into())),
+            message = exited.wait_for(Option::is_some) => {
+                let message = message.map(|m| m.clone().unwrap_or_default()).unwrap_or_default();
+                InvocationResult::Crashed(message)
+            }
+            _ = tokio::time::sleep(self.timeout) => {
+                self.stop();
+                InvocationResult::TimedOut
+            }
+        }
+    }
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn next(State(state): State<Arc<RuntimeState>>) -> Response {
+    let pending = {
+        let mut receiver = state.next.lock().await;
+        receiver.recv().await
+    };
+    let Some(Pending {
+        invocation,
+        deadline_ms,
+        respond,
+    }) = pending
+    else {
+        return StatusCode::GONE.into_response();
+    };
+    state
+        .in_flight
+        .lock()
+        .expect("lock")
+        .insert(invocation.request_id.clone(), respond);
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set("lambda-runtime-aws-request-id", &invocation.request_id);
+    set("lambda-runtime-deadline-ms", &deadline_ms.to_string());
+    set("lambda-runtime-invoked-function-arn", &state.function_arn);
+    set("lambda-runtime-trace-id", &invocation.trace_id);
+    if let Some(tenant) = &state.tenant {
+        set("lambda-runtime-aws-tenant-id", tenant);
+    }
+    set("content-type", "application/json");
+    (StatusCode::OK, headers, invocation.payload).into_response()
+}
+
+fn accepted() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({"status": "OK"})),
+    )
+        .into_response()
+}
+
+fn unknown_request(id: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(serde_json::json!({
+            "errorMessage": format!("invalid request id {id}"),
+            "errorType": "InvalidRequestID"
+        })),
+    )
+        .into_response()
+}
+
+async fn response(
+    State(state): State<Arc<RuntimeState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    match state.in_flight.lock().expect("lock").remove(&id) {
+        Some(tx) => {
+            let _ = tx.send(InvocationResult::Success(body));
+            accepted()
+        }
+        None => unknown_request(&id),
+    }
+}
+
+async fn error(
+    State(state): State<Arc<RuntimeState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let error_type = headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["errorType"].as_str().map(str::to_owned))
+        })
+        .unwrap_or_else(|| "Unhandled".into());
+    match state.in_flight.lock().expect("lock").remove(&id) {
+        Some(tx) => {
+            let _ = tx.send(InvocationResult::FunctionError { error_type, body });
+            accepted()
+        }
+        None => unknown_request(&id),
+    }
+}
+
+async fn init_error(State(state): State<Arc<RuntimeState>>, body: Bytes) -> Response {
+    *state.init_error.lock().expect("lock") = Some(String::from_utf8_lossy(&body).into_owned());
+    accepted()
+}

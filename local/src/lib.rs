@@ -1,0 +1,17 @@
+//! A local stand-in for the Lambda service, so the whole system runs and is tested end to end with
+//! no AWS account. Its execution environments are real OS processes:
+//!
+//! - [`api`]: the Invoke API (`Event`, `RequestResponse`, `DryRun`, `X-Amz-Tenant-Id`) with AWS's
+//!   error shapes and optional fault injection;
+//! - [`pool`]: per-tenant environments — one tenant per environment for life, reuse for the same
+//!   tenant only, a limit that throttles like Lambda, idle stop, crash replacement;
+//! - [`environment`]: one process and the Runtime API it talks to;
+//! - [`service`]: the async queue with Lambda's two retries, the invocation log and the results
+//!   file (async destination records);
+//! - [`replay`]: the main job — recorded events through the router into tenant-isolated backends.
+
+pub mod api;
+pub mod environment;
+pub mod pool;
+pub mod replay;
+pub mod service;

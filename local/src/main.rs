@@ -1,0 +1,182 @@
+//! The `local-lambda` binary: `serve` runs the stand-in; `replay` runs the main job on it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use local::replay::{print, replay, settings_for, sibling_backend};
+use local::service::{Faults, FunctionSpec, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "local-lambda",
+    version,
+    about = "A local stand-in for AWS Lambda with tenant-isolated execution environments as real processes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serves the Invoke API for the given functions until interrupted.
+    Serve {
+        /// Address to listen on (loopback).
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        listen: std::net::SocketAddr,
+        /// A function: NAME=EXECUTABLE[,per-tenant]. Repeatable.
+        #[arg(long = "function", required = true, value_parser = FunctionSpec::parse)]
+        functions: Vec<FunctionSpec>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Replays recorded events through the router into the `backend` function, tenant-isolated.
+    Replay {
+        /// The backend executable (default: `backend` beside this binary).
+        #[arg(long)]
+        backend: Option<PathBuf>,
+        /// Time budget of each replayed router invocation, in milliseconds.
+        #[arg(long, default_value_t = 60_000)]
+        deadline_ms: u64,
+        #[command(flatten)]
+        common: Common,
+        /// Event files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Most execution environments alive at once.
+    #[arg(long, default_value_t = 64)]
+    max_environments: usize,
+    /// Idle environments are stopped after this many milliseconds.
+    #[arg(long, default_value_t = 300_000)]
+    idle_timeout_ms: u64,
+    /// Function timeout, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    function_timeout_ms: u64,
+    /// Delay before the first retry of a failed async invocation (the second waits twice as
+    /// long); Lambda waits about a minute.
+    #[arg(long)]
+    async_retry_delay_ms: Option<u64>,
+    /// Injected faults, e.g. `429:0.1,500:0.05`.
+    #[arg(long, value_parser = Faults::parse)]
+    fault: Option<Faults>,
+    /// Seed of the fault draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Extra environment variable for the functions, KEY=VALUE. Repeatable.
+    #[arg(long = "env", value_parser = parse_variable)]
+    variables: Vec<(String, String)>,
+    /// Invocation log: one JSON line per invocation attempt.
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// Results file: one async destination record per finished async invocation.
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Where the environments' output goes (default: stderr).
+    #[arg(long)]
+    environment_output: Option<PathBuf>,
+}
+
+fn parse_variable(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}
+
+impl Common {
+    fn apply(self, mut settings: Settings) -> Settings {
+        settings.max_environments = self.max_environments;
+        settings.idle_timeout = Duration::from_millis(self.idle_timeout_ms);
+        settings.function_timeout = Duration::from_millis(self.function_timeout_ms);
+        if let Some(delay) = self.async_retry_delay_ms {
+            settings.async_retry_delays = [
+                Duration::from_millis(delay),
+                Duration::from_millis(delay * 2),
+            ];
+        }
+        settings.faults = self.fault.unwrap_or_default();
+        settings.seed = self.seed;
+        settings.variables.extend(self.variables);
+        settings.log = self.log;
+        settings.results = self.results;
+        settings.environment_output = self.environment_output;
+        settings
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    router::telemetry::init("local-lambda");
+    match Cli::parse().command {
+        Command::Serve {
+            listen,
+            functions,
+            common,
+        } => {
+            if !listen.ip().is_loopback() {
+                eprintln!("local-lambda: --listen must be a loopback address");
+                return ExitCode::from(2);
+            }
+            let settings = common.apply(Settings {
+                functions,
+                ..Settings::default()
+            });
+            let service = match local::service::Service::new(settings) {
+                Ok(service) => service,
+                Err(e) => {
+                    eprintln!("local-lambda: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let (address, server) = match local::api::serve(service.clone(), listen).await {
+                Ok(bound) => bound,
+                Err(e) => {
+                    eprintln!("local-lambda: cannot listen on {listen}: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            eprintln!("local-lambda: Invoke API on http://{address}");
+            let _ = tokio::signal::ctrl_c().await;
+            server.abort();
+            service.drain().await;
+            service.pool().stop_all();
+            ExitCode::SUCCESS
+        }
+        Command::Replay {
+            backend,
+            deadline_ms,
+            common,
+            files,
+        } => {
+            let settings = common.apply(settings_for(backend.unwrap_or_else(sibling_backend)));
+            let result = replay(
+                settings,
+                &files,
+                Duration::from_millis(deadline_ms),
+                |name| std::env::var(name).ok(),
+            )
+            .await;
+            match result {
+                Ok((summary, _)) => {
+                    let failed_files = summary.responses.iter().filter(|(_, r)| r.is_err()).count();
+                    let _ = print(&summary, &mut std::io::stdout().lock());
+                    if failed_files == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("local-lambda replay: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}

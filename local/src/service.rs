@@ -1,0 +1,515 @@
+//! The stand-in's core: functions, the environment pool, the async invocation queue with Lambda's
+//! retry behaviour, fault injection, the invocation log and the results file (async destinations).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::environment::{EnvironmentSpec, Invocation, InvocationResult, OutputSink};
+use crate::pool::{Pool, PoolError};
+
+/// A function the stand-in serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpec {
+    /// Function name.
+    pub name: String,
+    /// Its executable.
+    pub executable: PathBuf,
+    /// Whether it runs in tenant isolation mode (`PER_TENANT`).
+    pub per_tenant: bool,
+}
+
+impl FunctionSpec {
+    /// Parses `NAME=EXECUTABLE[,per-tenant]`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (name, rest) = text
+            .split_once('=')
+            .ok_or_else(|| format!("expected NAME=EXECUTABLE[,per-tenant], got {text:?}"))?;
+        let (executable, per_tenant) = match rest.strip_suffix(",per-tenant") {
+            Some(executable) => (executable, true),
+            None => (rest, false),
+        };
+        if name.is_empty() || executable.is_empty() {
+            return Err(format!(
+                "expected NAME=EXECUTABLE[,per-tenant], got {text:?}"
+            ));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            executable: PathBuf::from(executable),
+            per_tenant,
+        })
+    }
+}
+
+/// Injected faults: each Invoke is answered with a status at the given rate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// `(status, rate)` pairs, rates in 0..=1.
+    pub rates: Vec<(u16, f64)>,
+}
+
+impl Faults {
+    /// Parses `429:0.1,500:0.05`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut rates = Vec::new();
+        for part in text.split(',').filter(|p| !p.is_empty()) {
+            let (status, rate) = part
+                .split_once(':')
+                .ok_or_else(|| format!("expected STATUS:RATE, got {part:?}"))?;
+            let status: u16 = status
+                .parse()
+                .map_err(|_| format!("bad status in {part:?}"))?;
+            if !matches!(status, 429 | 500 | 502 | 503) {
+                return Err(format!(
+                    "status {status} cannot be injected (429, 500, 502, 503)"
+                ));
+            }
+            let rate: f64 = rate.parse().map_err(|_| format!("bad rate in {part:?}"))?;
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("rate {rate} is not between 0 and 1"));
+            }
+            rates.push((status, rate));
+        }
+        if rates.iter().map(|(_, r)| r).sum::<f64>() > 1.0 {
+            return Err("fault rates add up to more than 1".into());
+        }
+        Ok(Self { rates })
+    }
+}
+
+/// Settings of the stand-in.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Functions served.
+    pub functions: Vec<FunctionSpec>,
+    /// Most execution environments alive at once.
+    pub max_environments: usize,
+    /// Idle environments are stopped after this long.
+    pub idle_timeout: Duration,
+    /// Function timeout.
+    pub function_timeout: Duration,
+    /// Delays before the two retries of a failed async invocation (Lambda: about 1 and 2 min).
+    pub async_retry_delays: [Duration; 2],
+    /// Injected faults.
+    pub faults: Faults,
+    /// Seed of the fault draw.
+    pub seed: u64,
+    /// Extra environment variables for every function process.
+    pub variables: Vec<(String, String)>,
+    /// Invocation log (JSON lines), if any.
+    pub log: Option<PathBuf>,
+    /// Results file (JSON lines, one per finished async invocation), if any.
+    pub results: Option<PathBuf>,
+    /// Where environment output goes (stderr when `None`).
+    pub environment_output: Option<PathBuf>,
+    /// Region reported to functions.
+    pub region: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            functions: Vec::new(),
+            max_environments: 64,
+            idle_timeout: Duration::from_secs(300),
+            function_timeout: Duration::from_secs(30),
+            async_retry_delays: [Duration::from_secs(60), Duration::from_secs(120)],
+            faults: Faults::default(),
+            seed: 0,
+            variables: Vec::new(),
+            log: None,
+            results: None,
+            environment_output: None,
+            region: "us-east-1".into(),
+        }
+    }
+}
+
+/// One line of the invocation log.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    /// When the attempt ended (RFC 3339).
+    pub timestamp: String,
+    /// Request id (the same for every attempt of one async invocation).
+    pub request_id: String,
+    /// Function.
+    pub function: String,
+    /// Tenant id of the invocation.
+    pub tenant_id: Option<String>,
+    /// Environment that ran it.
+    pub environment_id: Option<String>,
+    /// Its process id.
+    pub pid: Option<u32>,
+    /// `Event`, `RequestResponse` or `DryRun`.
+    pub invocation_type: String,
+    /// Attempt number (1-based).
+    pub attempt: u32,
+    /// `success`, `error`, `crashed`, `timeout`, `throttled`, `injected-429`, `injected-500`, ….
+    pub status: String,
+    /// Error type, for failures.
+    pub error_type: Option<String>,
+    /// Whether a new environment was started for it.
+    pub cold_start: bool,
+    /// Time spent, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// Who an invocation is for and how it was asked.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Function name.
+    pub function: String,
+    /// Tenant id (`X-Amz-Tenant-Id`).
+    pub tenant: Option<String>,
+    /// Request id.
+    pub request_id: String,
+    /// `Event` or `RequestResponse`.
+    pub invocation_type: &'static str,
+    /// Trace header passed to the function.
+    pub trace_id: String,
+}
+
+/// A finished async invocation, in the shape of a Lambda async destination record.
+pub type DestinationRecord = Value;
+
+/// The stand-in.
+pub struct Service {
+    functions: HashMap<String, FunctionSpec>,
+    settings: Settings,
+    pool: Pool,
+    rng: Mutex<fastrand::Rng>,
+    log: Option<Mutex<std::fs::File>>,
+    results_file: Option<Mutex<std::fs::File>>,
+    entries: Mutex<Vec<LogEntry>>,
+    results: Mutex<Vec<DestinationRecord>>,
+    pending_async: AtomicUsize,
+    drained: Notify,
+}
+
+/// Opens a file for appending, creating it.
+fn append(path: &PathBuf) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+impl Service {
+    /// Builds the stand-in; fails if a log file cannot be opened or an executable is missing.
+    pub fn new(settings: Settings) -> anyhow::Result<Arc<Self>> {
+        let output: OutputSink = match &settings.environment_output {
+            Some(path) => Arc::new(Mutex::new(Box::new(append(path)?))),
+            None => Arc::new(Mutex::new(Box::new(std::io::stderr()))),
+        };
+        let mut specs = HashMap::new();
+        let mut functions = HashMap::new();
+        for function in &settings.functions {
+            if !function.executable.is_file() {
+                anyhow::bail!(
+                    "function {}: executable {} not found",
+                    function.name,
+                    function.executable.display()
+                );
+            }
+            specs.insert(
+                function.name.clone(),
+                EnvironmentSpec {
+                    function: function.name.clone(),
+                    executable: function.executable.clone(),
+                    variables: settings.variables.clone(),
+                    timeout: settings.function_timeout,
+                    region: settings.region.clone(),
+                },
+            );
+            functions.insert(function.name.clone(), function.clone());
+        }
+        let pool = Pool::new(
+            specs,
+            settings.max_environments,
+            settings.idle_timeout,
+            output,
+        );
+        let service = Arc::new(Self {
+            functions,
+            rng: Mutex::new(fastrand::Rng::with_seed(settings.seed)),
+            log: settings
+                .log
+                .as_ref()
+                .map(append)
+                .transpose()?
+                .map(Mutex::new),
+            results_file: settings
+                .results
+                .as_ref()
+                .map(append)
+                .transpose()?
+                .map(Mutex::new),
+            settings,
+            pool,
+            entries: Mutex::new(Vec::new()),
+            results: Mutex::new(Vec::new()),
+            pending_async: AtomicUsize::new(0),
+            drained: Notify::new(),
+        });
+        let reaper = Arc::downgrade(&service);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                match reaper.upgrade() {
+                    Some(service) => service.pool.reap_idle(),
+                    None => break,
+                }
+            }
+        });
+        Ok(service)
+    }
+
+    /// The function called `name`.
+    pub fn function(&self, name: &str) -> Option<&FunctionSpec> {
+        self.functions.get(name)
+    }
+
+    /// The environment pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Draws an injected fault for one Invoke, if any.
+    pub fn draw_fault(&self) -> Option<u16> {
+        if self.settings.faults.rates.is_empty() {
+            return None;
+        }
+        let draw = self.rng.lock().expect("rng lock").f64();
+        let mut cumulative = 0.0;
+        for (status, rate) in &self.settings.faults.rates {
+            cumulative += rate;
+            if draw < cumulative {
+                return Some(*status);
+            }
+        }
+        None
+    }
+
+    /// Appends a line to the invocation log.
+    pub fn record(&self, entry: LogEntry) {
+        if let Some(log) = &self.log {
+            let mut file = log.lock().expect("log lock");
+            let _ = serde_json::to_writer(&mut *file, &entry);
+            let _ = file.write_all(b"\n");
+        }
+        self.entries.lock().expect("lock").push(entry);
+    }
+
+    /// Every invocation log entry so far.
+    pub fn entries(&self) -> Vec<LogEntry> {
+        self.entries.lock().expect("lock").clone()
+    }
+
+    /// Every async destination record so far.
+    pub fn results(&self) -> Vec<DestinationRecord> {
+        self.results.lock().expect("lock").clone()
+    }
+
+    /// Runs one attempt of an invocation in an environment, and logs it.
+    pub async fn attempt(
+        &self,
+        request: &Request,
+        attempt: u32,
+        payload: Bytes,
+    ) -> Result<InvocationResult, PoolError> {
+        let started = Instant::now();
+        let entry =
+            |environment: Option<(&str, u32)>, status: &str, error_type, cold_start| LogEntry {
+                timestamp: now(),
+                request_id: request.request_id.clone(),
+                function: request.function.clone(),
+                tenant_id: request.tenant.clone(),
+                environment_id: environment.map(|(id, _)| id.to_owned()),
+                pid: environment.map(|(_, pid)| pid),
+                invocation_type: request.invocation_type.to_owned(),
+                attempt,
+                status: status.to_owned(),
+                error_type,
+                cold_start,
+                duration_ms: started.elapsed().as_millis() as u64,
+            };
+        let lease = match self
+            .pool
+            .acquire(&request.function, request.tenant.as_deref())
+        {
+            Ok(lease) => lease,
+            Err(error) => {
+                let status = match error {
+                    PoolError::Throttled => "throttled",
+                    PoolError::StartFailed(_) => "start-failed",
+                };
+                self.record(entry(None, status, Some(error.to_string()), false));
+                return Err(error);
+            }
+        };
+        let result = lease
+            .environment
+            .invoke(Invocation {
+                request_id: request.request_id.clone(),
+                payload,
+                trace_id: request.trace_id.clone(),
+            })
+            .await;
+        let environment = Some((lease.environment.id.as_str(), lease.environment.pid));
+        self.record(entry(
+            environment,
+            result.status(),
+            result.error_type(),
+            lease.cold,
+        ));
+        Ok(result)
+    }
+
+    /// Queues an async invocation: up to three attempts (two retries) on function errors, crashes
+    /// and timeouts, waiting for capacity when throttled; the outcome goes to the results file.
+    pub fn enqueue(self: &Arc<Self>, request: Request, payload: Bytes) {
+        self.pending_async.fetch_add(1, Ordering::SeqCst);
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut attempt = 0;
+            let outcome = loop {
+                attempt += 1;
+                let result = loop {
+                    match service.attempt(&request, attempt, payload.clone()).await {
+                        Ok(result) => break result,
+                        // Lambda keeps throttled async events in its queue and tries again.
+                        Err(PoolError::Throttled) => {
+                            tokio::time::sleep(Duration::from_millis(50)).await
+                        }
+                        Err(PoolError::StartFailed(e)) => {
+                            break InvocationResult::Crashed(format!("Runtime.StartError: {e}"));
+                        }
+                    }
+                };
+                let retry = !matches!(result, InvocationResult::Success(_));
+                if !retry || attempt == 3 {
+                    break result;
+                }
+                tokio::time::sleep(service.settings.async_retry_delays[attempt as usize - 1]).await;
+            };
+            service.finish_async(&request, attempt, &payload, outcome);
+            if service.pending_async.fetch_sub(1, Ordering::SeqCst) == 1 {
+                service.drained.notify_waiters();
+            }
+        });
+    }
+
+    fn finish_async(
+        &self,
+        request: &Request,
+        attempts: u32,
+        payload: &Bytes,
+        outcome: InvocationResult,
+    ) {
+        let (function, tenant, request_id) = (
+            request.function.as_str(),
+            request.tenant.as_deref(),
+            request.request_id.as_str(),
+        );
+        let request_payload: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+        let (condition, function_error, response) = match &outcome {
+            InvocationResult::Success(body) => (
+                "Success",
+                None,
+                serde_json::from_slice(body)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into())),
+            ),
+            failure => (
+                "RetriesExhausted",
+                Some("Unhandled"),
+                failure.error_document().unwrap_or(Value::Null),
+            ),
+        };
+        let record = json!({
+            "version": "1.0",
+            "timestamp": now(),
+            "requestContext": {
+                "requestId": request_id,
+                "functionArn": format!("arn:aws:lambda:{}:000000000000:function:{function}:$LATEST", self.settings.region),
+                "condition": condition,
+                "approximateInvokeCount": attempts,
+            },
+            "tenantId": tenant,
+            "requestPayload": request_payload,
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": function_error,
+            },
+            "responsePayload": response,
+        });
+        if let Some(file) = &self.results_file {
+            let mut file = file.lock().expect("results lock");
+            let _ = serde_json::to_writer(&mut *file, &record);
+            let _ = file.write_all(b"\n");
+        }
+        self.results.lock().expect("lock").push(record);
+    }
+
+    /// Waits until every queued async invocation has finished.
+    pub async fn drain(&self) {
+        loop {
+            let notified = self.drained.notified();
+            if self.pending_async.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Async invocations not finished yet.
+    pub fn pending(&self) -> usize {
+        self.pending_async.load(Ordering::SeqCst)
+    }
+}
+
+/// The current time, RFC 3339.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_specs() {
+        assert_eq!(
+            FunctionSpec::parse("backend=/bin/backend,per-tenant").unwrap(),
+            FunctionSpec {
+                name: "backend".into(),
+                executable: "/bin/backend".into(),
+                per_tenant: true
+            }
+        );
+        assert!(!FunctionSpec::parse("plain=/bin/x").unwrap().per_tenant);
+        for bad in ["backend", "=x", "name="] {
+            assert!(FunctionSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fault_specs() {
+        assert_eq!(
+            Faults::parse("429:0.1,500:0.05").unwrap().rates,
+            vec![(429, 0.1), (500, 0.05)]
+        );
+        for bad in ["429", "404:0.1", "429:2", "429:0.6,500:0.6", "x:0.1"] {
+            assert!(Faults::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

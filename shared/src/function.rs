@@ -1,0 +1,346 @@
+//! The tenant-isolated function wrapper: turns a plain
+//! `async fn(&TenantContext, Envelope) -> Result<Value, E>` into a Lambda handler that enforces
+//! PRODUCT.md §6.
+//!
+//! - The tenant comes from the invocation context (`Lambda-Runtime-Aws-Tenant-Id`), never from the
+//!   payload; an invocation without one is refused.
+//! - The first tenant pins the execution environment for life ([`EnvironmentGuard`]). Any other
+//!   tenant makes the environment fail closed: that invocation and every later one are refused,
+//!   whatever their tenant, so a routing mistake can never reach state cached for another tenant.
+//! - An envelope whose `tenantId` differs from the context's tenant is refused, logged as a
+//!   security event, and nothing of it is processed.
+//! - A repeated `idempotencyKey` within the environment is recognised: the handler does not run
+//!   again and the earlier result is returned, marked `duplicate`.
+//!
+//! Tenant-scoped state (configuration, secrets, clients) can live in the environment, behind a
+//! `OnceLock` or similar: the environment serves one tenant only.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{Value, json};
+
+use crate::{Envelope, TenantId};
+
+/// Recently seen idempotency keys remembered per environment.
+const REMEMBERED_KEYS: usize = 10_000;
+
+/// What a tenant handler learns about its invocation.
+#[derive(Debug, Clone)]
+pub struct TenantContext {
+    /// The tenant this environment serves (from the invocation context).
+    pub tenant_id: TenantId,
+    /// The Lambda request id.
+    pub request_id: String,
+}
+
+/// Why an invocation was refused before (or instead of) running the tenant handler.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    /// The invocation carried no tenant id.
+    #[error("the invocation has no tenant id: the function must run in tenant isolation mode")]
+    NoTenant,
+    /// The context's tenant id is not a valid tenant id.
+    #[error("the invocation's tenant id is invalid: {0}")]
+    InvalidTenant(String),
+    /// This environment served another tenant: it refuses everything from now on.
+    #[error("this execution environment was offered a second tenant and fails closed")]
+    FailedClosed,
+    /// The envelope names another tenant than the invocation.
+    #[error("the envelope's tenant does not match the invocation's tenant")]
+    TenantMismatch,
+    /// The payload is not an envelope.
+    #[error("the payload is not a valid envelope: {0}")]
+    BadEnvelope(String),
+}
+
+/// Per-environment state of the guard: the pinned tenant, the fail-closed flag and the results of
+/// recent idempotency keys.
+#[derive(Debug, Default)]
+pub struct EnvironmentGuard {
+    pinned: std::sync::OnceLock<TenantId>,
+    failed_closed: AtomicBool,
+    seen: Mutex<RecentResults>,
+}
+
+#[derive(Debug, Default)]
+struct RecentResults {
+    order: std::collections::VecDeque<String>,
+    results: std::collections::HashMap<String, Value>,
+}
+
+impl RecentResults {
+    fn get(&self, key: &str) -> Option<Value> {
+        self.results.get(key).cloned()
+    }
+
+    fn insert(&mut self, key: String, result: Value) {
+        if self.results.insert(key.clone(), result).is_none() {
+            self.order.push_back(key);
+            if self.order.len() > REMEMBERED_KEYS
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.results.remove(&oldest);
+            }
+        }
+    }
+}
+
+impl EnvironmentGuard {
+    /// The tenant this environment is pinned to, if any.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.pinned.get()
+    }
+
+    /// Admits an invocation for `context_tenant`, pinning the environment on first use.
+    pub fn admit(&self, context_tenant: Option<&str>) -> Result<TenantId, GuardError> {
+        if self.failed_closed.load(Ordering::Acquire) {
+            return Err(GuardError::FailedClosed);
+        }
+        let tenant = context_tenant.ok_or(GuardError::NoTenant)?;
+        let tenant =
+            TenantId::parse(tenant).map_err(|e| GuardError::InvalidTenant(e.to_string()))?;
+        let pinned = self.pinned.get_or_init(|| tenant.clone());
+        if *pinned != tenant {
+            self.failed_closed.store(true, Ordering::Release);
+            tracing::error!(
+                message = "security: execution environment offered a second tenant; failing closed",
+                security_event = "environment-tenant-mismatch",
+                tenant_id = pinned.as_str(),
+                offered_tenant_id = tenant.as_str(),
+            );
+            return Err(GuardError::FailedClosed);
+        }
+        Ok(tenant)
+    }
+
+    /// Runs one invocation through the guard and `handler`. `Ok` carries the result for the
+    /// async destination; a handler error is returned as `Err` (a function error, so Lambda
+    /// retries the async invocation).
+    pub async fn invoke<F, Fut, E>(
+        &self,
+        context_tenant: Option<&str>,
+        request_id: &str,
+        payload: &str,
+        handler: F,
+    ) -> Result<Value, InvokeError>
+    where
+        F: FnOnce(TenantContext, Envelope) -> Fut,
+        Fut: Future<Output = Result<Value, E>>,
+        E: Display,
+    {
+        let tenant = self.admit(context_tenant)?;
+        let envelope = Envelope::from_payload(payload.as_bytes())
+            .map_err(|e| GuardError::BadEnvelope(e.to_string()))?;
+        if envelope.tenant_id != tenant {
+            tracing::error!(
+                message = "security: envelope for another tenant refused",
+                security_event = "envelope-tenant-mismatch",
+                tenant_id = tenant.as_str(),
+                envelope_tenant_id = %envelope.tenant_id.as_str().escape_debug(),
+                record_id = envelope.id.as_str(),
+                correlation_id = envelope.correlation_id.as_str(),
+            );
+            return Err(GuardError::TenantMismatch.into());
+        }
+        let key = envelope.idempotency_key.clone();
+        if let Some(mut earlier) = self.seen.lock().expect("not poisoned").get(&key) {
+            tracing::info!(
+                message = "duplicate record recognised; not processed again",
+                tenant_id = tenant.as_str(),
+                record_id = envelope.id.as_str(),
+                correlation_id = envelope.correlation_id.as_str(),
+            );
+            earlier["duplicate"] = Value::Bool(true);
+            return Ok(earlier);
+        }
+        let summary = json!({
+            "tenantId": tenant,
+            "id": envelope.id,
+            "idempotencyKey": envelope.idempotency_key,
+            "correlationId": envelope.correlation_id,
+            "source": envelope.source,
+        });
+        let (record_id, correlation_id) = (envelope.id.clone(), envelope.correlation_id.clone());
+        let context = TenantContext {
+            tenant_id: tenant.clone(),
+            request_id: request_id.to_owned(),
+        };
+        match handler(context, envelope).await {
+            Ok(result) => {
+                let mut output = summary;
+                output["status"] = json!("processed");
+                output["result"] = result;
+                tracing::info!(
+                    message = "record processed",
+                    tenant_id = tenant.as_str(),
+                    record_id = record_id.as_str(),
+                    correlation_id = correlation_id.as_str(),
+                );
+                self.seen
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(key, output.clone());
+                Ok(output)
+            }
+            Err(error) => {
+                tracing::warn!(
+                    message = "tenant handler failed",
+                    tenant_id = tenant.as_str(),
+                    record_id = record_id.as_str(),
+                    correlation_id = correlation_id.as_str(),
+                    error = %error,
+                );
+                Err(InvokeError::Handler(error.to_string()))
+            }
+        }
+    }
+}
+
+/// Why an invocation produced no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    /// The guard refused it.
+    #[error(transparent)]
+    Refused(#[from] GuardError),
+    /// The tenant handler failed.
+    #[error("tenant handler failed: {0}")]
+    Handler(String),
+}
+
+/// Runs the Lambda runtime loop with `handler` behind an [`EnvironmentGuard`].
+pub async fn run<F, Fut, E>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(TenantContext, Envelope) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, E>> + Send,
+    E: Display + Send,
+{
+    let guard: &'static EnvironmentGuard = Box::leak(Box::default());
+    let handler = &*Box::leak(Box::new(handler));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Box<serde_json::value::RawValue>>| async move {
+            guard
+                .invoke(
+                    event.context.tenant_id.as_deref(),
+                    &event.context.request_id,
+                    event.payload.get(),
+                    handler,
+                )
+                .await
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(tenant: &str, id: &str) -> String {
+        json!({
+            "version": 1, "tenantId": tenant, "source": "sqs", "eventSourceArn": "arn:q",
+            "id": id, "idempotencyKey": format!("arn:q#{id}"), "arrivedAt": "2026-01-01T00:00:00Z",
+            "correlationId": "c1", "payload": {"x": 1}
+        })
+        .to_string()
+    }
+
+    async fn echo(context: TenantContext, envelope: Envelope) -> Result<Value, String> {
+        Ok(json!({"seenTenant": context.tenant_id, "payload": envelope.payload.get()}))
+    }
+
+    #[tokio::test]
+    async fn processes_its_own_tenant() {
+        let guard = EnvironmentGuard::default();
+        let out = guard
+            .invoke(Some("acme"), "r1", &envelope("acme", "m1"), echo)
+            .await
+            .unwrap();
+        assert_eq!(out["status"], "processed");
+        assert_eq!(out["tenantId"], "acme");
+        assert_eq!(out["result"]["seenTenant"], "acme");
+        assert_eq!(guard.tenant().unwrap().as_str(), "acme");
+    }
+
+    #[tokio::test]
+    async fn refuses_without_a_tenant_and_with_an_invalid_one() {
+        let guard = EnvironmentGuard::default();
+        let err = guard.invoke(None, "r", &envelope("acme", "m"), echo).await;
+        assert_eq!(err, Err(InvokeError::Refused(GuardError::NoTenant)));
+        let err = guard
+            .invoke(Some("a#b"), "r", &envelope("acme", "m"), echo)
+            .await;
+        assert!(matches!(
+            err,
+            Err(InvokeError::Refused(GuardError::InvalidTenant(_)))
+        ));
+    }
+
+    #[tokio::test]
+    async fn refuses_an_envelope_for_another_tenant_without_running_the_handler() {
+        let guard = EnvironmentGuard::default();
+        let ran = AtomicBool::new(false);
+        let err = guard
+            .invoke(Some("acme"), "r", &envelope("acme ", "m"), |_, _| async {
+                ran.store(true, Ordering::SeqCst);
+                Ok::<_, String>(Value::Null)
+            })
+            .await;
+        assert_eq!(err, Err(InvokeError::Refused(GuardError::TenantMismatch)));
+        assert!(!ran.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_second_tenant_makes_the_environment_fail_closed() {
+        let guard = EnvironmentGuard::default();
+        guard
+            .invoke(Some("acme"), "r1", &envelope("acme", "m1"), echo)
+            .await
+            .unwrap();
+        let err = guard
+            .invoke(Some("globex"), "r2", &envelope("globex", "m2"), echo)
+            .await;
+        assert_eq!(err, Err(InvokeError::Refused(GuardError::FailedClosed)));
+        // From now on it serves nobody, not even its first tenant.
+        let err = guard
+            .invoke(Some("acme"), "r3", &envelope("acme", "m3"), echo)
+            .await;
+        assert_eq!(err, Err(InvokeError::Refused(GuardError::FailedClosed)));
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_recognised_and_not_processed_again() {
+        let guard = EnvironmentGuard::default();
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let handler = |_: TenantContext, _: Envelope| async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, String>(json!({"n": 1}))
+        };
+        let first = guard
+            .invoke(Some("acme"), "r1", &envelope("acme", "m1"), handler)
+            .await
+            .unwrap();
+        let second = guard
+            .invoke(Some("acme"), "r2", &envelope("acme", "m1"), handler)
+            .await
+            .unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(first.get("duplicate").is_none());
+        assert_eq!(second["duplicate"], true);
+        assert_eq!(second["result"], first["result"]);
+    }
+
+    #[tokio::test]
+    async fn a_handler_error_is_a_function_error() {
+        let guard = EnvironmentGuard::default();
+        let err = guard
+            .invoke(Some("acme"), "r", &envelope("acme", "m"), |_, _| async {
+                Err::<Value, _>("boom")
+            })
+            .await;
+        assert_eq!(err, Err(InvokeError::Handler("boom".into())));
+    }
+}
