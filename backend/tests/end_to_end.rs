@@ -1,0 +1,397 @@
+//! End to end, on one machine: recorded and generated events through the router's real handler and
+//! the real aws-sdk-lambda client into the Lambda stand-in (`local`), whose tenant-isolated
+//! execution environments are real `backend` processes. The invocation log and the results file
+//! (async destination records) are the evidence.
+//!
+//! These tests live in the backend crate because they need its binary (`CARGO_BIN_EXE_backend`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_lambda::config::retry::RetryConfig;
+use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use cross_crate_tests::{TestKey, fixtures_dir, workload};
+use local::replay::{replay, settings_for};
+use local::service::{Faults, Service, Settings};
+use serde_json::{Value, json};
+
+fn backend() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_backend"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("tenant-router-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{n}-{name}"))
+}
+
+fn settings() -> Settings {
+    let mut settings = settings_for(backend());
+    settings.async_retry_delays = [Duration::from_millis(20), Duration::from_millis(40)];
+    settings.environment_output = Some(scratch("environments.log"));
+    settings.log = Some(scratch("invocations.jsonl"));
+    settings.results = Some(scratch("results.jsonl"));
+    settings
+}
+
+/// Writes generated SQS batches to files: `batches` files of `per_batch` records, `tenants`
+/// tenants in all (record ids unique across files).
+fn workload_files(batches: usize, per_batch: usize, tenants: usize) -> Vec<PathBuf> {
+    (0..batches)
+        .map(|b| {
+            let mut event: Value =
+                serde_json::from_str(&workload(per_batch, tenants, TestKey::Es256, 200)).unwrap();
+            for record in event["Records"].as_array_mut().unwrap() {
+                let id = format!("b{b}-{}", record["messageId"].as_str().unwrap());
+                record["messageId"] = json!(id);
+            }
+            let path = scratch(&format!("batch-{b}.json"));
+            std::fs::write(&path, event.to_string()).unwrap();
+            path
+        })
+        .collect()
+}
+
+fn lookup(overrides: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: HashMap<String, String> = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+/// Every record id the backend processed successfully, with the tenant of its environment.
+fn delivered(service: &Service) -> BTreeMap<String, String> {
+    service
+        .results()
+        .into_iter()
+        .filter(|r| r["requestContext"]["condition"] == "Success")
+        .map(|r| {
+            let envelope_tenant = r["requestPayload"]["tenantId"].as_str().unwrap().to_owned();
+            let processed_tenant = r["responsePayload"]["tenantId"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let invoked_tenant = r["tenantId"].as_str().unwrap().to_owned();
+            assert_eq!(envelope_tenant, invoked_tenant, "{r}");
+            assert_eq!(processed_tenant, invoked_tenant, "{r}");
+            (
+                r["requestPayload"]["id"].as_str().unwrap().to_owned(),
+                invoked_tenant,
+            )
+        })
+        .collect()
+}
+
+fn assert_one_tenant_per_environment(service: &Service) {
+    let mut tenants_of: HashMap<String, BTreeSet<Option<String>>> = HashMap::new();
+    for entry in service.entries() {
+        if let Some(environment) = entry.environment_id {
+            tenants_of
+                .entry(environment)
+                .or_default()
+                .insert(entry.tenant_id);
+        }
+    }
+    assert!(!tenants_of.is_empty());
+    for (environment, tenants) in &tenants_of {
+        assert_eq!(tenants.len(), 1, "{environment} served {tenants:?}");
+    }
+    for started in service.pool().started() {
+        assert!(started.tenant.is_some(), "{started:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_records_of_five_tenants_reach_only_their_own_environments() {
+    let files = workload_files(2, 100, 5);
+    let settings = settings();
+    let (log, results) = (
+        settings.log.clone().unwrap(),
+        settings.results.clone().unwrap(),
+    );
+    let (summary, service) = replay(settings, &files, Duration::from_secs(60), lookup(&[]))
+        .await
+        .unwrap();
+    for (file, response) in &summary.responses {
+        assert_eq!(
+            response.as_ref().unwrap(),
+            &json!({"batchItemFailures": []}),
+            "{file:?}"
+        );
+    }
+    let delivered = delivered(&service);
+    assert_eq!(
+        delivered.len(),
+        200,
+        "every valid record reached the backend"
+    );
+    assert_one_tenant_per_environment(&service);
+    assert_eq!(summary.tenants.len(), 5);
+    for (tenant, t) in &summary.tenants {
+        assert_eq!(
+            (t.routed, t.backend_ok, t.backend_failed),
+            (40, 40, 0),
+            "{tenant}"
+        );
+        assert!(!t.environments.is_empty());
+    }
+    // The invocation log and the results are on disk too, one JSON line each.
+    let lines = std::fs::read_to_string(log).unwrap();
+    assert_eq!(lines.lines().count(), service.entries().len());
+    for line in lines.lines() {
+        let entry: Value = serde_json::from_str(line).unwrap();
+        for field in [
+            "requestId",
+            "function",
+            "tenantId",
+            "environmentId",
+            "pid",
+            "invocationType",
+            "attempt",
+            "status",
+            "durationMs",
+        ] {
+            assert!(entry.get(field).is_some(), "{field} missing in {line}");
+        }
+        assert_eq!(entry["invocationType"], "Event");
+    }
+    assert_eq!(
+        std::fs::read_to_string(results).unwrap().lines().count(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorded_fixtures_replay_as_the_main_job_does() {
+    let mut files = Vec::new();
+    for source in ["sqs", "kinesis", "dynamodb", "eventbridge"] {
+        let mut found: Vec<_> = std::fs::read_dir(fixtures_dir().join(source))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    let (summary, service) = replay(settings(), &files, Duration::from_secs(60), lookup(&[]))
+        .await
+        .unwrap();
+    assert!(summary.responses.iter().all(|(_, r)| r.is_ok()));
+    assert_one_tenant_per_environment(&service);
+    let routed: usize = summary.tenants.values().map(|t| t.routed).sum();
+    let ok: usize = summary.tenants.values().map(|t| t.backend_ok).sum();
+    assert_eq!(
+        routed, ok,
+        "every routed record was processed by its tenant's backend"
+    );
+    assert!(routed >= 30);
+    let mut out = Vec::new();
+    local::replay::print(&summary, &mut out).unwrap();
+    let table = String::from_utf8(out).unwrap();
+    assert!(table.contains("tenant") && table.contains("environments") && table.contains("acme"));
+}
+
+fn client(address: std::net::SocketAddr) -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("t", "t", None, None, "tests"))
+            .endpoint_url(format!("http://{address}"))
+            .retry_config(RetryConfig::disabled())
+            .build(),
+    )
+}
+
+async fn stand_in(settings: Settings) -> (Arc<Service>, aws_sdk_lambda::Client) {
+    let service = Service::new(settings).unwrap();
+    let (address, _) = local::api::serve(service.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    (service, client(address))
+}
+
+fn envelope(tenant: &str, id: &str, item: Value) -> String {
+    json!({
+        "version": 1, "tenantId": tenant, "source": "sqs", "eventSourceArn": "arn:aws:sqs:us-east-1:1:q",
+        "id": id, "idempotencyKey": format!("arn:aws:sqs:us-east-1:1:q#{id}"),
+        "arrivedAt": "2026-01-01T00:00:00.000Z", "correlationId": format!("corr-{id}"),
+        "payload": {"item": item}
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_direct_invoke_is_refused_by_the_backend() {
+    let (service, client) = stand_in(settings()).await;
+    // Header says acme, envelope says globex: the backend refuses and processes nothing.
+    let output = client
+        .invoke()
+        .function_name("backend")
+        .tenant_id("acme")
+        .payload(Blob::new(envelope(
+            "globex",
+            "forged-1",
+            json!({"title": "x"}),
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(output.function_error(), Some("Unhandled"));
+    let body = String::from_utf8(output.payload().unwrap().as_ref().to_vec()).unwrap();
+    assert!(body.contains("does not match"), "{body}");
+    // The same environment still serves acme's own records.
+    let output = client
+        .invoke()
+        .function_name("backend")
+        .tenant_id("acme")
+        .payload(Blob::new(envelope("acme", "own-1", json!({"title": "x"}))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(output.function_error(), None);
+    let result: Value = serde_json::from_slice(output.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(result["result"]["item"]["title"], "[ACME] x");
+    assert_eq!(result["correlationId"], "corr-own-1");
+    assert_eq!(service.pool().started().len(), 1);
+    service.pool().stop_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_environment_limit_the_router_backs_off_and_still_delivers_everything() {
+    let mut settings = settings();
+    settings.max_environments = 2;
+    let files = workload_files(1, 60, 5);
+    let (summary, service) = replay(
+        settings,
+        &files,
+        Duration::from_secs(120),
+        lookup(&[
+            ("ROUTER_RETRY_MAX_ATTEMPTS", "200"),
+            ("ROUTER_RETRY_BASE_DELAY_MS", "5"),
+            ("ROUTER_RETRY_MAX_DELAY_MS", "50"),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        summary.responses[0].1.as_ref().unwrap(),
+        &json!({"batchItemFailures": []})
+    );
+    let throttled = service
+        .entries()
+        .iter()
+        .filter(|e| e.status == "throttled" && e.environment_id.is_none())
+        .count();
+    assert!(
+        throttled > 0,
+        "the limit was reached and Invokes were throttled"
+    );
+    assert_eq!(delivered(&service).len(), 60);
+    assert_one_tenant_per_environment(&service);
+    assert!(
+        service.pool().started().len() > 2,
+        "environments were recycled across tenants"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_injected_faults_nothing_is_lost() {
+    let mut settings = settings();
+    settings.faults = Faults::parse("429:0.1,500:0.05").unwrap();
+    settings.seed = 7;
+    let files = workload_files(2, 100, 8);
+    let (summary, service) = replay(
+        settings,
+        &files,
+        Duration::from_secs(60),
+        lookup(&[
+            ("ROUTER_RETRY_BASE_DELAY_MS", "2"),
+            ("ROUTER_RETRY_MAX_DELAY_MS", "10"),
+        ]),
+    )
+    .await
+    .unwrap();
+    let mut reported = BTreeSet::new();
+    for (_, response) in &summary.responses {
+        for failure in response.as_ref().unwrap()["batchItemFailures"]
+            .as_array()
+            .unwrap()
+        {
+            reported.insert(failure["itemIdentifier"].as_str().unwrap().to_owned());
+        }
+    }
+    let delivered = delivered(&service);
+    let injected = service
+        .entries()
+        .iter()
+        .filter(|e| e.status.starts_with("injected-"))
+        .count();
+    assert!(injected > 10, "faults were injected ({injected})");
+    // Reconcile: every record was delivered or reported, never both lost.
+    let all: BTreeSet<String> = files
+        .iter()
+        .flat_map(|f| {
+            let event: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+            event["Records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["messageId"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(all.len(), 200);
+    for id in &all {
+        assert!(
+            delivered.contains_key(id) || reported.contains(id),
+            "{id} was lost"
+        );
+    }
+    // Each accepted Invoke (202) produced exactly one async result.
+    let accepted = service.results().len();
+    assert_eq!(accepted, delivered.len());
+    assert_one_tenant_per_environment(&service);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_function_errors_are_retried_twice_then_reach_the_failure_destination() {
+    let (service, client) = stand_in(settings()).await;
+    // No to-do item: the backend's handler fails.
+    let payload = json!({
+        "version": 1, "tenantId": "acme", "source": "sqs", "eventSourceArn": "arn:q", "id": "bad-1",
+        "idempotencyKey": "arn:q#bad-1", "arrivedAt": "2026-01-01T00:00:00Z",
+        "correlationId": "c", "payload": [1, 2]
+    })
+    .to_string();
+    let output = client
+        .invoke()
+        .function_name("backend")
+        .invocation_type(InvocationType::Event)
+        .tenant_id("acme")
+        .payload(Blob::new(payload))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(output.status_code(), 202);
+    service.drain().await;
+    let results = service.results();
+    assert_eq!(results.len(), 1);
+    assert_eq!(
+        results[0]["requestContext"]["condition"],
+        "RetriesExhausted"
+    );
+    assert_eq!(results[0]["requestContext"]["approximateInvokeCount"], 3);
+    assert_eq!(results[0]["responseContext"]["functionError"], "Unhandled");
+    let attempts: Vec<u32> = service.entries().iter().map(|e| e.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    service.pool().stop_all();
+}

@@ -1,0 +1,304 @@
+//! The Lambda stand-in's own behaviour, with the real `backend` and small shell-script functions:
+//! AWS's error shapes through aws-sdk-lambda, environment reuse and limits, crashes, timeouts,
+//! idle stop, and the environment output prefix.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_lambda::config::retry::RetryConfig;
+use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_lambda::operation::invoke::InvokeError;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use local::service::{FunctionSpec, Service, Settings};
+use serde_json::{Value, json};
+
+fn scratch(name: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("tenant-router-stand-in-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{n}-{name}"))
+}
+
+/// A function written as a shell script (for crashes and hangs no real runtime would produce).
+fn script(name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = scratch(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn settings(extra: Vec<FunctionSpec>) -> Settings {
+    let mut settings = local::replay::settings_for(PathBuf::from(env!("CARGO_BIN_EXE_backend")));
+    settings.functions.push(FunctionSpec {
+        name: "plain".into(),
+        executable: PathBuf::from(env!("CARGO_BIN_EXE_backend")),
+        per_tenant: false,
+    });
+    settings.functions.extend(extra);
+    settings.environment_output = Some(scratch("environments.log"));
+    settings
+}
+
+async fn stand_in(settings: Settings) -> (Arc<Service>, aws_sdk_lambda::Client) {
+    let service = Service::new(settings).unwrap();
+    let (address, _) = local::api::serve(service.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("t", "t", None, None, "tests"))
+            .endpoint_url(format!("http://{address}"))
+            .retry_config(RetryConfig::disabled())
+            .build(),
+    );
+    (service, client)
+}
+
+fn envelope(tenant: &str, id: &str) -> Vec<u8> {
+    json!({
+        "version": 1, "tenantId": tenant, "source": "sqs", "eventSourceArn": "arn:q", "id": id,
+        "idempotencyKey": format!("arn:q#{id}"), "arrivedAt": "2026-01-01T00:00:00Z",
+        "correlationId": "c", "payload": {"item": {"title": "t"}}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+async fn sync_invoke(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
+    tenant: Option<&str>,
+    payload: Vec<u8>,
+) -> Result<aws_sdk_lambda::operation::invoke::InvokeOutput, InvokeError> {
+    let mut request = client
+        .invoke()
+        .function_name(function)
+        .payload(Blob::new(payload));
+    if let Some(tenant) = tenant {
+        request = request.tenant_id(tenant);
+    }
+    request.send().await.map_err(|e| e.into_service_error())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_errors_have_the_shapes_the_sdk_maps() {
+    let (service, client) = stand_in(settings(Vec::new())).await;
+    let no_tenant = sync_invoke(&client, "backend", None, envelope("acme", "1")).await;
+    assert!(
+        matches!(
+            no_tenant,
+            Err(InvokeError::InvalidParameterValueException(_))
+        ),
+        "{no_tenant:?}"
+    );
+    let tenant_on_plain = sync_invoke(&client, "plain", Some("acme"), envelope("acme", "1")).await;
+    assert!(matches!(
+        tenant_on_plain,
+        Err(InvokeError::InvalidParameterValueException(_))
+    ));
+    let bad_pattern = sync_invoke(&client, "backend", Some("acme#1"), envelope("acme", "1")).await;
+    assert!(matches!(
+        bad_pattern,
+        Err(InvokeError::InvalidParameterValueException(_))
+    ));
+    let missing = sync_invoke(&client, "nope", Some("acme"), envelope("acme", "1")).await;
+    assert!(matches!(
+        missing,
+        Err(InvokeError::ResourceNotFoundException(_))
+    ));
+    let too_large = client
+        .invoke()
+        .function_name("backend")
+        .invocation_type(InvocationType::Event)
+        .tenant_id("acme")
+        .payload(Blob::new(vec![b' '; 1024 * 1024 + 1]))
+        .send()
+        .await
+        .map_err(|e| e.into_service_error());
+    assert!(
+        matches!(too_large, Err(InvokeError::RequestTooLargeException(_))),
+        "{too_large:?}"
+    );
+    let dry_run = client
+        .invoke()
+        .function_name("backend")
+        .invocation_type(InvocationType::DryRun)
+        .tenant_id("acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dry_run.status_code(), 204);
+    // None of these started an environment.
+    assert!(service.pool().started().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environments_are_reused_for_their_tenant_only() {
+    let (service, client) = stand_in(settings(Vec::new())).await;
+    for (i, tenant) in ["acme", "acme", "globex", "acme", "globex"]
+        .iter()
+        .enumerate()
+    {
+        let output = sync_invoke(
+            &client,
+            "backend",
+            Some(tenant),
+            envelope(tenant, &i.to_string()),
+        )
+        .await
+        .unwrap();
+        let result: Value = serde_json::from_slice(output.payload().unwrap().as_ref()).unwrap();
+        assert_eq!(result["tenantId"], *tenant);
+        // The backend reports its environment (log stream): it matches the stand-in's log.
+        let entry = service.entries().last().unwrap().clone();
+        assert_eq!(
+            result["result"]["environment"],
+            entry.environment_id.clone().unwrap()
+        );
+    }
+    let started = service.pool().started();
+    assert_eq!(started.len(), 2, "{started:?}");
+    assert_eq!(started[0].tenant.as_deref(), Some("acme"));
+    assert_eq!(started[1].tenant.as_deref(), Some("globex"));
+    let cold: Vec<bool> = service.entries().iter().map(|e| e.cold_start).collect();
+    assert_eq!(cold, [true, false, true, false, false]);
+    // Both processes are real and distinct.
+    assert_ne!(started[0].pid, started[1].pid);
+    service.pool().stop_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_tenant_gets_another_environment_and_the_limit_throttles() {
+    let slow = script(
+        "slow.sh",
+        // A minimal runtime: take an invocation, wait, answer; forever.
+        r#"api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+while true; do
+  id=$(curl -sS -D - -o /dev/null "$api/next" | tr -d '\r' | awk -F': ' 'tolower($1)=="lambda-runtime-aws-request-id"{print $2}')
+  sleep 0.4
+  curl -sS -X POST -d '{"ok":true}' "$api/$id/response" >/dev/null
+done"#,
+    );
+    let mut settings = settings(vec![FunctionSpec {
+        name: "slow".into(),
+        executable: slow,
+        per_tenant: true,
+    }]);
+    settings.max_environments = 2;
+    let (service, client) = stand_in(settings).await;
+    let calls = (0..3).map(|_| {
+        let client = client.clone();
+        async move { sync_invoke(&client, "slow", Some("acme"), b"{}".to_vec()).await }
+    });
+    let results = futures_join(calls).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let throttled = results
+        .iter()
+        .filter(|r| matches!(r, Err(InvokeError::TooManyRequestsException(_))))
+        .count();
+    assert_eq!((ok, throttled), (2, 1), "{results:?}");
+    assert_eq!(
+        service.pool().started().len(),
+        2,
+        "two environments for one busy tenant"
+    );
+    service.pool().stop_all();
+}
+
+async fn futures_join<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_environment_answers_as_lambda_and_is_replaced() {
+    let crash = script("crash.sh", "echo 'about to crash'; exit 3");
+    let (service, client) = stand_in(settings(vec![FunctionSpec {
+        name: "crash".into(),
+        executable: crash,
+        per_tenant: true,
+    }]))
+    .await;
+    for _ in 0..2 {
+        let output = sync_invoke(&client, "crash", Some("acme"), b"{}".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(output.function_error(), Some("Unhandled"));
+        let error: Value = serde_json::from_slice(output.payload().unwrap().as_ref()).unwrap();
+        assert_eq!(error["errorType"], "Runtime.ExitError");
+        assert!(
+            error["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("exit status: 3"),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        service.pool().started().len(),
+        2,
+        "the crashed environment was replaced"
+    );
+    let statuses: Vec<String> = service.entries().iter().map(|e| e.status.clone()).collect();
+    assert_eq!(statuses, ["crashed", "crashed"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_past_its_timeout_is_stopped() {
+    let hang = script("hang.sh", "sleep 30");
+    let mut settings = settings(vec![FunctionSpec {
+        name: "hang".into(),
+        executable: hang,
+        per_tenant: true,
+    }]);
+    settings.function_timeout = Duration::from_millis(300);
+    let (service, client) = stand_in(settings).await;
+    let output = sync_invoke(&client, "hang", Some("acme"), b"{}".to_vec())
+        .await
+        .unwrap();
+    let error: Value = serde_json::from_slice(output.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(error["errorType"], "Sandbox.Timedout");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(service.pool().alive(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_environments_are_stopped_and_output_is_prefixed() {
+    let mut settings = settings(Vec::new());
+    settings.idle_timeout = Duration::from_millis(200);
+    let output_file = settings.environment_output.clone().unwrap();
+    let (service, client) = stand_in(settings).await;
+    sync_invoke(&client, "backend", Some("globex"), envelope("globex", "1"))
+        .await
+        .unwrap();
+    assert_eq!(service.pool().alive(), 1);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        service.pool().alive(),
+        0,
+        "the idle environment was stopped"
+    );
+    let output = std::fs::read_to_string(&output_file).unwrap();
+    let id = &service.pool().started()[0].id;
+    assert!(
+        output
+            .lines()
+            .any(|l| l.starts_with(&format!("[{id} globex] "))),
+        "{output}"
+    );
+}
