@@ -248,6 +248,7 @@ async fn a_forged_direct_invoke_is_refused_by_the_backend() {
     assert_eq!(output.function_error(), Some("Unhandled"));
     let body = String::from_utf8(output.payload().unwrap().as_ref().to_vec()).unwrap();
     assert!(body.contains("does not match"), "{body}");
+    assert!(body.contains("Tenant.Mismatch"), "{body}");
     // The same environment still serves acme's own records.
     let output = client
         .invoke()

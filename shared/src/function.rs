@@ -210,6 +210,29 @@ pub enum InvokeError {
     Handler(String),
 }
 
+impl InvokeError {
+    /// The `errorType` reported to Lambda (and so to async destinations and callers).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            InvokeError::Refused(GuardError::NoTenant) => "Tenant.Missing",
+            InvokeError::Refused(GuardError::InvalidTenant(_)) => "Tenant.Invalid",
+            InvokeError::Refused(GuardError::FailedClosed) => "Tenant.EnvironmentFailedClosed",
+            InvokeError::Refused(GuardError::TenantMismatch) => "Tenant.Mismatch",
+            InvokeError::Refused(GuardError::BadEnvelope(_)) => "Envelope.Invalid",
+            InvokeError::Handler(_) => "Handler.Error",
+        }
+    }
+}
+
+impl From<InvokeError> for lambda_runtime::Diagnostic {
+    fn from(error: InvokeError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
 /// Runs the Lambda runtime loop with `handler` behind an [`EnvironmentGuard`].
 pub async fn run<F, Fut, E>(handler: F) -> Result<(), lambda_runtime::Error>
 where
@@ -229,7 +252,6 @@ where
                     handler,
                 )
                 .await
-                .map_err(lambda_runtime::Error::from)
         },
     ))
     .await
