@@ -1,0 +1,153 @@
+//! The `local-lambda` binary: `serve` answers the Invoke API until interrupted, `replay` runs the
+//! main job and prints responses and the per-tenant table. The function here is a shell script
+//! implementing the Runtime API with curl (the real backend is exercised in backend/tests).
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn echo_function() -> PathBuf {
+    let path = std::env::temp_dir().join(format!("local-lambda-echo-{}.sh", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"#!/bin/sh
+api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+body=$(mktemp)
+while true; do
+  headers=$(curl -sS -D - -o "$body" "$api/next" | tr -d '\r')
+  id=$(echo "$headers" | awk -F': ' 'tolower($1)=="lambda-runtime-aws-request-id"{print $2}')
+  tenant=$(echo "$headers" | awk -F': ' 'tolower($1)=="lambda-runtime-aws-tenant-id"{print $2}')
+  echo "handled $id for $tenant"
+  printf '{"tenant":"%s"}' "$tenant" | curl -sS -X POST --data-binary @- "$api/$id/response" >/dev/null
+done
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+#[test]
+fn replay_prints_responses_and_a_table_per_tenant() {
+    let log = std::env::temp_dir().join(format!("local-lambda-log-{}.jsonl", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_local-lambda"))
+        .arg("replay")
+        .arg("--backend")
+        .arg(echo_function())
+        .arg("--log")
+        .arg(&log)
+        .arg(fixtures().join("sqs/mixed-tenants.json"))
+        .arg(fixtures().join("sqs/wrong-aud.json"))
+        .env_remove("ROUTER_JWKS")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].ends_with("sqs/mixed-tenants.json  {\"batchItemFailures\":[]}"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].ends_with(r#"{"batchItemFailures":[{"itemIdentifier":"aud-1"}]}"#),
+        "{stdout}"
+    );
+    let row = |tenant: &str| {
+        lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(tenant))
+            .unwrap_or_else(|| panic!("no row for {tenant} in {stdout}"))
+            .split_whitespace()
+            .skip(1)
+            .map(|n| n.parse::<usize>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // routed, rejected, failed, environments, backend ok, backend failed; a tenant's two records
+    // may run at once, in one environment or two.
+    for (tenant, rejected) in [("acme", 1), ("globex", 0), ("initech", 0)] {
+        let row = row(tenant);
+        assert_eq!(
+            [row[0], row[1], row[2], row[4], row[5]],
+            [2, rejected, 0, 2, 0],
+            "{tenant}"
+        );
+        assert!((1..=2).contains(&row[3]), "{tenant}: {row:?}");
+    }
+    assert_eq!(std::fs::read_to_string(log).unwrap().lines().count(), 6);
+}
+
+#[test]
+fn serve_answers_the_invoke_api_until_interrupted() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_local-lambda"))
+        .arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--function")
+        .arg(format!("echo={},per-tenant", echo_function().display()))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let started = Instant::now();
+    let mut line = String::new();
+    while !line.contains("Invoke API on") {
+        line.clear();
+        stderr.read_line(&mut line).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10), "no start line");
+    }
+    let answer = Command::new("curl")
+        .args([
+            "-sS",
+            "-X",
+            "POST",
+            "-H",
+            "X-Amz-Tenant-Id: acme",
+            "-d",
+            "{}",
+        ])
+        .arg(format!(
+            "http://127.0.0.1:{port}/2015-03-31/functions/echo/invocations"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(answer.stdout).unwrap(),
+        r#"{"tenant":"acme"}"#
+    );
+    let refused = Command::new("curl")
+        .args(["-sS", "-D", "-", "-X", "POST", "-d", "{}"])
+        .arg(format!(
+            "http://127.0.0.1:{port}/2015-03-31/functions/echo/invocations"
+        ))
+        .output()
+        .unwrap();
+    let refused = String::from_utf8(refused.stdout).unwrap().to_lowercase();
+    assert!(
+        refused.contains("x-amzn-errortype: invalidparametervalueexception"),
+        "{refused}"
+    );
+    // Interrupt: it stops its environments and exits cleanly.
+    Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
