@@ -38,6 +38,6 @@ async fn handle(context: TenantContext, envelope: Envelope) -> Result<serde_json
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    shared::telemetry::init("backend");
     shared::function::run(handle).await
 }

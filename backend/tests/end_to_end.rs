@@ -82,6 +82,11 @@ fn delivered(service: &Service) -> BTreeMap<String, String> {
             let invoked_tenant = r["tenantId"].as_str().unwrap().to_owned();
             assert_eq!(envelope_tenant, invoked_tenant, "{r}");
             assert_eq!(processed_tenant, invoked_tenant, "{r}");
+            // One id finds the record end to end: the backend returns the envelope's.
+            assert_eq!(
+                r["responsePayload"]["correlationId"], r["requestPayload"]["correlationId"],
+                "{r}"
+            );
             (
                 r["requestPayload"]["id"].as_str().unwrap().to_owned(),
                 invoked_tenant,

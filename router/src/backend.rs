@@ -106,6 +106,8 @@ pub struct InvokeRequest<'a> {
     pub tenant: &'a TenantId,
     /// The serialised envelope.
     pub payload: &'a [u8],
+    /// `X-Amzn-Trace-Id` to send, continuing the record's trace.
+    pub trace_header: Option<&'a str>,
 }
 
 /// What the router needs from AWS.
@@ -152,6 +154,7 @@ impl AwsBackend {
 
 impl Backend for AwsBackend {
     async fn invoke(&self, request: InvokeRequest<'_>) -> Result<(), InvokeFailure> {
+        let trace = request.trace_header.map(str::to_owned);
         let result = self
             .lambda
             .invoke()
@@ -159,6 +162,15 @@ impl Backend for AwsBackend {
             .invocation_type(InvocationType::Event)
             .tenant_id(request.tenant.as_str())
             .payload(Blob::new(request.payload))
+            .customize()
+            .mutate_request(move |http| {
+                if let Some(trace) = &trace {
+                    // A malformed header value is dropped rather than failing the Invoke.
+                    let _ = http
+                        .headers_mut()
+                        .try_insert("x-amzn-trace-id", trace.clone());
+                }
+            })
             .send()
             .await;
         match result {

@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use shared::token::TokenVerifier;
 use shared::{ASYNC_PAYLOAD_LIMIT, Source, TenantId};
+use tracing::Instrument;
 
 use crate::backend::{Backend, FailureClass, InvokeRequest};
 use crate::config::{Config, Validation};
@@ -47,6 +48,44 @@ pub enum Ordering {
     Stream,
 }
 
+/// Counters of one batch's Invoke attempts, for its metrics.
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    attempts: std::sync::atomic::AtomicU64,
+    retries: std::sync::atomic::AtomicU64,
+    latencies_ms: std::sync::Mutex<Vec<f64>>,
+}
+
+impl BatchStats {
+    fn attempt(&self, number: u32, took: std::time::Duration) {
+        self.attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if number > 1 {
+            self.retries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.latencies_ms
+            .lock()
+            .expect("stats lock")
+            .push(took.as_secs_f64() * 1000.0);
+    }
+
+    /// Invoke attempts made.
+    pub fn attempts(&self) -> u64 {
+        self.attempts.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Attempts that were retries.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The duration of every attempt, in milliseconds.
+    pub fn latencies_ms(&self) -> Vec<f64> {
+        self.latencies_ms.lock().expect("stats lock").clone()
+    }
+}
+
 /// Everything routing a batch needs besides the records.
 pub struct RouteContext<'a, B> {
     /// Where Invokes and quarantined records go.
@@ -63,6 +102,8 @@ pub struct RouteContext<'a, B> {
     pub ordering: Ordering,
     /// Processing time, in milliseconds since the epoch.
     pub now_ms: i64,
+    /// Where attempts are counted.
+    pub stats: &'a BatchStats,
 }
 
 /// Routes every record and returns their metadata with one outcome each, in batch order.
@@ -147,6 +188,13 @@ async fn run_lane<B: Backend>(
     for (index, decoded) in lane {
         let meta = &metas[index];
         let tenant = decoded.as_ref().ok().map(|d| d.tenant.clone());
+        let span = tracing::info_span!(
+            "record",
+            correlation_id = decoded
+                .as_ref()
+                .ok()
+                .map(|d| d.envelope.correlation_id.as_str())
+        );
         let stream_blocker = if stream { gate.blocker(&meta.id) } else { None };
         let outcome = match (&blocked_by, stream_blocker) {
             (Some(earlier), _) => Outcome::failed(
@@ -159,12 +207,13 @@ async fn run_lane<B: Backend>(
             ),
             (None, None) => AssertUnwindSafe(route_record(meta, decoded, context))
                 .catch_unwind()
+                .instrument(span.clone())
                 .await
                 .unwrap_or_else(|_| {
                     Outcome::failed("internal-error", "routing the record panicked")
                 }),
         };
-        log_outcome(meta, tenant.as_ref(), &outcome, context.source);
+        span.in_scope(|| log_outcome(meta, tenant.as_ref(), &outcome, context.source));
         if outcome.is_reported() {
             if stream {
                 gate.failed(&meta.id);
@@ -241,7 +290,16 @@ async fn route_record<B: Backend>(
         Err(rejection) => return reject(meta, rejection, context).await,
     };
     match prove_and_wrap(&decoded, context).await {
-        Ok(payload) => deliver(meta, &decoded.tenant, &payload, context).await,
+        Ok(payload) => {
+            deliver(
+                meta,
+                &decoded.tenant,
+                &payload,
+                decoded.trace_header.as_deref(),
+                context,
+            )
+            .await
+        }
         Err(Verdict::Reject(rejection)) => reject(meta, rejection, context).await,
         Err(Verdict::Fail(outcome)) => outcome,
     }
@@ -337,6 +395,7 @@ async fn deliver<B: Backend>(
     meta: &RecordMeta<'_>,
     tenant: &TenantId,
     payload: &[u8],
+    trace_header: Option<&str>,
     context: &RouteContext<'_, B>,
 ) -> Outcome {
     let policy = context.config.retry;
@@ -347,9 +406,16 @@ async fn deliver<B: Backend>(
         if remaining.is_zero() {
             return Outcome::failed("deadline", "the deadline came before the Invoke succeeded");
         }
-        let request = InvokeRequest { tenant, payload };
+        let request = InvokeRequest {
+            tenant,
+            payload,
+            trace_header,
+        };
         let timeout = remaining.min(context.config.invoke_timeout);
-        let failure = match tokio::time::timeout(timeout, context.backend.invoke(request)).await {
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(timeout, context.backend.invoke(request)).await;
+        context.stats.attempt(attempt, started.elapsed());
+        let failure = match answer {
             Ok(Ok(())) => return Outcome::Invoked { attempts: attempt },
             Ok(Err(failure)) => failure,
             Err(_) => crate::backend::InvokeFailure::transient(

@@ -202,6 +202,8 @@ pub struct Config {
     pub invoke_timeout: Duration,
     /// JSON pointer of the correlation id in the payload.
     pub correlation_id_pointer: String,
+    /// CloudWatch namespace of the router's metrics.
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -328,7 +330,10 @@ impl Config {
             })?,
         };
 
+        let metrics_namespace =
+            get("ROUTER_METRICS_NAMESPACE").unwrap_or_else(|| "TenantRouter".to_owned());
         Ok(Config {
+            metrics_namespace,
             backend_function,
             tenant_from,
             token_from,

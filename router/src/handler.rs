@@ -15,7 +15,7 @@ use shared::jwks::KeyStore;
 use shared::token::TokenVerifier;
 
 use crate::backend::Backend;
-use crate::batch::{Identity, Ordering, RouteContext, route};
+use crate::batch::{BatchStats, Identity, Ordering, RouteContext, route};
 use crate::config::{Config, Validation};
 use crate::outcome::Outcome;
 use crate::record::RecordMeta;
@@ -124,6 +124,14 @@ pub struct BatchReport {
     pub outcomes: Vec<Outcome>,
     /// The response the event source mapping receives.
     pub response: Value,
+    /// Invoke attempts made (retries included).
+    pub attempts: u64,
+    /// Invoke attempts that were retries.
+    pub retries: u64,
+    /// The duration of each Invoke attempt, in milliseconds.
+    pub latencies_ms: Vec<f64>,
+    /// Time spent on the batch.
+    pub duration: std::time::Duration,
 }
 
 /// The router: configuration, identity verification and the backend seam, built once per process.
@@ -131,7 +139,11 @@ pub struct Router<B> {
     config: Config,
     identity: Identity,
     backend: B,
+    metrics: Option<MetricsSink>,
 }
+
+/// Where a batch's EMF document goes (stdout inside Lambda, stderr for `router replay`).
+pub type MetricsSink = Box<dyn Fn(&str) + Send + Sync>;
 
 impl<B: Backend> Router<B> {
     /// Builds the router. File and inline JWKS are loaded here, so a bad one stops the start.
@@ -165,7 +177,14 @@ impl<B: Backend> Router<B> {
             config,
             identity,
             backend,
+            metrics: None,
         })
+    }
+
+    /// Sends one EMF metrics document per batch to `sink`.
+    pub fn with_metrics(mut self, sink: MetricsSink) -> Self {
+        self.metrics = Some(sink);
+        self
     }
 
     /// The configuration in force.
@@ -215,6 +234,10 @@ impl<B: Backend> Router<B> {
                         tenants: Vec::new(),
                         outcomes: Vec::new(),
                         response: serde_json::json!({ "batchItemFailures": [] }),
+                        attempts: 0,
+                        retries: 0,
+                        latencies_ms: Vec::new(),
+                        duration: started.elapsed(),
                     });
                 };
                 let event_source = serde_json::from_str::<SourceOnly<'_>>(first.get())
@@ -266,6 +289,7 @@ impl<B: Backend> Router<B> {
                 ));
             }
         };
+        let stats = BatchStats::default();
         let context = RouteContext {
             backend: &self.backend,
             identity: &self.identity,
@@ -274,6 +298,7 @@ impl<B: Backend> Router<B> {
             source,
             ordering,
             now_ms: info.now_ms,
+            stats: &stats,
         };
         let (metas, outcomes) = route(records, &context).await;
         // A failed record without an identifier cannot be reported alone (an empty identifier
@@ -311,12 +336,25 @@ impl<B: Backend> Router<B> {
             reported = outcomes.iter().filter(|o| o.is_reported()).count(),
             duration_ms = started.elapsed().as_millis() as u64,
         );
-        Ok(BatchReport {
+        let report = BatchReport {
             source: Some(source),
             tenants: metas.iter().map(|m| m.claimed_tenant.clone()).collect(),
             ids: metas.into_iter().map(|m| m.id).collect(),
             outcomes,
             response,
-        })
+            attempts: stats.attempts(),
+            retries: stats.retries(),
+            latencies_ms: stats.latencies_ms(),
+            duration: started.elapsed(),
+        };
+        if let Some(sink) = &self.metrics {
+            let document = crate::metrics::batch_document(
+                &report,
+                &self.config.metrics_namespace,
+                info.now_ms,
+            );
+            sink(&document.to_string());
+        }
+        Ok(report)
     }
 }

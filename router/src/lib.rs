@@ -12,12 +12,15 @@ pub mod backend;
 pub mod batch;
 pub mod config;
 pub mod handler;
+pub mod metrics;
 pub mod outcome;
 pub mod record;
 pub mod replay;
 pub mod retry;
 pub mod source;
-pub mod telemetry;
+
+/// Logging set-up (shared with the backend).
+pub use shared::telemetry;
 
 pub use backend::{AwsBackend, Backend, FailureClass, InvokeFailure, InvokeRequest};
 pub use config::Config;

@@ -11,6 +11,7 @@ use router::replay::{Cli, Command, aws_backend, replay};
 use router::retry::Deadline;
 use router::{Config, telemetry};
 use serde_json::value::RawValue;
+use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -24,8 +25,12 @@ async fn main() -> ExitCode {
         }
     };
     let backend = aws_backend(&config).await;
+    let in_lambda = cli.command.is_none();
     let router = match Router::new(config, backend) {
-        Ok(router) => router,
+        // EMF documents go to stdout inside Lambda (CloudWatch reads them there); `replay` keeps
+        // stdout for the responses, so its metrics go to stderr with the logs.
+        Ok(router) if in_lambda => router.with_metrics(Box::new(|document| println!("{document}"))),
+        Ok(router) => router.with_metrics(Box::new(|document| eprintln!("{document}"))),
         Err(e) => {
             eprintln!("router: cannot start: {e}");
             return ExitCode::from(2);
@@ -51,7 +56,15 @@ async fn main() -> ExitCode {
         }
         None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
             let router: &'static Router<_> = Box::leak(Box::new(router));
+            let cold = std::sync::atomic::AtomicBool::new(true);
+            let cold: &'static _ = Box::leak(Box::new(cold));
             let handler = service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
+                let span = tracing::info_span!(
+                    "invocation",
+                    function_request_id = event.context.request_id.as_str(),
+                    xray_trace_id = event.context.xray_trace_id.as_deref(),
+                    cold_start = cold.swap(false, std::sync::atomic::Ordering::Relaxed),
+                );
                 let now = now_ms();
                 let remaining = u64::try_from(event.context.deadline as i64 - now).unwrap_or(0);
                 let info = InvocationInfo {
@@ -64,6 +77,7 @@ async fn main() -> ExitCode {
                 };
                 router
                     .handle(event.payload.get(), &info)
+                    .instrument(span)
                     .await
                     .map_err(Error::from)
             });

@@ -41,6 +41,9 @@ pub struct Decoded {
     pub arrived_at_ms: i64,
     /// The envelope to send once the tenant is proven.
     pub envelope: Envelope,
+    /// X-Ray trace header for the Invoke: the record's own (SQS `AWSTraceHeader`), else the
+    /// invocation's.
+    pub trace_header: Option<String>,
 }
 
 /// Reads a string at a JSON pointer.

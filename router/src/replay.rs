@@ -98,7 +98,12 @@ pub async fn replay<B: Backend>(
             }
         };
         let info = InvocationInfo::with_budget(budget, router.config().deadline_margin);
-        match router.handle(&text, &info).await {
+        let span = tracing::info_span!(
+            "invocation",
+            function_request_id = format!("replay-{}", uuid::Uuid::new_v4()),
+            replay_file = name.as_str(),
+        );
+        match tracing::Instrument::instrument(router.handle(&text, &info), span).await {
             Ok(response) => {
                 let written = writeln!(out, "{response}").and_then(|()| out.flush());
                 if let Err(e) = written {

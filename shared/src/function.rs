@@ -233,25 +233,106 @@ impl From<InvokeError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// Runs the Lambda runtime loop with `handler` behind an [`EnvironmentGuard`].
+/// The EMF document for one backend invocation: what happened (processed, duplicate, refused,
+/// handler error) and how long it took, with the tenant as a property, never as a dimension.
+pub fn invocation_metrics(
+    namespace: &str,
+    service: &str,
+    tenant: Option<&str>,
+    request_id: &str,
+    result: &Result<Value, InvokeError>,
+    took: std::time::Duration,
+    timestamp_ms: i64,
+) -> Value {
+    let is = |b: bool| if b { 1.0 } else { 0.0 };
+    let duplicate = matches!(result, Ok(v) if v.get("duplicate").is_some());
+    crate::metrics::Document::new(namespace, &[("Service", service)])
+        .metric(
+            "RecordsProcessed",
+            "Count",
+            is(result.is_ok() && !duplicate),
+        )
+        .metric("RecordsDuplicate", "Count", is(duplicate))
+        .metric(
+            "InvocationsRefused",
+            "Count",
+            is(matches!(result, Err(InvokeError::Refused(_)))),
+        )
+        .metric(
+            "HandlerErrors",
+            "Count",
+            is(matches!(result, Err(InvokeError::Handler(_)))),
+        )
+        .metric(
+            "ProcessingTime",
+            "Milliseconds",
+            took.as_secs_f64() * 1000.0,
+        )
+        .property("tenant_id", json!(tenant))
+        .property("function_request_id", json!(request_id))
+        .property(
+            "correlation_id",
+            json!(result.as_ref().ok().and_then(|v| v.get("correlationId"))),
+        )
+        .build(chrono::Utc::now().timestamp_millis().max(timestamp_ms))
+}
+
+/// Runs the Lambda runtime loop with `handler` behind an [`EnvironmentGuard`], logging inside an
+/// `invocation` span (`function_request_id`, `xray_trace_id`, `cold_start`, `tenant_id`) and
+/// writing one EMF document per invocation to stdout (namespace `BACKEND_METRICS_NAMESPACE`,
+/// default `TenantBackend`).
 pub async fn run<F, Fut, E>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(TenantContext, Envelope) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Value, E>> + Send,
     E: Display + Send,
 {
+    use tracing::Instrument;
+
     let guard: &'static EnvironmentGuard = Box::leak(Box::default());
     let handler = &*Box::leak(Box::new(handler));
+    let cold: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(true)));
+    let namespace: &'static str = Box::leak(
+        std::env::var("BACKEND_METRICS_NAMESPACE")
+            .unwrap_or_else(|_| "TenantBackend".into())
+            .into_boxed_str(),
+    );
+    let service: &'static str = Box::leak(
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+            .unwrap_or_else(|_| "backend".into())
+            .into_boxed_str(),
+    );
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Box<serde_json::value::RawValue>>| async move {
-            guard
+            let context = &event.context;
+            let span = tracing::info_span!(
+                "invocation",
+                function_request_id = context.request_id.as_str(),
+                xray_trace_id = context.xray_trace_id.as_deref(),
+                cold_start = cold.swap(false, Ordering::Relaxed),
+                tenant_id = context.tenant_id.as_deref(),
+            );
+            let started = std::time::Instant::now();
+            let result = guard
                 .invoke(
-                    event.context.tenant_id.as_deref(),
-                    &event.context.request_id,
+                    context.tenant_id.as_deref(),
+                    &context.request_id,
                     event.payload.get(),
                     handler,
                 )
-                .await
+                .instrument(span)
+                .await;
+            let document = invocation_metrics(
+                namespace,
+                service,
+                context.tenant_id.as_deref(),
+                &context.request_id,
+                &result,
+                started.elapsed(),
+                0,
+            );
+            println!("{document}");
+            result
         },
     ))
     .await
@@ -353,6 +434,29 @@ mod tests {
         assert!(first.get("duplicate").is_none());
         assert_eq!(second["duplicate"], true);
         assert_eq!(second["result"], first["result"]);
+    }
+
+    #[test]
+    fn invocation_metrics_are_valid_emf_and_keep_tenants_out_of_dimensions() {
+        let ok: Result<Value, InvokeError> = Ok(json!({"correlationId": "c1"}));
+        let refused: Result<Value, InvokeError> = Err(GuardError::TenantMismatch.into());
+        for result in [ok, refused] {
+            let document = invocation_metrics(
+                "TenantBackend",
+                "backend",
+                Some("acme"),
+                "r1",
+                &result,
+                std::time::Duration::from_millis(3),
+                0,
+            );
+            crate::metrics::validate(&document).unwrap();
+            assert_eq!(document["tenant_id"], "acme");
+            assert_eq!(
+                document["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                json!([["Service"]])
+            );
+        }
     }
 
     #[tokio::test]

@@ -8,6 +8,8 @@
 pub mod envelope;
 pub mod function;
 pub mod jwks;
+pub mod metrics;
+pub mod telemetry;
 pub mod tenant;
 pub mod token;
 

@@ -6,6 +6,7 @@ mod eventbridge;
 mod faults;
 mod isolation;
 mod jwks;
+mod observability;
 mod quarantine;
 mod settings;
 mod sqs_fixtures;

@@ -169,3 +169,22 @@ pub fn per_tenant(invocations: &[Invocation]) -> HashMap<String, usize> {
     }
     counts
 }
+
+/// Every fixture file of every source, token failure files included.
+pub fn all_fixtures() -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![fixtures_dir()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "json") && !path.ends_with("jwks.json")
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}

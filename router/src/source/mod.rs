@@ -140,13 +140,13 @@ pub(crate) fn build<D: Document>(
         other => token_elsewhere(other).flatten(),
     };
 
+    let trace_header = trace_header.or_else(|| info.trace_id.clone());
     let correlation_id = payload
         .string_at(&config.correlation_id_pointer)
         .ok()
         .flatten()
         .map(str::to_owned)
-        .or(trace_header)
-        .or_else(|| info.trace_id.clone())
+        .or_else(|| trace_header.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
 
     let envelope = Envelope {
@@ -167,6 +167,7 @@ pub(crate) fn build<D: Document>(
             token,
             arrived_at_ms,
             envelope,
+            trace_header,
         }),
         claimed,
     )
