@@ -1,0 +1,261 @@
+import * as assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Capture, Match } from 'aws-cdk-lib/assertions';
+import { arn, buildStack, defaultStack, idOf, ref } from './helpers';
+
+const fourteenDays = 14 * 24 * 3600;
+
+describe('SQS standard source', () => {
+  it('has its own dead-letter queue through a redrive policy', () => {
+    const { stack, template } = defaultStack();
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      FifoQueue: Match.absent(),
+      RedrivePolicy: { deadLetterTargetArn: arn(idOf(stack.sources.queueDeadLetters)), maxReceiveCount: 5 },
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      FifoQueue: Match.absent(),
+      MessageRetentionPeriod: fourteenDays,
+      RedrivePolicy: Match.absent(),
+      KmsMasterKeyId: arn(idOf(stack.dataKey)),
+    });
+    const dlq = template.toJSON().Resources[idOf(stack.sources.queueDeadLetters)];
+    assert.equal(dlq.Properties.MessageRetentionPeriod, fourteenDays);
+  });
+
+  it('hides messages for at least six times the router timeout (plus the batching window)', () => {
+    for (const routerTimeout of [Duration.seconds(60), Duration.seconds(90)]) {
+      const { stack, template } = buildStack({ routerTimeout });
+      const visibility = new Capture();
+      template.hasResourceProperties('AWS::SQS::Queue', {
+        RedrivePolicy: { deadLetterTargetArn: arn(idOf(stack.sources.queueDeadLetters)) },
+        VisibilityTimeout: visibility,
+      });
+      assert.ok(visibility.asNumber() >= 6 * routerTimeout.toSeconds());
+      assert.equal(visibility.asNumber(), 6 * routerTimeout.toSeconds() + 1);
+      template.hasResourceProperties('AWS::Lambda::Function', { Timeout: routerTimeout.toSeconds(), TenancyConfig: Match.absent() });
+    }
+  });
+
+  it('feeds the router with batch item failures, a batch size, a batching window and a maximum concurrency', () => {
+    const { stack, template } = defaultStack();
+    const esm = template.findResources('AWS::Lambda::EventSourceMapping', {
+      Properties: { EventSourceArn: arn(idOf(stack.sources.queue)) },
+    });
+    assert.deepEqual(Object.values(esm).map((r) => r.Properties), [
+      {
+        EventSourceArn: arn(idOf(stack.sources.queue)),
+        FunctionName: ref(idOf(stack.router.function)),
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        BatchSize: 10,
+        MaximumBatchingWindowInSeconds: 1,
+        ScalingConfig: { MaximumConcurrency: 10 },
+      },
+    ]);
+  });
+
+  it('takes batch size, window, concurrency and receive count as props', () => {
+    const { stack, template } = buildStack({
+      queue: { batchSize: 500, maxBatchingWindow: Duration.seconds(5), maxConcurrency: 50, maxReceiveCount: 3 },
+    });
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: arn(idOf(stack.sources.queue)),
+      BatchSize: 500,
+      MaximumBatchingWindowInSeconds: 5,
+      ScalingConfig: { MaximumConcurrency: 50 },
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      RedrivePolicy: { deadLetterTargetArn: arn(idOf(stack.sources.queueDeadLetters)), maxReceiveCount: 3 },
+      VisibilityTimeout: 6 * 60 + 5,
+    });
+    assert.throws(() => buildStack({ queue: { maxConcurrency: 1 } }), /maxConcurrency must be 2–1000/);
+  });
+});
+
+describe('SQS FIFO source', () => {
+  it('is a FIFO queue with a FIFO dead-letter queue and a visibility timeout of six router timeouts', () => {
+    const { stack, template } = defaultStack();
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      FifoQueue: true,
+      ContentBasedDeduplication: true,
+      VisibilityTimeout: 360,
+      RedrivePolicy: { deadLetterTargetArn: arn(idOf(stack.sources.fifoDeadLetters)), maxReceiveCount: 5 },
+    });
+    const dlq = template.toJSON().Resources[idOf(stack.sources.fifoDeadLetters)];
+    assert.equal(dlq.Properties.FifoQueue, true);
+    assert.equal(dlq.Properties.MessageRetentionPeriod, fourteenDays);
+  });
+
+  it('feeds the router with batch item failures and no batching window (FIFO has none)', () => {
+    const { stack, template } = defaultStack();
+    const esm = template.findResources('AWS::Lambda::EventSourceMapping', {
+      Properties: { EventSourceArn: arn(idOf(stack.sources.fifoQueue)) },
+    });
+    assert.deepEqual(Object.values(esm).map((r) => r.Properties), [
+      {
+        EventSourceArn: arn(idOf(stack.sources.fifoQueue)),
+        FunctionName: ref(idOf(stack.router.function)),
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        BatchSize: 10,
+        ScalingConfig: { MaximumConcurrency: 10 },
+      },
+    ]);
+    assert.throws(() => buildStack({ fifoQueue: { maxBatchingWindow: Duration.seconds(1) } }), /no batching window for FIFO/);
+    assert.throws(() => buildStack({ fifoQueue: { batchSize: 11 } }), /fifoQueue.batchSize must be 1–10/);
+  });
+});
+
+describe('Kinesis source', () => {
+  it('is an encrypted provisioned stream', () => {
+    const { stack, template } = defaultStack();
+    template.hasResourceProperties('AWS::Kinesis::Stream', {
+      ShardCount: 1,
+      RetentionPeriodHours: 24,
+      StreamModeDetails: { StreamMode: 'PROVISIONED' },
+      StreamEncryption: { EncryptionType: 'KMS', KeyId: arn(idOf(stack.dataKey)) },
+    });
+  });
+
+  it('feeds the router with bisect, finite retries, a maximum record age, an on-failure destination and batch item failures', () => {
+    const { stack, template } = defaultStack();
+    const esm = template.findResources('AWS::Lambda::EventSourceMapping', {
+      Properties: { EventSourceArn: arn(idOf(stack.sources.stream)) },
+    });
+    assert.deepEqual(Object.values(esm).map((r) => r.Properties), [
+      {
+        EventSourceArn: arn(idOf(stack.sources.stream)),
+        FunctionName: ref(idOf(stack.router.function)),
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        StartingPosition: 'TRIM_HORIZON',
+        BatchSize: 100,
+        MaximumBatchingWindowInSeconds: 1,
+        ParallelizationFactor: 1,
+        BisectBatchOnFunctionError: true,
+        MaximumRetryAttempts: 10,
+        MaximumRecordAgeInSeconds: 12 * 3600,
+        DestinationConfig: { OnFailure: { Destination: arn(idOf(stack.sources.streamFailures)) } },
+      },
+    ]);
+  });
+
+  it('takes its settings as props and refuses infinite retries or ages beyond the retention', () => {
+    const { stack, template } = buildStack({
+      kinesis: {
+        batchSize: 500,
+        maxBatchingWindow: Duration.seconds(10),
+        parallelizationFactor: 4,
+        retryAttempts: 3,
+        maxRecordAge: Duration.hours(1),
+        shardCount: 4,
+        retentionPeriod: Duration.hours(48),
+      },
+    });
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: arn(idOf(stack.sources.stream)),
+      BatchSize: 500,
+      MaximumBatchingWindowInSeconds: 10,
+      ParallelizationFactor: 4,
+      MaximumRetryAttempts: 3,
+      MaximumRecordAgeInSeconds: 3600,
+    });
+    template.hasResourceProperties('AWS::Kinesis::Stream', { ShardCount: 4, RetentionPeriodHours: 48 });
+    assert.throws(() => buildStack({ kinesis: { retryAttempts: -1 } }), /finite number of retries/);
+    assert.throws(() => buildStack({ kinesis: { maxRecordAge: Duration.hours(24) } }), /shorter than the stream retention/);
+    assert.throws(() => buildStack({ kinesis: { maxRecordAge: Duration.days(8), retentionPeriod: Duration.days(9) } }), /between 60 seconds and 7 days/);
+  });
+});
+
+describe('DynamoDB source', () => {
+  it('is an encrypted table with a NEW_AND_OLD_IMAGES stream, point-in-time recovery and deletion protection', () => {
+    const { stack, template } = defaultStack();
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      Properties: {
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+        StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
+        SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: arn(idOf(stack.dataKey)) },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        DeletionProtectionEnabled: true,
+      },
+    });
+  });
+
+  it('feeds the router from the table stream with bisect, finite retries, a maximum record age and an on-failure destination', () => {
+    const { stack, template } = defaultStack();
+    const streamArn = { 'Fn::GetAtt': [idOf(stack.sources.table), 'StreamArn'] };
+    const esm = template.findResources('AWS::Lambda::EventSourceMapping', {
+      Properties: { EventSourceArn: streamArn },
+    });
+    assert.deepEqual(Object.values(esm).map((r) => r.Properties), [
+      {
+        EventSourceArn: streamArn,
+        FunctionName: ref(idOf(stack.router.function)),
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        StartingPosition: 'TRIM_HORIZON',
+        BatchSize: 100,
+        MaximumBatchingWindowInSeconds: 1,
+        ParallelizationFactor: 1,
+        BisectBatchOnFunctionError: true,
+        MaximumRetryAttempts: 10,
+        MaximumRecordAgeInSeconds: 12 * 3600,
+        DestinationConfig: { OnFailure: { Destination: arn(idOf(stack.sources.streamFailures)) } },
+      },
+    ]);
+    assert.throws(() => buildStack({ dynamodb: { maxRecordAge: Duration.hours(24) } }), /shorter than the 24-hour stream retention/);
+  });
+});
+
+describe('encryption at rest and in transit', () => {
+  it('encrypts every queue with the stack key and denies every non-TLS request (enforceSSL)', () => {
+    const { stack, template } = defaultStack();
+    const queues = template.findResources('AWS::SQS::Queue');
+    assert.equal(Object.keys(queues).length, 7);
+    for (const queue of Object.values(queues)) {
+      assert.deepEqual(queue.Properties.KmsMasterKeyId, arn(idOf(stack.dataKey)));
+      assert.equal(queue.Properties.KmsDataKeyReusePeriodSeconds, 3600);
+    }
+    const policies = Object.values(template.findResources('AWS::SQS::QueuePolicy'));
+    const covered = policies.flatMap((p) => {
+      assert.deepEqual(p.Properties.PolicyDocument.Statement, [
+        {
+          Action: 'sqs:*',
+          Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          Effect: 'Deny',
+          Principal: { AWS: '*' },
+          Resource: p.Properties.PolicyDocument.Statement[0].Resource,
+        },
+      ]);
+      return p.Properties.Queues.map((q: { Ref: string }) => q.Ref);
+    });
+    assert.deepEqual(covered.sort(), Object.keys(queues).sort());
+  });
+
+  it('uses one customer managed key with rotation, kept when the stack is deleted', () => {
+    const { stack, template } = defaultStack();
+    template.hasResource('AWS::KMS::Key', {
+      DeletionPolicy: 'Retain',
+      Properties: { EnableKeyRotation: true, Description: Match.stringLikeRegexp('queues, stream and table') },
+    });
+    assert.ok(stack.dataKey);
+  });
+
+  it('retains the data stores by default and can destroy them for development stacks', () => {
+    const { template } = defaultStack();
+    for (const type of ['AWS::SQS::Queue', 'AWS::Kinesis::Stream', 'AWS::DynamoDB::Table', 'AWS::Logs::LogGroup']) {
+      for (const resource of Object.values(template.findResources(type))) {
+        assert.equal(resource.DeletionPolicy, 'Retain', type);
+      }
+    }
+    const dev = buildStack({ dataRemovalPolicy: RemovalPolicy.DESTROY });
+    for (const type of ['AWS::SQS::Queue', 'AWS::Kinesis::Stream', 'AWS::DynamoDB::Table']) {
+      for (const resource of Object.values(dev.template.findResources(type))) {
+        assert.equal(resource.DeletionPolicy, 'Delete', type);
+      }
+    }
+    dev.template.hasResourceProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: false });
+  });
+});

@@ -1,0 +1,178 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { Duration } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SUCCESS_DETAIL_TYPE } from '../lib/backend';
+import { arn, buildStack, defaultStack, idOf, newApp, newStack, ref } from './helpers';
+
+describe('backend function', () => {
+  it('is a PER_TENANT provided.al2023 function with JSON logs and active tracing', () => {
+    const { stack, template } = defaultStack();
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'provided.al2023',
+      Handler: 'bootstrap',
+      Architectures: ['x86_64'],
+      TenancyConfig: { TenantIsolationMode: 'PER_TENANT' },
+      MemorySize: 256,
+      Timeout: 30,
+      TracingConfig: { Mode: 'Active' },
+      LoggingConfig: {
+        LogFormat: 'JSON',
+        ApplicationLogLevel: 'INFO',
+        SystemLogLevel: 'INFO',
+        LogGroup: ref(idOf(stack.backend.node.findChild('Backend').node.findChild('Logs'))),
+      },
+      Environment: { Variables: { BACKEND_TENANT_CONFIG_DIR: '/var/task/tenants' } },
+      Role: arn(idOf(stack.backend.role)),
+    });
+  });
+
+  it('has an async invoke config: retries, maximum event age, OnSuccess to the results bus, OnFailure to the failures queue', () => {
+    const { stack, template } = defaultStack();
+    template.resourceCountIs('AWS::Lambda::EventInvokeConfig', 1);
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: ref(idOf(stack.backend.function)),
+      Qualifier: '$LATEST',
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 6 * 3600,
+      DestinationConfig: {
+        OnSuccess: { Destination: arn(idOf(stack.backend.resultsBus)) },
+        OnFailure: { Destination: arn(idOf(stack.backend.failureQueue)) },
+      },
+    });
+  });
+
+  it('archives the results it sends to the bus', () => {
+    const { stack, template } = defaultStack();
+    template.resourceCountIs('AWS::Events::EventBus', 1);
+    template.hasResourceProperties('AWS::Events::Archive', {
+      SourceArn: arn(idOf(stack.backend.resultsBus)),
+      EventPattern: { source: ['lambda'], 'detail-type': [SUCCESS_DETAIL_TYPE] },
+      RetentionDays: 7,
+    });
+  });
+
+  it('takes retries, event age, memory and timeout as props, and checks Lambda limits', () => {
+    const { stack, template } = buildStack({
+      backendRetryAttempts: 0,
+      backendMaxEventAge: Duration.minutes(30),
+      backendMemorySize: 1024,
+      backendTimeout: Duration.seconds(10),
+    });
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 1800,
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      TenancyConfig: Match.anyValue(),
+      MemorySize: 1024,
+      Timeout: 10,
+    });
+    assert.ok(stack.backend.function);
+    assert.throws(() => buildStack({ backendRetryAttempts: 3 }), /asyncRetryAttempts must be 0, 1 or 2/);
+    assert.throws(() => buildStack({ backendMaxEventAge: Duration.hours(7) }), /maxEventAge must be between/);
+  });
+});
+
+describe('router function', () => {
+  it('is a provided.al2023 function with JSON logs, active tracing and no tenancy config', () => {
+    const { stack, template } = defaultStack();
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'provided.al2023',
+      Handler: 'bootstrap',
+      Architectures: ['x86_64'],
+      MemorySize: 512,
+      Timeout: 60,
+      TracingConfig: { Mode: 'Active' },
+      LoggingConfig: {
+        LogFormat: 'JSON',
+        ApplicationLogLevel: 'INFO',
+        SystemLogLevel: 'INFO',
+        LogGroup: ref(idOf(stack.router.node.findChild('Router').node.findChild('Logs'))),
+      },
+      Role: arn(idOf(stack.router.role)),
+      TenancyConfig: Match.absent(),
+    });
+  });
+
+  it('is configured through exactly these environment variables, no secret among them', () => {
+    const { stack, template } = defaultStack();
+    const fn = template.findResources('AWS::Lambda::Function', {
+      Properties: { Role: arn(idOf(stack.router.role)) },
+    });
+    const [props] = Object.values(fn).map((r) => r.Properties);
+    assert.deepEqual(props.Environment, {
+      Variables: {
+        ROUTER_JWKS: 'https://issuer.example.com/.well-known/jwks.json',
+        ROUTER_JWT_ISSUER: 'https://issuer.example.com',
+        ROUTER_JWT_AUDIENCE: 'tenant-router',
+        ROUTER_BACKEND_FUNCTION: arn(idOf(stack.backend.function)),
+        ROUTER_QUARANTINE_QUEUE_URL: ref(idOf(stack.quarantine)),
+      },
+    });
+    // The router has no secret to hide: no KMS key for its environment, no secret ARNs.
+    assert.equal(props.KmsKeyArn, undefined);
+    assert.doesNotMatch(JSON.stringify(props.Environment), /secret|password|PRIVATE KEY|secretsmanager|ssm:/i);
+  });
+
+  it('takes memory and timeout as props and refuses a timeout shorter than one Invoke attempt', () => {
+    const { template } = buildStack({ routerMemorySize: 1024, routerTimeout: Duration.seconds(120) });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      TenancyConfig: Match.absent(),
+      MemorySize: 1024,
+      Timeout: 120,
+    });
+    assert.throws(() => buildStack({ routerTimeout: Duration.seconds(5) }), /must exceed ROUTER_DEADLINE_MARGIN_MS/);
+  });
+});
+
+describe('both functions', () => {
+  it('log to their own log groups with a retention', () => {
+    const { template } = defaultStack();
+    template.resourceCountIs('AWS::Logs::LogGroup', 2);
+    template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  it('take the architecture as a prop (arm64 for bundles built for aarch64)', () => {
+    const { template } = buildStack({ architecture: lambda.Architecture.ARM_64 });
+    template.allResourcesProperties('AWS::Lambda::Function', { Architectures: ['arm64'] });
+  });
+
+  it('are the only two functions of the stack', () => {
+    defaultStack().template.resourceCountIs('AWS::Lambda::Function', 2);
+  });
+});
+
+describe('code assets', () => {
+  it('package the bundle directories: bootstrap for both, tenants/ for the backend', () => {
+    const app = newApp();
+    const stack = newStack(app);
+    const assembly = app.synth({ force: true });
+    const template = Template.fromStack(stack).toJSON();
+    const manifest = JSON.parse(fs.readFileSync(path.join(assembly.directory, 'TenantRouter.assets.json'), 'utf8'));
+    for (const [construct, expected] of [
+      [stack.router.function, ['bootstrap']],
+      [stack.backend.function, ['bootstrap', 'tenants']],
+    ] as const) {
+      const key: string = template.Resources[idOf(construct)].Properties.Code.S3Key;
+      const hash = key.replace(/\.zip$/, '');
+      const source = manifest.files[hash].source;
+      assert.equal(source.packaging, 'zip');
+      const staged = fs.readdirSync(path.join(assembly.directory, source.path)).sort();
+      assert.deepEqual(staged, [...expected]);
+      const bootstrap = fs.statSync(path.join(assembly.directory, source.path, 'bootstrap'));
+      assert.ok(bootstrap.mode & 0o100, 'bootstrap is executable');
+    }
+  });
+
+  it('refuses to synthesize without a built bundle, and says how to build one', () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-router-empty-'));
+    assert.throws(() => buildStack({ routerAssetPath: empty }), /router: .*bootstrap not found; build the Lambda bundles with scripts\/build-lambda\.sh/);
+    fs.writeFileSync(path.join(empty, 'bootstrap'), '');
+    assert.throws(() => buildStack({ backendAssetPath: empty }), /backend: .*tenants not found/);
+  });
+});

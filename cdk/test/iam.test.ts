@@ -1,0 +1,192 @@
+import * as assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Capture, Match } from 'aws-cdk-lib/assertions';
+import { arn, defaultStack, idOf, ref } from './helpers';
+
+type Statement = { [key: string]: unknown };
+
+const lambdaTrust = {
+  Version: '2012-10-17',
+  Statement: [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } }],
+};
+
+/** The statements of the one policy attached to `roleId`, captured from the template. */
+function statementsOf(roleId: string): Statement[] {
+  const { template } = defaultStack();
+  const statements = new Capture();
+  template.hasResourceProperties('AWS::IAM::Policy', {
+    Roles: [ref(roleId)],
+    PolicyDocument: { Version: '2012-10-17', Statement: statements },
+  });
+  const policies = template.findResources('AWS::IAM::Policy', { Properties: { Roles: [ref(roleId)] } });
+  assert.equal(Object.keys(policies).length, 1, 'one policy per role');
+  return statements.asArray();
+}
+
+const actionsOf = (s: Statement): string[] => ([] as string[]).concat(s.Action as string | string[]);
+const resourcesOf = (s: Statement): unknown[] => ([] as unknown[]).concat(s.Resource);
+
+describe('IAM: least privilege', () => {
+  it('has exactly two roles, both for Lambda, without managed policies or inline policies', () => {
+    const { stack, template } = defaultStack();
+    template.resourceCountIs('AWS::IAM::Role', 2);
+    template.resourceCountIs('AWS::IAM::Policy', 2);
+    template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
+    for (const role of [stack.router.role, stack.backend.role]) {
+      const props = template.toJSON().Resources[idOf(role)].Properties;
+      assert.deepEqual(Object.keys(props).sort(), ['AssumeRolePolicyDocument', 'Description']);
+      assert.deepEqual(props.AssumeRolePolicyDocument, lambdaTrust);
+    }
+  });
+
+  it("gives the router exactly these statements: invoke the backend, send to the quarantine queue, its event sources' needs", () => {
+    const { stack, template } = defaultStack();
+    const key = arn(idOf(stack.dataKey));
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref(idOf(stack.router.role))],
+      PolicyDocument: Match.objectEquals({
+        Version: '2012-10-17',
+        Statement: [
+          // its own log group only (instead of AWSLambdaBasicExecutionRole)
+          {
+            Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+            Effect: 'Allow',
+            Resource: arn(idOf(stack.router.node.findChild('Router').node.findChild('Logs'))),
+          },
+          // no resource-level permissions exist for these (acknowledged AwsSolutions-IAM5)
+          {
+            Action: ['dynamodb:ListStreams', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
+            Effect: 'Allow',
+            Resource: '*',
+          },
+          { Sid: 'InvokeBackend', Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: arn(idOf(stack.backend.function)) },
+          { Sid: 'Quarantine', Action: 'sqs:SendMessage', Effect: 'Allow', Resource: arn(idOf(stack.quarantine)) },
+          // the stack key: read the encrypted sources, write the quarantine and stream-failure queues
+          { Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKey'], Effect: 'Allow', Resource: key },
+          // the two SQS mappings
+          {
+            Action: [
+              'sqs:ChangeMessageVisibility',
+              'sqs:DeleteMessage',
+              'sqs:GetQueueAttributes',
+              'sqs:GetQueueUrl',
+              'sqs:ReceiveMessage',
+            ],
+            Effect: 'Allow',
+            Resource: [arn(idOf(stack.sources.fifoQueue)), arn(idOf(stack.sources.queue))],
+          },
+          // the stream mappings' on-failure destination
+          { Sid: 'StreamFailures', Action: 'sqs:SendMessage', Effect: 'Allow', Resource: arn(idOf(stack.sources.streamFailures)) },
+          // the Kinesis mapping
+          {
+            Action: [
+              'kinesis:DescribeStream',
+              'kinesis:DescribeStreamConsumer',
+              'kinesis:DescribeStreamSummary',
+              'kinesis:GetRecords',
+              'kinesis:GetShardIterator',
+              'kinesis:ListShards',
+              'kinesis:ListStreams',
+              'kinesis:SubscribeToShard',
+            ],
+            Effect: 'Allow',
+            Resource: arn(idOf(stack.sources.stream)),
+          },
+          // the DynamoDB mapping
+          {
+            Action: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
+            Effect: 'Allow',
+            Resource: { 'Fn::GetAtt': [idOf(stack.sources.table), 'StreamArn'] },
+          },
+        ],
+      }),
+    });
+  });
+
+  it('lets the router invoke the backend and nothing else, and send only to the quarantine queue and the stream-failure queue', () => {
+    const { stack } = defaultStack();
+    const statements = statementsOf(idOf(stack.router.role));
+    const lambdaStatements = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('lambda:')));
+    assert.deepEqual(lambdaStatements.map(actionsOf), [['lambda:InvokeFunction']]);
+    assert.deepEqual(lambdaStatements.flatMap(resourcesOf), [arn(idOf(stack.backend.function))]);
+    const sends = statements.filter((s) => actionsOf(s).includes('sqs:SendMessage'));
+    assert.deepEqual(sends.flatMap(resourcesOf), [arn(idOf(stack.quarantine)), arn(idOf(stack.sources.streamFailures))]);
+    for (const s of sends) {
+      assert.deepEqual(actionsOf(s), ['sqs:SendMessage'], 'no GetQueueAttributes / GetQueueUrl with the sends');
+    }
+    // Nothing is Deny-free wildcarded except the actions that have no resource-level permissions.
+    for (const s of statements) {
+      assert.equal(s.Effect, 'Allow');
+      for (const action of actionsOf(s)) {
+        assert.doesNotMatch(action, /\*/, `no wildcard action (${action})`);
+      }
+      if (resourcesOf(s).includes('*')) {
+        assert.deepEqual(actionsOf(s), ['dynamodb:ListStreams', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
+      }
+    }
+  });
+
+  it('gives the backend nothing beyond its logs, tracing and its two destinations', () => {
+    const { stack, template } = defaultStack();
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref(idOf(stack.backend.role))],
+      PolicyDocument: Match.objectEquals({
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+            Effect: 'Allow',
+            Resource: arn(idOf(stack.backend.node.findChild('Backend').node.findChild('Logs'))),
+          },
+          { Action: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'], Effect: 'Allow', Resource: '*' },
+          // OnFailure destination
+          {
+            Sid: 'AsyncFailureDestination',
+            Action: 'sqs:SendMessage',
+            Effect: 'Allow',
+            Resource: arn(idOf(stack.backend.failureQueue)),
+          },
+          { Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Effect: 'Allow', Resource: arn(idOf(stack.dataKey)) },
+          // OnSuccess destination
+          { Action: 'events:PutEvents', Effect: 'Allow', Resource: arn(idOf(stack.backend.resultsBus)) },
+        ],
+      }),
+    });
+  });
+
+  it('grants no resource-based invoke permission: nobody but the router role may invoke the backend', () => {
+    const { template } = defaultStack();
+    template.resourceCountIs('AWS::Lambda::Permission', 0);
+    template.resourceCountIs('AWS::Lambda::Url', 0);
+  });
+
+  it('keeps key policies to the account, plus CloudWatch on the alarm topic key only', () => {
+    const { stack, template } = defaultStack();
+    const accountRoot = {
+      Action: 'kms:*',
+      Effect: 'Allow',
+      Principal: { AWS: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::', { Ref: 'AWS::AccountId' }, ':root']] } },
+      Resource: '*',
+    };
+    const keys = template.toJSON().Resources;
+    assert.deepEqual(keys[idOf(stack.dataKey)].Properties.KeyPolicy.Statement, [accountRoot]);
+    template.hasResourceProperties('AWS::KMS::Key', {
+      Description: 'Encrypts the tenant router alarm topic',
+      EnableKeyRotation: true,
+      KeyPolicy: {
+        Version: '2012-10-17',
+        Statement: [
+          accountRoot,
+          {
+            Sid: 'AllowCloudWatchAlarmsToPublish',
+            Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+            Effect: 'Allow',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Resource: '*',
+            Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+          },
+        ],
+      },
+    });
+  });
+});
