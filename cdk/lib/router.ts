@@ -89,19 +89,11 @@ export class Router extends Construct {
         'xray:PutTelemetryRecords (active tracing), and dynamodb:ListStreams (the DynamoDB event source ' +
         'mapping); every other statement names its resources.',
     });
-    Validations.of(this.function).acknowledge(
-      {
-        id: 'Serverless-LambdaDLQ',
-        reason:
-          'The router is only invoked synchronously by event source mappings, where a function DLQ never applies; ' +
-          'failed records go to each source: the SQS redrive dead-letter queues and the streams\' on-failure queue.',
-      },
-      {
-        id: 'Serverless-LambdaAsyncFailureDestination',
-        reason:
-          'The router is not invoked asynchronously: only its event source mappings invoke it, and each has its ' +
-          'own failure path (SQS redrive to a dead-letter queue, stream on-failure destination).',
-      },
-    );
+    Validations.of(this.function).acknowledge({
+      id: 'Serverless-LambdaDLQ',
+      reason:
+        'The router is only invoked synchronously by event source mappings, where a function DLQ never applies; ' +
+        "failed records go to each source's own failure path: the SQS redrive dead-letter queues and the streams' on-failure queue.",
+    });
   }
 }

@@ -1,0 +1,213 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { defaultAssetPath, repositoryRoot } from '../lib/assets';
+import { stackPropsFromContext } from '../lib/context';
+import { parsePerSource, renderPerSource, routerEnvironment, usesJwt } from '../lib/router-config';
+import { TenantRouterStack } from '../lib/tenant-router-stack';
+import { newApp, ROUTER_CONFIG } from './helpers';
+
+describe('router configuration', () => {
+  it('maps every typed setting to its ROUTER_* variable', () => {
+    assert.deepEqual(
+      routerEnvironment({
+        jwksUrl: 'https://issuer.example.com/.well-known/jwks.json',
+        jwtIssuers: ['https://issuer.example.com', 'https://old-issuer.example.com'],
+        jwtAudiences: ['tenant-router', 'orders'],
+        tenantFrom: { default: 'payload:/tenantId', sqs: 'message-group-id', dynamodb: 'key:pk:TENANT#' },
+        tokenFrom: { default: 'payload:/tenantToken', sqs: 'attribute:tenantToken' },
+        validation: { default: 'jwt', dynamodb: 'trusted' },
+        tenantClaim: 'tid',
+        jwtLeeway: Duration.seconds(30),
+        jwtTyp: 'tenant+jwt',
+        jwtMaxTokenBytes: 4096,
+        jwtCacheSize: 0,
+        jwksRefreshCooldown: Duration.minutes(2),
+        jwksMaxAge: Duration.minutes(15),
+        trustedTenants: ['acme', 'globex corp'],
+        maxRecordAge: Duration.days(1),
+        maxInFlight: 32,
+        retryMaxAttempts: 4,
+        retryBaseDelay: Duration.millis(100),
+        retryMaxDelay: Duration.seconds(3),
+        deadlineMargin: Duration.millis(750),
+        invokeTimeout: Duration.seconds(4),
+        correlationIdFrom: 'payload:/meta/correlationId',
+      }),
+      {
+        ROUTER_JWKS: 'https://issuer.example.com/.well-known/jwks.json',
+        ROUTER_JWT_ISSUER: 'https://issuer.example.com,https://old-issuer.example.com',
+        ROUTER_JWT_AUDIENCE: 'tenant-router,orders',
+        ROUTER_TENANT_FROM: 'payload:/tenantId;sqs=message-group-id;dynamodb=key:pk:TENANT#',
+        ROUTER_TOKEN_FROM: 'payload:/tenantToken;sqs=attribute:tenantToken',
+        ROUTER_VALIDATION: 'jwt;dynamodb=trusted',
+        ROUTER_TENANT_CLAIM: 'tid',
+        ROUTER_JWT_LEEWAY_SECONDS: '30',
+        ROUTER_JWT_TYP: 'tenant+jwt',
+        ROUTER_JWT_MAX_TOKEN_BYTES: '4096',
+        ROUTER_JWT_CACHE_SIZE: '0',
+        ROUTER_JWKS_REFRESH_COOLDOWN_SECONDS: '120',
+        ROUTER_JWKS_MAX_AGE_SECONDS: '900',
+        ROUTER_TRUSTED_TENANTS: 'acme,globex corp',
+        ROUTER_MAX_RECORD_AGE_SECONDS: '86400',
+        ROUTER_MAX_IN_FLIGHT: '32',
+        ROUTER_RETRY_MAX_ATTEMPTS: '4',
+        ROUTER_RETRY_BASE_DELAY_MS: '100',
+        ROUTER_RETRY_MAX_DELAY_MS: '3000',
+        ROUTER_DEADLINE_MARGIN_MS: '750',
+        ROUTER_INVOKE_TIMEOUT_MS: '4000',
+        ROUTER_CORRELATION_ID_FROM: 'payload:/meta/correlationId',
+      },
+    );
+  });
+
+  it('leaves unset settings to the router defaults', () => {
+    assert.deepEqual(routerEnvironment(ROUTER_CONFIG), {
+      ROUTER_JWKS: 'https://issuer.example.com/.well-known/jwks.json',
+      ROUTER_JWT_ISSUER: 'https://issuer.example.com',
+      ROUTER_JWT_AUDIENCE: 'tenant-router',
+    });
+  });
+
+  it('needs no JWKS, issuer or audience when every source is trusted', () => {
+    assert.deepEqual(routerEnvironment({ validation: { default: 'trusted' }, trustedTenants: ['acme'] }), {
+      ROUTER_VALIDATION: 'trusted',
+      ROUTER_TRUSTED_TENANTS: 'acme',
+    });
+    assert.equal(usesJwt({ default: 'trusted' }), false);
+    assert.equal(usesJwt({ default: 'trusted', kinesis: 'jwt' }), true);
+    assert.equal(usesJwt(undefined), true);
+  });
+
+  it('refuses what the router would refuse, naming the variable, at synth time', () => {
+    const cases: [Parameters<typeof routerEnvironment>[0], RegExp][] = [
+      [{ ...ROUTER_CONFIG, jwksUrl: undefined }, /ROUTER_JWKS: jwksUrl is required/],
+      [{ ...ROUTER_CONFIG, jwksUrl: 'http://issuer.example.com/jwks.json' }, /ROUTER_JWKS: jwksUrl must be an https URL/],
+      [{ ...ROUTER_CONFIG, jwksUrl: 'file:///var/task/jwks.json' }, /ROUTER_JWKS: jwksUrl must be an https URL/],
+      [{ ...ROUTER_CONFIG, jwksUrl: '{"keys":[]}' }, /ROUTER_JWKS: jwksUrl must be an https URL/],
+      [{ ...ROUTER_CONFIG, jwksUrl: 'https://user:secret@issuer.example.com/jwks.json' }, /ROUTER_JWKS: jwksUrl must not carry credentials/],
+      [{ ...ROUTER_CONFIG, jwtIssuers: [] }, /ROUTER_JWT_ISSUER: at least one value/],
+      [{ ...ROUTER_CONFIG, jwtAudiences: undefined }, /ROUTER_JWT_AUDIENCE: at least one value/],
+      [{ ...ROUTER_CONFIG, jwtAudiences: ['a,b'] }, /ROUTER_JWT_AUDIENCE: "a,b" must be non-empty, without commas/],
+      [{ ...ROUTER_CONFIG, validation: { default: 'none' as 'jwt' } }, /ROUTER_VALIDATION: default must be 'jwt' or 'trusted'/],
+      [{ ...ROUTER_CONFIG, tenantFrom: { sqs: 'a;b' } }, /ROUTER_TENANT_FROM: a value must be non-empty and contain no ';'/],
+      [{ ...ROUTER_CONFIG, tenantFrom: {} }, /ROUTER_TENANT_FROM: give a default or at least one per-source value/],
+      [{ ...ROUTER_CONFIG, trustedTenants: ['acme#1'] }, /ROUTER_TRUSTED_TENANTS: "acme#1" is not a valid tenant id/],
+      [{ ...ROUTER_CONFIG, trustedTenants: ['x'.repeat(257)] }, /ROUTER_TRUSTED_TENANTS/],
+      [{ ...ROUTER_CONFIG, maxInFlight: 0 }, /ROUTER_MAX_IN_FLIGHT: must be an integer >= 1/],
+      [{ ...ROUTER_CONFIG, maxInFlight: 1.5 }, /ROUTER_MAX_IN_FLIGHT/],
+      [{ ...ROUTER_CONFIG, maxRecordAge: Duration.seconds(0) }, /ROUTER_MAX_RECORD_AGE_SECONDS: must be an integer >= 1/],
+    ];
+    for (const [config, error] of cases) {
+      assert.throws(() => routerEnvironment(config), error);
+    }
+  });
+
+  it('parses and renders the per-source syntax', () => {
+    const text = 'payload:/tenantId;sqs=attribute:tenant;dynamodb=key:pk:TENANT#';
+    const parsed = parsePerSource('ROUTER_TENANT_FROM', text);
+    assert.deepEqual(parsed, { default: 'payload:/tenantId', sqs: 'attribute:tenant', dynamodb: 'key:pk:TENANT#' });
+    assert.equal(renderPerSource('ROUTER_TENANT_FROM', parsed), text);
+    assert.deepEqual(parsePerSource('ROUTER_TENANT_FROM', 'kinesis=partition-key'), { kinesis: 'partition-key' });
+    assert.throws(() => parsePerSource('ROUTER_VALIDATION', 'jwt;;trusted'), /empty entry/);
+    assert.throws(() => parsePerSource('ROUTER_VALIDATION', 'jwt;trusted'), /default is given twice/);
+  });
+});
+
+describe('CDK context', () => {
+  it('turns context strings (cdk deploy -c key=value) into typed stack props', () => {
+    const app = newApp({
+      jwksUrl: 'https://issuer.example.com/jwks.json',
+      jwtIssuer: 'https://a.example.com,https://b.example.com',
+      jwtAudience: 'tenant-router',
+      tenantFrom: 'payload:/tenantId;dynamodb=key:pk:TENANT#',
+      validation: 'jwt;dynamodb=trusted',
+      maxInFlight: '16',
+      jwtLeewaySeconds: '30',
+      maxRecordAgeSeconds: '3600',
+      trustedTenants: 'acme,globex',
+      architecture: 'arm64',
+      dataRemovalPolicy: 'destroy',
+      alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:alarms',
+      routerAssetPath: '/opt/router',
+      backendAssetPath: '/opt/backend',
+    });
+    const props = stackPropsFromContext(app.node, {});
+    assert.deepEqual(props.routerConfig.jwtIssuers, ['https://a.example.com', 'https://b.example.com']);
+    assert.deepEqual(props.routerConfig.tenantFrom, { default: 'payload:/tenantId', dynamodb: 'key:pk:TENANT#' });
+    assert.deepEqual(props.routerConfig.validation, { default: 'jwt', dynamodb: 'trusted' });
+    assert.equal(props.routerConfig.maxInFlight, 16);
+    assert.equal(props.routerConfig.jwtLeeway?.toSeconds(), 30);
+    assert.equal(props.routerConfig.maxRecordAge?.toSeconds(), 3600);
+    assert.deepEqual(props.routerConfig.trustedTenants, ['acme', 'globex']);
+    assert.equal(props.architecture, lambda.Architecture.ARM_64);
+    assert.equal(props.dataRemovalPolicy, RemovalPolicy.DESTROY);
+    assert.equal(props.alarmTopicArn, 'arn:aws:sns:eu-west-1:123456789012:alarms');
+    assert.equal(props.routerAssetPath, '/opt/router');
+    assert.equal(props.backendAssetPath, '/opt/backend');
+  });
+
+  it('accepts native JSON values from cdk.json too', () => {
+    const app = newApp({ jwtAudience: ['a', 'b'], maxInFlight: 8, placeholderAssets: false });
+    const props = stackPropsFromContext(app.node, {});
+    assert.deepEqual(props.routerConfig.jwtAudiences, ['a', 'b']);
+    assert.equal(props.routerConfig.maxInFlight, 8);
+    assert.equal(props.routerAssetPath, undefined);
+  });
+
+  it('refuses malformed context values', () => {
+    assert.throws(() => stackPropsFromContext(newApp({ architecture: 'x86' }).node, {}), /context architecture: expected x86_64 or arm64/);
+    assert.throws(() => stackPropsFromContext(newApp({ maxInFlight: 'many' }).node, {}), /context maxInFlight: expected a number/);
+    assert.throws(() => stackPropsFromContext(newApp({ dataRemovalPolicy: 'keep' }).node, {}), /expected retain or destroy/);
+    assert.throws(() => stackPropsFromContext(newApp({ placeholderAssets: 'yes' }).node, {}), /expected true or false/);
+  });
+
+  it('stages placeholder bundles on request (context flag or environment variable), so synth needs no Rust build', () => {
+    for (const [context, env] of [
+      [{ placeholderAssets: 'true' }, {}],
+      [{}, { TENANT_ROUTER_PLACEHOLDER_ASSETS: '1' }],
+    ] as const) {
+      const props = stackPropsFromContext(newApp(context).node, env);
+      assert.ok(props.routerAssetPath && fs.existsSync(path.join(props.routerAssetPath, 'bootstrap')));
+      assert.ok(props.backendAssetPath && fs.existsSync(path.join(props.backendAssetPath, 'bootstrap')));
+      assert.ok(fs.existsSync(path.join(props.backendAssetPath, 'tenants')));
+      assert.match(fs.readFileSync(path.join(props.routerAssetPath, 'bootstrap'), 'utf8'), /placeholder bootstrap/);
+    }
+  });
+
+  it('builds the same stack the app builds, with the context settings in the router environment', () => {
+    const app = newApp({
+      placeholderAssets: 'true',
+      jwksUrl: 'https://issuer.example.com/jwks.json',
+      jwtIssuer: 'https://issuer.example.com',
+      jwtAudience: 'tenant-router',
+      validation: 'jwt;dynamodb=trusted',
+      tenantFrom: 'payload:/tenantId;dynamodb=key:pk:TENANT#',
+    });
+    const stack = new TenantRouterStack(app, 'TenantRouter', stackPropsFromContext(app.node, {}));
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: {
+          ROUTER_JWKS: 'https://issuer.example.com/jwks.json',
+          ROUTER_JWT_ISSUER: 'https://issuer.example.com',
+          ROUTER_JWT_AUDIENCE: 'tenant-router',
+          ROUTER_VALIDATION: 'jwt;dynamodb=trusted',
+          ROUTER_TENANT_FROM: 'payload:/tenantId;dynamodb=key:pk:TENANT#',
+          ROUTER_BACKEND_FUNCTION: { 'Fn::GetAtt': [stack.getLogicalId(stack.backend.function.node.defaultChild as never), 'Arn'] },
+          ROUTER_QUARANTINE_QUEUE_URL: { Ref: stack.getLogicalId(stack.quarantine.node.defaultChild as never) },
+        },
+      },
+    });
+  });
+
+  it('defaults the bundles to target/lambda/<name> at the repository root', () => {
+    const root = repositoryRoot();
+    assert.ok(fs.existsSync(path.join(root, 'Cargo.toml')));
+    assert.equal(defaultAssetPath('router'), path.join(root, 'target', 'lambda', 'router'));
+    assert.equal(defaultAssetPath('backend'), path.join(root, 'target', 'lambda', 'backend'));
+  });
+});
