@@ -62,13 +62,15 @@ impl TenantConfig {
     }
 }
 
-/// A file name for a tenant: letters, digits, `.`, `_`, `-` kept, anything else hex-escaped.
+/// A file name for a tenant: lowercase letters, digits, `_` and `-` kept, anything else (upper
+/// case too, so that `ACME` and `acme` never share a file on a case-insensitive file system)
+/// hex-escaped.
 fn file_stem(tenant: &TenantId) -> String {
     tenant
         .as_str()
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-') {
                 c.to_string()
             } else {
                 format!("%{:02X}", c as u32)
@@ -218,6 +220,7 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tenants");
         let odd = TenantId::parse("../acme").unwrap();
         assert_eq!(file_stem(&odd), "%2E%2E%2Facme");
+        assert_eq!(file_stem(&TenantId::parse("ACME").unwrap()), "%41%43%4D%45");
         assert_eq!(
             TenantConfig::load(Some(&dir), &odd).unwrap(),
             TenantConfig::default_for(&odd)

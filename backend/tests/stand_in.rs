@@ -182,7 +182,7 @@ async fn a_busy_tenant_gets_another_environment_and_the_limit_throttles() {
         r#"api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
 while true; do
   id=$(curl -sS -D - -o /dev/null "$api/next" | tr -d '\r' | awk -F': ' 'tolower($1)=="lambda-runtime-aws-request-id"{print $2}')
-  sleep 0.4
+  sleep 2
   curl -sS -X POST -d '{"ok":true}' "$api/$id/response" >/dev/null
 done"#,
     );
@@ -273,8 +273,94 @@ async fn a_function_past_its_timeout_is_stopped() {
         .unwrap();
     let error: Value = serde_json::from_slice(output.payload().unwrap().as_ref()).unwrap();
     assert_eq!(error["errorType"], "Sandbox.Timedout");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(service.pool().alive(), 0);
+    assert!(
+        eventually(|| service.pool().alive() == 0).await,
+        "the environment was stopped"
+    );
+}
+
+/// Polls `condition` for up to five seconds.
+async fn eventually(condition: impl Fn() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// A runtime that takes one invocation and then runs `then` (in the shell).
+fn taking_then(name: &str, then: &str) -> PathBuf {
+    script(
+        name,
+        &format!(
+            r#"curl -sS -o /dev/null "http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation/next"
+{then}"#
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_or_timeout_during_an_invocation_ends_it_as_lambda_would() {
+    let mut settings = settings(vec![
+        FunctionSpec {
+            name: "dies".into(),
+            executable: taking_then("dies.sh", "exit 9"),
+            per_tenant: true,
+        },
+        FunctionSpec {
+            name: "stalls".into(),
+            executable: taking_then("stalls.sh", "sleep 30"),
+            per_tenant: true,
+        },
+        FunctionSpec {
+            name: "init-fails".into(),
+            executable: script(
+                "init-fails.sh",
+                r#"curl -sS -X POST -H 'Lambda-Runtime-Function-Error-Type: Runtime.ConfigError' -d '{"errorType":"Runtime.ConfigError","errorMessage":"no config"}' "http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/init/error" >/dev/null; sleep 30"#,
+            ),
+            per_tenant: true,
+        },
+    ]);
+    settings.function_timeout = Duration::from_millis(800);
+    let (service, client) = stand_in(settings).await;
+    let error_of = |output: aws_sdk_lambda::operation::invoke::InvokeOutput| {
+        assert_eq!(output.function_error(), Some("Unhandled"));
+        serde_json::from_slice::<Value>(output.payload().unwrap().as_ref()).unwrap()
+    };
+    let died = error_of(
+        sync_invoke(&client, "dies", Some("acme"), b"{}".to_vec())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(died["errorType"], "Runtime.ExitError", "{died}");
+    assert!(
+        died["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("exit status: 9"),
+        "{died}"
+    );
+    let stalled = error_of(
+        sync_invoke(&client, "stalls", Some("acme"), b"{}".to_vec())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(stalled["errorType"], "Sandbox.Timedout");
+    let init = error_of(
+        sync_invoke(&client, "init-fails", Some("acme"), b"{}".to_vec())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(init["errorType"], "Runtime.ConfigError", "{init}");
+    assert_eq!(init["errorMessage"], "no config");
+    assert!(eventually(|| service.pool().alive() == 0).await);
+    // A new invocation gets a new environment.
+    let before = service.pool().started().len();
+    let _ = sync_invoke(&client, "dies", Some("acme"), b"{}".to_vec()).await;
+    assert_eq!(service.pool().started().len(), before + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

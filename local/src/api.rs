@@ -28,7 +28,8 @@ pub const SYNC_LIMIT: usize = 6 * 1024 * 1024;
 pub fn app(service: Arc<Service>) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
-        .layer(DefaultBodyLimit::max(SYNC_LIMIT + 1024))
+        // Sizes are checked by the handler, so that an oversized request gets AWS's error shape.
+        .layer(DefaultBodyLimit::disable())
         .with_state(service)
 }
 
@@ -227,7 +228,14 @@ async fn invoke(
                 invocation_type: "RequestResponse",
                 trace_id,
             };
-            let result = service.attempt(&request, 1, body).await;
+            // Run it to the end even if the caller goes away: the environment stays busy until
+            // the function answers, as in Lambda.
+            let runner = service.clone();
+            let result = tokio::spawn(async move { runner.attempt(&request, 1, body).await })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(PoolError::StartFailed(format!("stand-in task failed: {e}")))
+                });
             match result {
                 Ok(InvocationResult::Success(body)) => (
                     StatusCode::OK,

@@ -126,6 +126,8 @@ struct RuntimeState {
     next: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
     in_flight: Mutex<HashMap<String, oneshot::Sender<InvocationResult>>>,
     init_error: Mutex<Option<String>>,
+    /// Wakes the watcher to stop the process (after `/init/error`, as Lambda does).
+    stop_requested: tokio::sync::Notify,
 }
 
 /// A running execution environment.
@@ -140,7 +142,8 @@ pub struct Environment {
     pub pid: u32,
     timeout: Duration,
     sender: mpsc::Sender<Pending>,
-    exited: watch::Receiver<Option<String>>,
+    exited: watch::Receiver<Option<InvocationResult>>,
+    stopping: std::sync::atomic::AtomicBool,
     kill: Mutex<Option<oneshot::Sender<()>>>,
 }
 
@@ -166,6 +169,7 @@ impl Environment {
             next: tokio::sync::Mutex::new(receiver),
             in_flight: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
+            stop_requested: tokio::sync::Notify::new(),
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -209,7 +213,9 @@ impl Environment {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .kill_on_drop(true)
+            // Its own process group, so that stopping it also stops what it started.
+            .process_group(0);
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
@@ -247,19 +253,36 @@ impl Environment {
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         let watched = state.clone();
         tokio::spawn(async move {
+            let stop = async {
+                tokio::select! {
+                    _ = kill_rx => {}
+                    _ = watched.stop_requested.notified() => {}
+                }
+            };
             let status = tokio::select! {
                 status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
-                _ = kill_rx => {
+                _ = stop => {
+                    kill_group(pid);
                     let _ = child.kill().await;
                     "killed by the stand-in".to_owned()
                 }
             };
             server.abort();
             let init = watched.init_error.lock().expect("lock").clone();
-            let message = match init {
-                Some(init) => format!("Runtime.InitError: {init} (process {status})"),
-                None => format!("the runtime exited: {status}"),
+            let message = format!("the runtime exited: {status}");
+            let result = match init {
+                Some(document) => InvocationResult::FunctionError {
+                    error_type: serde_json::from_str::<serde_json::Value>(&document)
+                        .ok()
+                        .and_then(|d| d["errorType"].as_str().map(str::to_owned))
+                        .unwrap_or_else(|| "Runtime.InitError".into()),
+                    body: Bytes::from(document),
+                },
+                None => InvocationResult::Crashed(message),
             };
+            // Publish the exit first, so that nobody hands this environment out again; whatever
+            // is queued for it ends with the same result.
+            let _ = exited_tx.send(Some(result.clone()));
             // Everything in flight ends now.
             let in_flight: Vec<_> = watched
                 .in_flight
@@ -269,9 +292,8 @@ impl Environment {
                 .map(|(_, tx)| tx)
                 .collect();
             for tx in in_flight {
-                let _ = tx.send(InvocationResult::Crashed(message.clone()));
+                let _ = tx.send(result.clone());
             }
-            let _ = exited_tx.send(Some(message));
         });
 
         Ok(Arc::new(Environment {
@@ -283,16 +305,19 @@ impl Environment {
             sender,
             exited,
             kill: Mutex::new(Some(kill_tx)),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
-    /// Whether the process is still running.
+    /// Whether the process is running and not being stopped.
     pub fn is_alive(&self) -> bool {
-        self.exited.borrow().is_none()
+        !self.stopping.load(std::sync::atomic::Ordering::Acquire) && self.exited.borrow().is_none()
     }
 
-    /// Stops the process.
+    /// Stops the process (and its process group).
     pub fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
         if let Some(kill) = self.kill.lock().expect("lock").take() {
             let _ = kill.send(());
         }
@@ -308,23 +333,46 @@ impl Environment {
             respond,
         };
         let mut exited = self.exited.clone();
-        if let Some(message) = exited.borrow().clone() {
-            return InvocationResult::Crashed(message);
+        if let Some(result) = exited.borrow().clone() {
+            return result;
+        }
+        if !self.is_alive() {
+            return InvocationResult::Crashed("the environment is being stopped".into());
         }
         if self.sender.send(pending).await.is_err() {
             return InvocationResult::Crashed("the environment is gone".into());
         }
         tokio::select! {
+            // An answer that is already there wins over a simultaneous exit or deadline.
+            biased;
             answer = answer => answer.unwrap_or_else(|_| InvocationResult::Crashed("the environment is gone".into())),
-            message = exited.wait_for(Option::is_some) => {
-                let message = message.map(|m| m.clone().unwrap_or_default()).unwrap_or_default();
-                InvocationResult::Crashed(message)
+            result = exited.wait_for(Option::is_some) => {
+                result
+                    .ok()
+                    .and_then(|r| r.clone())
+                    .unwrap_or_else(|| InvocationResult::Crashed("the environment is gone".into()))
             }
             _ = tokio::time::sleep(self.timeout) => {
                 self.stop();
                 InvocationResult::TimedOut
             }
         }
+    }
+}
+
+/// Kills the process group that `pid` leads (the function and anything it started), but only if
+/// `pid` really leads its own group: the environment was started with `process_group(0)`, and the
+/// process has not been reaped yet when this is called.
+fn kill_group(pid: u32) {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::{Pid, getpgid};
+    let Ok(raw) = i32::try_from(pid) else { return };
+    if raw <= 1 {
+        return;
+    }
+    let pid = Pid::from_raw(raw);
+    if getpgid(Some(pid)) == Ok(pid) {
+        let _ = killpg(pid, Signal::SIGKILL);
     }
 }
 
@@ -429,5 +477,7 @@ async fn error(
 
 async fn init_error(State(state): State<Arc<RuntimeState>>, body: Bytes) -> Response {
     *state.init_error.lock().expect("lock") = Some(String::from_utf8_lossy(&body).into_owned());
+    // Lambda stops an environment whose initialisation failed.
+    state.stop_requested.notify_one();
     accepted()
 }

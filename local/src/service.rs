@@ -195,6 +195,17 @@ pub struct Service {
     drained: Notify,
 }
 
+/// Counts an async invocation down when dropped.
+struct Pending<'a>(&'a Service);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.0.pending_async.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.drained.notify_waiters();
+        }
+    }
+}
+
 /// Opens a file for appending, creating it.
 fn append(path: &PathBuf) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new()
@@ -326,6 +337,16 @@ impl Service {
         attempt: u32,
         payload: Bytes,
     ) -> Result<InvocationResult, PoolError> {
+        self.attempt_logged(request, attempt, payload, true).await
+    }
+
+    async fn attempt_logged(
+        &self,
+        request: &Request,
+        attempt: u32,
+        payload: Bytes,
+        log_throttle: bool,
+    ) -> Result<InvocationResult, PoolError> {
         let started = Instant::now();
         let entry =
             |environment: Option<(&str, u32)>, status: &str, error_type, cold_start| LogEntry {
@@ -348,11 +369,14 @@ impl Service {
         {
             Ok(lease) => lease,
             Err(error) => {
-                let status = match error {
-                    PoolError::Throttled => "throttled",
-                    PoolError::StartFailed(_) => "start-failed",
+                let status = match (&error, request.invocation_type) {
+                    (PoolError::Throttled, "Event") => "waiting-for-capacity",
+                    (PoolError::Throttled, _) => "throttled",
+                    (PoolError::StartFailed(_), _) => "start-failed",
                 };
-                self.record(entry(None, status, Some(error.to_string()), false));
+                if log_throttle || !matches!(error, PoolError::Throttled) {
+                    self.record(entry(None, status, Some(error.to_string()), false));
+                }
                 return Err(error);
             }
         };
@@ -380,11 +404,18 @@ impl Service {
         self.pending_async.fetch_add(1, Ordering::SeqCst);
         let service = self.clone();
         tokio::spawn(async move {
+            // Counted down however the task ends, so `drain` never waits forever.
+            let _pending = Pending(&service);
             let mut attempt = 0;
             let outcome = loop {
                 attempt += 1;
+                let mut first_try = true;
                 let result = loop {
-                    match service.attempt(&request, attempt, payload.clone()).await {
+                    let logged = std::mem::replace(&mut first_try, false);
+                    match service
+                        .attempt_logged(&request, attempt, payload.clone(), logged)
+                        .await
+                    {
                         Ok(result) => break result,
                         // Lambda keeps throttled async events in its queue and tries again.
                         Err(PoolError::Throttled) => {
@@ -402,9 +433,6 @@ impl Service {
                 tokio::time::sleep(service.settings.async_retry_delays[attempt as usize - 1]).await;
             };
             service.finish_async(&request, attempt, &payload, outcome);
-            if service.pending_async.fetch_sub(1, Ordering::SeqCst) == 1 {
-                service.drained.notify_waiters();
-            }
         });
     }
 

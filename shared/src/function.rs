@@ -332,6 +332,14 @@ where
                 0,
             );
             println!("{document}");
+            if matches!(result, Err(InvokeError::Refused(GuardError::FailedClosed))) {
+                // This environment will serve nobody again: end it shortly after the error is
+                // reported, so the platform replaces it instead of failing every later event.
+                std::thread::spawn(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    std::process::exit(70);
+                });
+            }
             result
         },
     ))
