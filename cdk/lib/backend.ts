@@ -44,6 +44,7 @@ export interface BackendProps {
  */
 export class Backend extends Construct {
   public readonly function: lambda.Function;
+  public readonly logGroup: RustFunction['logGroup'];
   public readonly role: RustFunction['role'];
   public readonly failureQueue: sqs.Queue;
   public readonly resultsBus: events.EventBus;
@@ -73,6 +74,7 @@ export class Backend extends Construct {
     });
     this.function = fn.function;
     this.role = fn.role;
+    this.logGroup = fn.logGroup;
 
     this.failureQueue = new SecureQueue(this, 'Failures', {
       encryptionKey: props.encryptionKey,

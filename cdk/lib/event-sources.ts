@@ -160,7 +160,8 @@ export class EventSources extends Construct {
       id: 'AwsSolutions-KDS3',
       reason:
         "The stream is encrypted with the stack's customer managed key (rotated yearly), like the queues and " +
-        'the table: its key policy and CloudTrail record who may read the records, which the aws/kinesis key cannot.',
+        'the table. Under aws/kinesis any principal of the account allowed kinesis:GetRecords reads the records; ' +
+        'under this key it also needs kms:Decrypt on it, granted per role, and the key policy is ours to tighten.',
     });
     const kinesisSettings = streamSettings('kinesis', kinesisOpts);
     if (kinesisSettings.maxRecordAge.toSeconds() >= retention.toSeconds()) {

@@ -36,6 +36,7 @@ export interface RouterProps {
  */
 export class Router extends Construct {
   public readonly function: lambda.Function;
+  public readonly logGroup: RustFunction['logGroup'];
   public readonly role: iam.Role;
   public readonly timeout: Duration;
 
@@ -70,6 +71,7 @@ export class Router extends Construct {
     });
     this.function = fn.function;
     this.role = fn.role;
+    this.logGroup = fn.logGroup;
 
     // Written out instead of grantInvoke, which would also allow every version and alias
     // (`<arn>:*`), and instead of grantSendMessages (see grantSendOnly).

@@ -155,6 +155,8 @@ export class TenantRouterStack extends Stack {
       ResultsBusName: [this.backend.resultsBus.eventBusName, "EventBridge bus carrying the backend's results"],
       RouterFunctionName: [this.router.function.functionName, 'Router function'],
       BackendFunctionName: [this.backend.function.functionName, 'Tenant-isolated backend function'],
+      RouterLogGroupName: [this.router.logGroup.logGroupName, "Router's JSON logs"],
+      BackendLogGroupName: [this.backend.logGroup.logGroupName, "Backend's JSON logs"],
       DataKeyArn: [this.dataKey.keyArn, 'Key producers need kms:GenerateDataKey on'],
       AlarmTopicArn: [this.monitoring.alarmTopic.topicArn, 'Subscribe here to receive the alarms'],
     };

@@ -24,7 +24,7 @@ describe('backend function', () => {
         LogFormat: 'JSON',
         ApplicationLogLevel: 'INFO',
         SystemLogLevel: 'INFO',
-        LogGroup: ref(idOf(stack.backend.node.findChild('Backend').node.findChild('Logs'))),
+        LogGroup: ref(idOf(stack.backend.logGroup)),
       },
       Environment: { Variables: { BACKEND_TENANT_CONFIG_DIR: '/var/task/tenants' } },
       Role: arn(idOf(stack.backend.role)),
@@ -92,7 +92,7 @@ describe('router function', () => {
         LogFormat: 'JSON',
         ApplicationLogLevel: 'INFO',
         SystemLogLevel: 'INFO',
-        LogGroup: ref(idOf(stack.router.node.findChild('Router').node.findChild('Logs'))),
+        LogGroup: ref(idOf(stack.router.logGroup)),
       },
       Role: arn(idOf(stack.router.role)),
       TenancyConfig: Match.absent(),
@@ -174,5 +174,31 @@ describe('code assets', () => {
     assert.throws(() => buildStack({ routerAssetPath: empty }), /router: .*bootstrap not found; build the Lambda bundles with scripts\/build-lambda\.sh/);
     fs.writeFileSync(path.join(empty, 'bootstrap'), '');
     assert.throws(() => buildStack({ backendAssetPath: empty }), /backend: .*tenants not found/);
+  });
+});
+
+describe('stack outputs', () => {
+  it('name everything an operator needs to send test messages and watch them', () => {
+    const { stack, template } = defaultStack();
+    const outputs = template.toJSON().Outputs;
+    assert.deepEqual(
+      Object.fromEntries(Object.entries<{ Value: unknown }>(outputs).map(([name, o]) => [name, o.Value])),
+      {
+        QueueUrl: ref(idOf(stack.sources.queue)),
+        FifoQueueUrl: ref(idOf(stack.sources.fifoQueue)),
+        StreamName: ref(idOf(stack.sources.stream)),
+        TableName: ref(idOf(stack.sources.table)),
+        QuarantineQueueUrl: ref(idOf(stack.quarantine)),
+        StreamFailuresQueueUrl: ref(idOf(stack.sources.streamFailures)),
+        BackendFailuresQueueUrl: ref(idOf(stack.backend.failureQueue)),
+        ResultsBusName: ref(idOf(stack.backend.resultsBus)),
+        RouterFunctionName: ref(idOf(stack.router.function)),
+        BackendFunctionName: ref(idOf(stack.backend.function)),
+        RouterLogGroupName: ref(idOf(stack.router.logGroup)),
+        BackendLogGroupName: ref(idOf(stack.backend.logGroup)),
+        DataKeyArn: arn(idOf(stack.dataKey)),
+        AlarmTopicArn: ref(idOf(stack.monitoring.node.findChild('AlarmTopic'))),
+      },
+    );
   });
 });

@@ -51,7 +51,7 @@ describe('IAM: least privilege', () => {
           {
             Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
             Effect: 'Allow',
-            Resource: arn(idOf(stack.router.node.findChild('Router').node.findChild('Logs'))),
+            Resource: arn(idOf(stack.router.logGroup)),
           },
           // no resource-level permissions exist for these (acknowledged AwsSolutions-IAM5)
           {
@@ -136,7 +136,7 @@ describe('IAM: least privilege', () => {
           {
             Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
             Effect: 'Allow',
-            Resource: arn(idOf(stack.backend.node.findChild('Backend').node.findChild('Logs'))),
+            Resource: arn(idOf(stack.backend.logGroup)),
           },
           { Action: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'], Effect: 'Allow', Resource: '*' },
           // OnFailure destination
