@@ -70,9 +70,13 @@ if [ -x .venv/bin/python3 ] || python3 -m venv .venv >/dev/null 2>&1; then
   fi
   cfn_lint=(.venv/bin/python3 .venv/bin/cfn-lint)
 else
+  # No venv module (Debian without python3-venv): install into a directory of our own. Some
+  # distributions' pip refuses even that as "externally managed"; it touches no system package,
+  # so say so.
   rm -rf .venv
-  python3 -m pip install --quiet --disable-pip-version-check --target .venv/site "cfn-lint==$CFN_LINT_VERSION"
-  cfn_lint=(env PYTHONPATH="$PWD/.venv/site" python3 -c 'import sys; from cfnlint.runner import main; sys.exit(main())')
+  pip_target=(python3 -m pip install --quiet --disable-pip-version-check --target .venv/site "cfn-lint==$CFN_LINT_VERSION")
+  "${pip_target[@]}" || "${pip_target[@]}" --break-system-packages
+  cfn_lint=(env PYTHONPATH="$PWD/.venv/site" python3 -c 'import sys; sys.argv[0] = "cfn-lint"; from cfnlint.runner import main; sys.exit(main())')
 fi
 templates=(cdk.out/*/*.template.json)
 echo "templates: ${templates[*]}"

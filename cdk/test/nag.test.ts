@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { App } from 'aws-cdk-lib';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagPack } from 'cdk-nag';
 import { acknowledgedRules, addNagChecks, nagPacks } from '../lib/nag';
@@ -59,6 +60,14 @@ describe('cdk-nag (v3, policy validation plugins): AwsSolutions and Serverless p
   it('finds nothing unacknowledged in the stack', () => {
     const app = nagApp();
     assert.deepEqual(findings(app, nagPacks(app), false), []);
+  });
+
+  it('leaves no CDK warning or error annotation either', () => {
+    const app = newApp();
+    const stack = newStack(app);
+    const annotations = Annotations.fromStack(stack);
+    assert.deepEqual(annotations.findWarning('*', Match.anyValue()), []);
+    assert.deepEqual(annotations.findError('*', Match.anyValue()), []);
   });
 
   it('lets the app synthesize through the registered plugins (what cdk synth runs)', () => {
