@@ -26,3 +26,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace --all-targets --locked
+
+echo "== CDK app (npm ci, tsc, assertion tests, cdk-nag, cdk synth, cfn-lint)"
+./scripts/test-cdk.sh
