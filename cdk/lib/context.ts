@@ -22,6 +22,7 @@ export const CONTEXT_KEYS = [
   'maxRecordAgeSeconds',
   'maxInFlight',
   'trustedTenants',
+  'metricsNamespace',
   'architecture',
   'routerAssetPath',
   'backendAssetPath',
@@ -53,6 +54,7 @@ export function stackPropsFromContext(node: Node, env: NodeJS.ProcessEnv = proce
     maxRecordAge: seconds('maxRecordAgeSeconds', get('maxRecordAgeSeconds')),
     maxInFlight: num('maxInFlight', get('maxInFlight')),
     trustedTenants: strList(get('trustedTenants')),
+    metricsNamespace: str(get('metricsNamespace')),
   };
 
   const placeholders = bool('placeholderAssets', get('placeholderAssets')) || env.TENANT_ROUTER_PLACEHOLDER_ASSETS === '1';

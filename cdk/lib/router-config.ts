@@ -70,6 +70,26 @@ export interface RouterConfig {
   readonly invokeTimeout?: Duration;
   /** `ROUTER_CORRELATION_ID_FROM` (router default `payload:/correlationId`). */
   readonly correlationIdFrom?: string;
+  /**
+   * `ROUTER_METRICS_NAMESPACE`: the CloudWatch namespace of the router's EMF metrics (router
+   * default `TenantRouter`). The stack's dashboard reads its metrics from the same namespace.
+   */
+  readonly metricsNamespace?: string;
+}
+
+/** The router's own default for `ROUTER_METRICS_NAMESPACE`. */
+export const DEFAULT_ROUTER_METRICS_NAMESPACE = 'TenantRouter';
+
+/**
+ * The CloudWatch namespaces this stack accepts for the router's metrics: what PutMetricData and
+ * EMF accept (1–255 characters, not `AWS/…`, not starting with `:`), narrowed to characters that
+ * need no escaping inside a dashboard's SEARCH expression.
+ */
+const METRICS_NAMESPACE_PATTERN = /^[A-Za-z0-9._\-/#][A-Za-z0-9._\-/#: ]{0,254}$/;
+
+/** The namespace the router publishes its metrics under, with this configuration. */
+export function routerMetricsNamespace(config: RouterConfig): string {
+  return config.metricsNamespace ?? DEFAULT_ROUTER_METRICS_NAMESPACE;
 }
 
 /** Lambda's tenant id pattern (API_Invoke.html). */
@@ -215,6 +235,9 @@ export function routerEnvironment(config: RouterConfig): { [name: string]: strin
   if (config.correlationIdFrom !== undefined) {
     env.ROUTER_CORRELATION_ID_FROM = nonEmpty('ROUTER_CORRELATION_ID_FROM', config.correlationIdFrom);
   }
+  if (config.metricsNamespace !== undefined) {
+    env.ROUTER_METRICS_NAMESPACE = checkMetricsNamespace(config.metricsNamespace);
+  }
   return env;
 }
 
@@ -240,6 +263,16 @@ function checkJwksUrl(url: string | undefined): string {
     throw new Error('ROUTER_JWKS: jwksUrl must not carry credentials (the JWKS is public; no secret belongs in the environment)');
   }
   return parsed.toString();
+}
+
+function checkMetricsNamespace(namespace: string): string {
+  if (!METRICS_NAMESPACE_PATTERN.test(namespace) || /^aws\//i.test(namespace) || namespace !== namespace.trim()) {
+    throw new Error(
+      `ROUTER_METRICS_NAMESPACE: ${JSON.stringify(namespace)} is not a usable CloudWatch namespace ` +
+        "(1-255 of A-Z a-z 0-9 . _ - / # : and inner spaces, not starting with ':' or 'AWS/')",
+    );
+  }
+  return namespace;
 }
 
 function list(name: string, values: readonly string[] | undefined): string {

@@ -1,14 +1,15 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { defaultAssetPath } from './assets';
 import { Backend } from './backend';
+import { Dashboard } from './dashboard';
 import { EventSources, KinesisSourceOptions, QueueSourceOptions, StreamSourceOptions } from './event-sources';
 import { AlarmThresholds, Monitoring } from './monitoring';
 import { Router } from './router';
-import { RouterConfig } from './router-config';
+import { RouterConfig, routerMetricsNamespace } from './router-config';
 import { SecureQueue } from './secure-queue';
 
 export interface TenantRouterStackProps extends StackProps {
@@ -56,6 +57,7 @@ export class TenantRouterStack extends Stack {
   public readonly sources: EventSources;
   public readonly quarantine: SecureQueue['queue'];
   public readonly monitoring: Monitoring;
+  public readonly dashboard: Dashboard;
 
   constructor(scope: Construct, id: string, props: TenantRouterStackProps) {
     super(scope, id, props);
@@ -139,6 +141,25 @@ export class TenantRouterStack extends Stack {
       thresholds: props.alarmThresholds,
     });
 
+    this.dashboard = new Dashboard(this, 'Dashboard', {
+      // Dashboard names are unique per account, across regions.
+      dashboardName: `${this.stackName}-${Aws.REGION}`,
+      router: this.router.function,
+      backend: this.backend.function,
+      routerLogGroup: this.router.logGroup,
+      backendLogGroup: this.backend.logGroup,
+      routerNamespace: routerMetricsNamespace(props.routerConfig),
+      routerTimeout: this.router.timeout,
+      alarms: this.monitoring.alarms,
+      operatorQueues: {
+        quarantine: this.quarantine,
+        'queue dead letters': this.sources.queueDeadLetters,
+        'FIFO dead letters': this.sources.fifoDeadLetters,
+        'stream failures': this.sources.streamFailures,
+        'backend failures': this.backend.failureQueue,
+      },
+    });
+
     // Lambda cannot pass a tenant id through an event source mapping, and CDK's addEventSource
     // throws for a PER_TENANT function; a raw EventSourceMapping would slip past that, so the
     // stack refuses to synthesize with any mapping that targets the backend.
@@ -159,6 +180,7 @@ export class TenantRouterStack extends Stack {
       BackendLogGroupName: [this.backend.logGroup.logGroupName, "Backend's JSON logs"],
       DataKeyArn: [this.dataKey.keyArn, 'Key producers need kms:GenerateDataKey on'],
       AlarmTopicArn: [this.monitoring.alarmTopic.topicArn, 'Subscribe here to receive the alarms'],
+      DashboardName: [this.dashboard.dashboard.dashboardName, 'CloudWatch dashboard of the router and the backend'],
     };
     for (const [name, [value, description]] of Object.entries(outputs)) {
       new CfnOutput(this, name, { value, description });

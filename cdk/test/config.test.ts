@@ -37,6 +37,7 @@ describe('router configuration', () => {
         deadlineMargin: Duration.millis(750),
         invokeTimeout: Duration.seconds(4),
         correlationIdFrom: 'payload:/meta/correlationId',
+        metricsNamespace: 'Acme/TenantRouter',
       }),
       {
         ROUTER_JWKS: 'https://issuer.example.com/.well-known/jwks.json',
@@ -61,6 +62,7 @@ describe('router configuration', () => {
         ROUTER_DEADLINE_MARGIN_MS: '750',
         ROUTER_INVOKE_TIMEOUT_MS: '4000',
         ROUTER_CORRELATION_ID_FROM: 'payload:/meta/correlationId',
+        ROUTER_METRICS_NAMESPACE: 'Acme/TenantRouter',
       },
     );
   });
@@ -101,6 +103,12 @@ describe('router configuration', () => {
       [{ ...ROUTER_CONFIG, maxInFlight: 0 }, /ROUTER_MAX_IN_FLIGHT: must be an integer >= 1/],
       [{ ...ROUTER_CONFIG, maxInFlight: 1.5 }, /ROUTER_MAX_IN_FLIGHT/],
       [{ ...ROUTER_CONFIG, maxRecordAge: Duration.seconds(0) }, /ROUTER_MAX_RECORD_AGE_SECONDS: must be an integer >= 1/],
+      [{ ...ROUTER_CONFIG, metricsNamespace: '' }, /ROUTER_METRICS_NAMESPACE: "" is not a usable CloudWatch namespace/],
+      [{ ...ROUTER_CONFIG, metricsNamespace: 'AWS/Lambda' }, /ROUTER_METRICS_NAMESPACE/],
+      [{ ...ROUTER_CONFIG, metricsNamespace: ':Router' }, /ROUTER_METRICS_NAMESPACE/],
+      [{ ...ROUTER_CONFIG, metricsNamespace: "Router'" }, /ROUTER_METRICS_NAMESPACE/],
+      [{ ...ROUTER_CONFIG, metricsNamespace: 'Router"' }, /ROUTER_METRICS_NAMESPACE/],
+      [{ ...ROUTER_CONFIG, metricsNamespace: 'x'.repeat(256) }, /ROUTER_METRICS_NAMESPACE/],
     ];
     for (const [config, error] of cases) {
       assert.throws(() => routerEnvironment(config), error);
@@ -130,6 +138,7 @@ describe('CDK context', () => {
       jwtLeewaySeconds: '30',
       maxRecordAgeSeconds: '3600',
       trustedTenants: 'acme,globex',
+      metricsNamespace: 'Acme/TenantRouter',
       architecture: 'arm64',
       dataRemovalPolicy: 'destroy',
       alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:alarms',
@@ -144,6 +153,7 @@ describe('CDK context', () => {
     assert.equal(props.routerConfig.jwtLeeway?.toSeconds(), 30);
     assert.equal(props.routerConfig.maxRecordAge?.toSeconds(), 3600);
     assert.deepEqual(props.routerConfig.trustedTenants, ['acme', 'globex']);
+    assert.equal(props.routerConfig.metricsNamespace, 'Acme/TenantRouter');
     assert.equal(props.architecture, lambda.Architecture.ARM_64);
     assert.equal(props.dataRemovalPolicy, RemovalPolicy.DESTROY);
     assert.equal(props.alarmTopicArn, 'arn:aws:sns:eu-west-1:123456789012:alarms');

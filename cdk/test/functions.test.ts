@@ -198,6 +198,7 @@ describe('stack outputs', () => {
         BackendLogGroupName: ref(idOf(stack.backend.logGroup)),
         DataKeyArn: arn(idOf(stack.dataKey)),
         AlarmTopicArn: ref(idOf(stack.monitoring.node.findChild('AlarmTopic'))),
+        DashboardName: ref(idOf(stack.dashboard.dashboard)),
       },
     );
   });
