@@ -311,15 +311,56 @@ async fn at_the_environment_limit_the_router_backs_off_and_still_delivers_everyt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_injected_faults_nothing_is_lost() {
+    fault_run(2, 100, 8, 64).await;
+}
+
+/// The full-size fault and load run of docs/reliability.md: `LOAD_BATCHES` files of `LOAD_BATCH`
+/// records over `LOAD_TENANTS` tenants (default 10 × 1,000 over 1,000), at most
+/// `LOAD_ENVIRONMENTS` environments (default 64), 10% of Invokes answered 429 and 5% 500.
+/// `cargo test --release -p backend --test end_to_end -- --ignored --nocapture full_size`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "minutes long; run by hand, see docs/reliability.md"]
+async fn full_size_fault_and_load_run() {
+    let get = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let started = std::time::Instant::now();
+    let (records, results, attempts) = fault_run(
+        get("LOAD_BATCHES", 10),
+        get("LOAD_BATCH", 1000),
+        get("LOAD_TENANTS", 1000),
+        get("LOAD_ENVIRONMENTS", 64),
+    )
+    .await;
+    eprintln!(
+        "full-size run: {records} records reconciled, {results} async results, {attempts} \
+         logged attempts, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Runs a fault-injected replay and reconciles it; returns (records, results, log entries).
+async fn fault_run(
+    batches: usize,
+    per_batch: usize,
+    tenants: usize,
+    environments: usize,
+) -> (usize, usize, usize) {
     let mut settings = settings();
     settings.faults = Faults::parse("429:0.1,500:0.05").unwrap();
     settings.seed = 7;
-    let files = workload_files(2, 100, 8);
+    settings.max_environments = environments;
+    let files = workload_files(batches, per_batch, tenants);
+    let total = batches * per_batch;
     let (summary, service) = replay(
         settings,
         &files,
-        Duration::from_secs(60),
+        Duration::from_secs(600),
         lookup(&[
+            ("ROUTER_RETRY_MAX_ATTEMPTS", "8"),
             ("ROUTER_RETRY_BASE_DELAY_MS", "2"),
             ("ROUTER_RETRY_MAX_DELAY_MS", "10"),
         ]),
@@ -341,7 +382,7 @@ async fn with_injected_faults_nothing_is_lost() {
         .iter()
         .filter(|e| e.status.starts_with("injected-"))
         .count();
-    assert!(injected > 10, "faults were injected ({injected})");
+    assert!(injected > total / 20, "faults were injected ({injected})");
     // Reconcile: every record was delivered or reported, never both lost.
     let all: BTreeSet<String> = files
         .iter()
@@ -355,7 +396,7 @@ async fn with_injected_faults_nothing_is_lost() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert_eq!(all.len(), 200);
+    assert_eq!(all.len(), total);
     for id in &all {
         assert!(
             delivered.contains_key(id) || reported.contains(id),
@@ -366,6 +407,7 @@ async fn with_injected_faults_nothing_is_lost() {
     let accepted = service.results().len();
     assert_eq!(accepted, delivered.len());
     assert_one_tenant_per_environment(&service);
+    (total, service.results().len(), service.entries().len())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
