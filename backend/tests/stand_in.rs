@@ -388,3 +388,49 @@ async fn idle_environments_are_stopped_and_output_is_prefixed() {
         "{output}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_in_one_tenants_code_does_not_touch_another_tenants_environment() {
+    // Tenant code that crashes for one tenant only.
+    let function = script(
+        "crashy.sh",
+        r#"api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+while true; do
+  headers=$(curl -sS -D - -o /dev/null "$api/next" | tr -d '\r')
+  id=$(echo "$headers" | awk -F': ' 'tolower($1)=="lambda-runtime-aws-request-id"{print $2}')
+  tenant=$(echo "$headers" | awk -F': ' 'tolower($1)=="lambda-runtime-aws-tenant-id"{print $2}')
+  if [ "$tenant" = "crashy" ]; then exit 11; fi
+  printf '{"pid":%s,"tenant":"%s"}' "$$" "$tenant" | curl -sS -X POST --data-binary @- "$api/$id/response" >/dev/null
+done"#,
+    );
+    let (service, client) = stand_in(settings(vec![FunctionSpec {
+        name: "crashy".into(),
+        executable: function,
+        per_tenant: true,
+    }]))
+    .await;
+    let answer = |output: aws_sdk_lambda::operation::invoke::InvokeOutput| {
+        serde_json::from_slice::<Value>(output.payload().unwrap().as_ref()).unwrap()
+    };
+    let before = answer(
+        sync_invoke(&client, "crashy", Some("acme"), b"{}".to_vec())
+            .await
+            .unwrap(),
+    );
+    let crashed = sync_invoke(&client, "crashy", Some("crashy"), b"{}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(crashed.function_error(), Some("Unhandled"));
+    let after = answer(
+        sync_invoke(&client, "crashy", Some("acme"), b"{}".to_vec())
+            .await
+            .unwrap(),
+    );
+    // acme's environment is the same process, untouched by the other tenant's crash.
+    assert_eq!(before["pid"], after["pid"]);
+    assert_eq!(after["tenant"], "acme");
+    let started = service.pool().started();
+    assert_eq!(started.len(), 2);
+    assert_ne!(started[0].pid, started[1].pid);
+    service.pool().stop_all();
+}
