@@ -3,7 +3,8 @@
 //! the envelope builder — no panic, and every record accounted for.
 //!
 //! cargo-fuzz needs a nightly toolchain, which this project's machines do not have, so these are
-//! proptest generators over raw bytes and over structure-aware JSON (not coverage-guided).
+//! proptest generators over raw bytes and over structure-aware JSON (not coverage-guided), plus
+//! `mutated_fixtures`, which mutates a seed corpus: the recorded fixtures in `tests/fixtures/`.
 //! `FUZZ_CASES` sets the cases per target (default 300 here); docs/reliability.md records the long
 //! runs. A panic anywhere fails the case; proptest then shrinks it to a minimal input.
 
@@ -258,5 +259,127 @@ fn fuzz_whole_events() {
             json_value().prop_map(|v| v.to_string())
         ],
         |event| route(&event),
+    );
+}
+
+/// The recorded fixtures of every source, the seed corpus of `mutated_fixtures`.
+fn corpus() -> Vec<Vec<u8>> {
+    let mut files = Vec::new();
+    let mut stack = vec![cross_crate_tests::fixtures_dir()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "json")
+                && !path.ends_with("jwks.json")
+                && std::fs::metadata(&path).unwrap().len() < 64 * 1024
+            {
+                files.push(std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// One mutation of a seed: flip, insert or delete bytes, truncate, or splice in another seed.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip {
+        at: usize,
+        mask: u8,
+    },
+    Insert {
+        at: usize,
+        bytes: Vec<u8>,
+    },
+    Delete {
+        at: usize,
+        len: usize,
+    },
+    Truncate {
+        at: usize,
+    },
+    Splice {
+        at: usize,
+        other: usize,
+        from: usize,
+    },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), 1u8..=255).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
+        (
+            any::<usize>(),
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 1..8),
+                prop_oneof![
+                    Just(b"\"".to_vec()),
+                    Just(b"{".to_vec()),
+                    Just(b"]".to_vec()),
+                    Just(b"\\u0000".to_vec()),
+                    Just(b"null".to_vec()),
+                    Just(b"-1e999".to_vec()),
+                    Just(b"99999999999999999999999999".to_vec()),
+                ],
+            ]
+        )
+            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        (any::<usize>(), 1usize..64).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
+        (any::<usize>(), any::<usize>(), any::<usize>())
+            .prop_map(|(at, other, from)| Mutation::Splice { at, other, from }),
+    ]
+}
+
+fn mutate(corpus: &[Vec<u8>], seed: usize, mutations: &[Mutation]) -> Vec<u8> {
+    let mut bytes = corpus[seed % corpus.len()].clone();
+    for m in mutations {
+        let len = bytes.len().max(1);
+        match m {
+            Mutation::Flip { at, mask } => {
+                if !bytes.is_empty() {
+                    let i = at % bytes.len();
+                    bytes[i] ^= mask;
+                }
+            }
+            Mutation::Insert { at, bytes: new } => {
+                let i = at % len;
+                bytes.splice(i.min(bytes.len())..i.min(bytes.len()), new.iter().copied());
+            }
+            Mutation::Delete { at, len: n } => {
+                let i = (at % len).min(bytes.len());
+                let end = (i + n).min(bytes.len());
+                bytes.drain(i..end);
+            }
+            Mutation::Truncate { at } => bytes.truncate(at % len),
+            Mutation::Splice { at, other, from } => {
+                let donor = &corpus[other % corpus.len()];
+                let from = from % donor.len().max(1);
+                let i = (at % len).min(bytes.len());
+                bytes.truncate(i);
+                bytes.extend_from_slice(&donor[from.min(donor.len())..]);
+            }
+        }
+    }
+    bytes
+}
+
+#[test]
+fn fuzz_mutated_fixtures() {
+    let corpus = corpus();
+    assert!(
+        corpus.len() > 30,
+        "the seed corpus is the recorded fixtures"
+    );
+    fuzz(
+        "mutated_fixtures",
+        (any::<usize>(), proptest::collection::vec(mutation(), 1..6)),
+        |(seed, mutations)| {
+            let bytes = mutate(&corpus, seed, &mutations);
+            route(&String::from_utf8_lossy(&bytes))
+        },
     );
 }
