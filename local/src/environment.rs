@@ -345,7 +345,14 @@ impl Environment {
         tokio::select! {
             // An answer that is already there wins over a simultaneous exit or deadline.
             biased;
-            answer = answer => answer.unwrap_or_else(|_| InvocationResult::Crashed("the environment is gone".into())),
+            answer = answer => match answer {
+                Ok(result) => result,
+                // The invocation was dropped unanswered: the environment ended, and its exit
+                // (published before anything queued is dropped) says how.
+                Err(_) => self.exited.borrow().clone().unwrap_or_else(|| {
+                    InvocationResult::Crashed("the environment is gone".into())
+                }),
+            },
             result = exited.wait_for(Option::is_some) => {
                 result
                     .ok()
