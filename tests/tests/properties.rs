@@ -1,5 +1,5 @@
-//! Property-based tests of the batch core (proptest), for SQS standard, SQS FIFO and Kinesis
-//! batches: arbitrary records (tenants, groups, partition keys, valid and invalid), arbitrary fault
+//! Property-based tests of the batch core (proptest), for SQS standard, SQS FIFO, Kinesis and
+//! DynamoDB Streams batches: arbitrary records (tenants, groups, partition keys, valid and invalid), arbitrary fault
 //! schedules from the invoker (success, 429 with and without retry-after, 5xx, timeouts, 413, 400)
 //! and arbitrary deadlines, in virtual time (a paused Tokio clock, so timeouts and backoff cost
 //! nothing and results do not depend on the machine's load). For every case:
@@ -183,6 +183,7 @@ enum Kind {
     Standard,
     Fifo,
     Kinesis,
+    Dynamodb,
 }
 
 #[derive(Debug, Clone)]
@@ -268,6 +269,26 @@ fn event(case: &Case) -> (String, Vec<String>) {
                     sqs_record(&format!("m-{i}"), &body_of(i, spec), T0_MS),
                     &format!("group-{}", spec.lane),
                     i as u64,
+                )
+            }
+            Kind::Dynamodb => {
+                let seq = format!("{:025}", 1_405_400_000_000_002_063_282_832u128 + i as u128);
+                ids.push(seq.clone());
+                // The image holds the body's fields as attribute values; a body that is not JSON
+                // becomes an image without a tenant.
+                let body: Value = serde_json::from_str(&body_of(i, spec))
+                    .unwrap_or_else(|_| json!({"record": i.to_string()}));
+                let keys =
+                    cross_crate_tests::item_values(&json!({"pk": format!("key-{}", spec.lane)}));
+                let mut image = cross_crate_tests::item_values(&body);
+                image["pk"] = json!({"S": format!("key-{}", spec.lane)});
+                cross_crate_tests::dynamodb_record(
+                    &seq,
+                    "INSERT",
+                    keys,
+                    Some(image),
+                    None,
+                    "NEW_AND_OLD_IMAGES",
                 )
             }
             Kind::Kinesis => {
@@ -441,7 +462,7 @@ fn check(case: Case) -> Result<(), TestCaseError> {
             let expected: Vec<&String> = failed.clone();
             prop_assert_eq!(reported.iter().collect::<Vec<_>>(), expected);
         }
-        Kind::Kinesis => {
+        Kind::Kinesis | Kind::Dynamodb => {
             let lowest = failed
                 .iter()
                 .min_by(|a, b| compare(a, b))
@@ -508,7 +529,7 @@ fn the_batch_core_keeps_its_promises_for_arbitrary_batches_faults_and_deadlines(
         .and_then(|c| c.parse().ok())
         .unwrap_or(64);
     let mut total_records = 0usize;
-    for kind in [Kind::Standard, Kind::Fifo, Kind::Kinesis] {
+    for kind in [Kind::Standard, Kind::Fifo, Kind::Kinesis, Kind::Dynamodb] {
         let mut runner = TestRunner::new(ProptestConfig {
             cases,
             failure_persistence: None,
