@@ -8,8 +8,8 @@ use cross_crate_tests::token_failure_cases;
 use router::Outcome;
 use router::handler::InvocationInfo;
 use serde_json::json;
+use wiremock::Mock;
 use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, ResponseTemplate};
 
 use crate::util::*;
 
@@ -79,19 +79,7 @@ async fn a_transient_failure_is_an_error_so_eventbridge_retries() {
 
     // 429 then 202: retried inside the invocation, success.
     let server = bare_server().await;
-    Mock::given(method("POST"))
-        .and(path_regex(INVOKE_PATH))
-        .respond_with(lambda_error(429, "TooManyRequestsException"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(INVOKE_PATH))
-        .respond_with(ResponseTemplate::new(202))
-        .with_priority(2)
-        .mount(&server)
-        .await;
+    answer_once_then_accept(&server, lambda_error(429, "TooManyRequestsException")).await;
     let router = crate::util::router(&server, &[]);
     let report = router
         .route_event(&fixture("eventbridge/globex.json"), &info())

@@ -29,19 +29,7 @@ fn batch(n: usize) -> String {
 #[tokio::test]
 async fn throttled_then_accepted_is_retried_and_succeeds() {
     let server = bare_server().await;
-    Mock::given(method("POST"))
-        .and(path_regex(INVOKE_PATH))
-        .respond_with(lambda_error(429, "TooManyRequestsException"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(INVOKE_PATH))
-        .respond_with(ResponseTemplate::new(202))
-        .with_priority(2)
-        .mount(&server)
-        .await;
+    answer_once_then_accept(&server, lambda_error(429, "TooManyRequestsException")).await;
     let router = router(&server, &[]);
     let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
     let report = router.route_event(&batch(1), &info).await.unwrap();
@@ -53,21 +41,11 @@ async fn throttled_then_accepted_is_retried_and_succeeds() {
 #[tokio::test]
 async fn a_retry_after_hint_is_honoured() {
     let server = bare_server().await;
-    Mock::given(method("POST"))
-        .and(path_regex(INVOKE_PATH))
-        .respond_with(
-            lambda_error(429, "TooManyRequestsException").insert_header("Retry-After", "1"),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(INVOKE_PATH))
-        .respond_with(ResponseTemplate::new(202))
-        .with_priority(2)
-        .mount(&server)
-        .await;
+    answer_once_then_accept(
+        &server,
+        lambda_error(429, "TooManyRequestsException").insert_header("Retry-After", "1"),
+    )
+    .await;
     let router = router(&server, &[]);
     let started = Instant::now();
     let response = handle(&router, &batch(1)).await;
@@ -179,19 +157,8 @@ async fn a_slow_endpoint_never_makes_the_handler_miss_its_deadline() {
 #[tokio::test]
 async fn a_transient_failure_in_a_fifo_group_stops_that_group_only() {
     let server = bare_server().await;
-    Mock::given(method("POST"))
-        .and(path_regex(INVOKE_PATH))
-        .and(header("x-amz-tenant-id", "acme"))
-        .respond_with(lambda_error(503, "ServiceException"))
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(INVOKE_PATH))
-        .respond_with(ResponseTemplate::new(202))
-        .with_priority(2)
-        .mount(&server)
-        .await;
+    answer_tenant(&server, "acme", lambda_error(503, "ServiceException")).await;
+    accept_the_rest(&server).await;
     let router = router(&server, &[("ROUTER_RETRY_MAX_ATTEMPTS", "2")]);
     let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
     let report = router

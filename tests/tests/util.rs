@@ -39,6 +39,39 @@ pub async fn lambda_server() -> MockServer {
     server
 }
 
+/// Answers the first Invoke with `first` and every later one with 202.
+pub async fn answer_once_then_accept(server: &MockServer, first: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(first)
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    accept_the_rest(server).await;
+}
+
+/// Answers every Invoke for `tenant` with `answer` (mount the fallback with [`accept_the_rest`]).
+pub async fn answer_tenant(server: &MockServer, tenant: &str, answer: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .and(wiremock::matchers::header("x-amz-tenant-id", tenant))
+        .respond_with(answer)
+        .with_priority(1)
+        .mount(server)
+        .await;
+}
+
+/// Answers every Invoke not matched by a more specific mock with 202.
+pub async fn accept_the_rest(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(ResponseTemplate::new(202))
+        .with_priority(2)
+        .mount(server)
+        .await;
+}
+
 /// A server with no default answer (tests mount their own).
 pub async fn bare_server() -> MockServer {
     MockServer::start().await
