@@ -41,25 +41,14 @@ pub fn decode<'a>(
         let record = match serde_json::from_str::<EventRecord>(raw.get()) {
             Ok(record) => record,
             Err(error) => {
-                // Unreadable, but reportable if its sequence number can be found.
-                let id = super::stream_id(raw, "dynamodb", "SequenceNumber").ok_or_else(|| {
-                    BatchError::Malformed(format!(
-                        "record {index} is not a DynamoDB stream record and has no \
-                         SequenceNumber: {error}"
-                    ))
-                })?;
-                records.push(Record {
-                    meta: RecordMeta {
-                        id,
-                        raw,
-                        lane: None,
-                        claimed_tenant: None,
-                    },
-                    decoded: Err(Rejection::new(
-                        "malformed-record",
-                        format!("not a DynamoDB stream record: {error}"),
-                    )),
-                });
+                // Unreadable, but reportable if its identifier can be found.
+                records.push(super::unreadable_record(
+                    raw,
+                    index,
+                    ("dynamodb", "SequenceNumber"),
+                    "a DynamoDB stream record",
+                    &error,
+                )?);
                 continue;
             }
         };

@@ -42,24 +42,14 @@ pub fn decode<'a>(
         let record = match serde_json::from_str::<KinesisEventRecord>(raw.get()) {
             Ok(record) => record,
             Err(error) => {
-                let id = super::stream_id(raw, "kinesis", "sequenceNumber").ok_or_else(|| {
-                    BatchError::Malformed(format!(
-                        "record {index} is not a Kinesis record and has no sequenceNumber: \
-                         {error}"
-                    ))
-                })?;
-                records.push(Record {
-                    meta: RecordMeta {
-                        id,
-                        raw,
-                        lane: None,
-                        claimed_tenant: None,
-                    },
-                    decoded: Err(Rejection::new(
-                        "malformed-record",
-                        format!("not a Kinesis record (is data valid base64?): {error}"),
-                    )),
-                });
+                // Unreadable, but reportable if its identifier can be found.
+                records.push(super::unreadable_record(
+                    raw,
+                    index,
+                    ("kinesis", "sequenceNumber"),
+                    "a Kinesis record (is data valid base64?)",
+                    &error,
+                )?);
                 continue;
             }
         };

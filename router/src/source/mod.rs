@@ -275,6 +275,35 @@ pub(crate) fn stream_id(raw: &RawValue, outer: &str, field: &str) -> Option<Stri
         .map(str::to_owned)
 }
 
+/// A record that does not parse as its source's record type: rejected on its own
+/// (`malformed-record`) when its identifier (`record[outer][field]`) can still be read, else the
+/// whole batch is malformed, since the record could not be reported.
+pub(crate) fn unreadable_record<'a>(
+    raw: &'a RawValue,
+    index: usize,
+    (outer, field): (&str, &str),
+    what: &str,
+    error: &serde_json::Error,
+) -> Result<crate::record::Record<'a>, crate::handler::BatchError> {
+    let id = stream_id(raw, outer, field).ok_or_else(|| {
+        crate::handler::BatchError::Malformed(format!(
+            "record {index} is not {what} and has no {field}: {error}"
+        ))
+    })?;
+    Ok(crate::record::Record {
+        meta: crate::record::RecordMeta {
+            id,
+            raw,
+            lane: None,
+            claimed_tenant: None,
+        },
+        decoded: Err(Rejection::new(
+            "malformed-record",
+            format!("not {what}: {error}"),
+        )),
+    })
+}
+
 /// Compares two stream sequence numbers: decimal strings of up to 129 digits, compared as
 /// numbers without converting them to machine integers.
 pub fn compare_sequence_numbers(a: &str, b: &str) -> std::cmp::Ordering {

@@ -29,24 +29,14 @@ pub fn decode<'a>(
         let message: SqsMessage = match serde_json::from_str(raw.get()) {
             Ok(message) => message,
             Err(error) => {
-                // Unreadable, but reportable if its messageId can be found.
-                let id = super::stream_id(raw, "", "messageId").ok_or_else(|| {
-                    BatchError::Malformed(format!(
-                        "record {index} is not an SQS message and has no messageId: {error}"
-                    ))
-                })?;
-                records.push(Record {
-                    meta: RecordMeta {
-                        id,
-                        raw,
-                        lane: None,
-                        claimed_tenant: None,
-                    },
-                    decoded: Err(Rejection::new(
-                        "malformed-record",
-                        format!("not an SQS message: {error}"),
-                    )),
-                });
+                // Unreadable, but reportable if its identifier can be found.
+                records.push(super::unreadable_record(
+                    raw,
+                    index,
+                    ("", "messageId"),
+                    "an SQS message",
+                    &error,
+                )?);
                 continue;
             }
         };
