@@ -6,6 +6,9 @@
 //! of one lane run in order, one at a time, and once a record of a lane is reported as failed the
 //! lane's later records are not started and are reported too.
 //!
+//! With `ROUTER_DELIVERY=tenant-batch`, [`route`] hands the batch to `tenant_batch`, which keeps
+//! the same rules while packing each tenant's records into envelope batches.
+//!
 //! Each record's path is isolated: a panic in it fails that record alone. Nothing is started once
 //! the deadline's margin is reached, and no retry waits past it.
 
@@ -21,7 +24,7 @@ use shared::{ASYNC_PAYLOAD_LIMIT, Source, TenantId};
 use tracing::Instrument;
 
 use crate::backend::{Backend, FailureClass, InvokeRequest};
-use crate::config::{Config, Validation};
+use crate::config::{Config, Delivery, Validation};
 use crate::outcome::{Outcome, Rejection};
 use crate::record::{Decoded, Record, RecordMeta};
 use crate::retry::Deadline;
@@ -106,13 +109,13 @@ pub struct RouteContext<'a, B> {
     pub stats: &'a BatchStats,
 }
 
-/// Routes every record and returns their metadata with one outcome each, in batch order.
-pub async fn route<'a, B: Backend>(
-    records: Vec<Record<'a>>,
-    context: &RouteContext<'_, B>,
-) -> (Vec<RecordMeta<'a>>, Vec<Outcome>) {
+/// A lane: records that must run in order, with their index in the batch.
+pub(crate) type Lane = Vec<(usize, Result<Decoded, Rejection>)>;
+
+/// Splits records into their metadata (in batch order) and their lanes (in order of first record).
+pub(crate) fn split_lanes<'a>(records: Vec<Record<'a>>) -> (Vec<RecordMeta<'a>>, Vec<Lane>) {
     let mut metas = Vec::with_capacity(records.len());
-    let mut lanes: Vec<Vec<(usize, Result<Decoded, Rejection>)>> = Vec::new();
+    let mut lanes: Vec<Lane> = Vec::new();
     let mut lane_of: HashMap<String, usize> = HashMap::new();
     for (index, record) in records.into_iter().enumerate() {
         let lane = match &record.meta.lane {
@@ -128,7 +131,18 @@ pub async fn route<'a, B: Backend>(
         lanes[lane].push((index, record.decoded));
         metas.push(record.meta);
     }
+    (metas, lanes)
+}
 
+/// Routes every record and returns their metadata with one outcome each, in batch order.
+pub async fn route<'a, B: Backend>(
+    records: Vec<Record<'a>>,
+    context: &RouteContext<'_, B>,
+) -> (Vec<RecordMeta<'a>>, Vec<Outcome>) {
+    if context.config.delivery == Delivery::TenantBatch {
+        return crate::tenant_batch::route(records, context).await;
+    }
+    let (metas, lanes) = split_lanes(records);
     let metas_ref = &metas;
     let gate = StreamGate::default();
     let gate = &gate;
@@ -151,13 +165,13 @@ pub async fn route<'a, B: Backend>(
 
 /// The lowest sequence number that failed so far in a stream batch.
 #[derive(Default)]
-struct StreamGate {
+pub(crate) struct StreamGate {
     lowest_failed: std::sync::Mutex<Option<String>>,
 }
 
 impl StreamGate {
     /// The failed sequence number that forbids starting `id`, if any.
-    fn blocker(&self, id: &str) -> Option<String> {
+    pub(crate) fn blocker(&self, id: &str) -> Option<String> {
         let lowest = self.lowest_failed.lock().expect("gate lock");
         lowest
             .as_deref()
@@ -165,7 +179,7 @@ impl StreamGate {
             .map(str::to_owned)
     }
 
-    fn failed(&self, id: &str) {
+    pub(crate) fn failed(&self, id: &str) {
         let mut lowest = self.lowest_failed.lock().expect("gate lock");
         let lower = lowest
             .as_deref()
@@ -227,7 +241,7 @@ async fn run_lane<B: Backend>(
     results
 }
 
-fn log_outcome(
+pub(crate) fn log_outcome(
     meta: &RecordMeta<'_>,
     tenant: Option<&TenantId>,
     outcome: &Outcome,
@@ -305,13 +319,13 @@ async fn route_record<B: Backend>(
     }
 }
 
-enum Verdict {
+pub(crate) enum Verdict {
     Reject(Rejection),
     Fail(Outcome),
 }
 
 /// Proves the record's tenant and builds the Invoke payload.
-async fn prove_and_wrap<B>(
+pub(crate) async fn prove_and_wrap<B>(
     decoded: &Decoded,
     context: &RouteContext<'_, B>,
 ) -> Result<Vec<u8>, Verdict> {
@@ -390,7 +404,7 @@ async fn prove_and_wrap<B>(
     Ok(payload)
 }
 
-/// Invokes with retries that honour the retry policy and never outlive the deadline.
+/// Invokes for one record and turns the answer into its outcome (a refused Invoke rejects it).
 async fn deliver<B: Backend>(
     meta: &RecordMeta<'_>,
     tenant: &TenantId,
@@ -398,13 +412,45 @@ async fn deliver<B: Backend>(
     trace_header: Option<&str>,
     context: &RouteContext<'_, B>,
 ) -> Outcome {
+    match send(&meta.id, tenant, payload, trace_header, context).await {
+        Sent::Invoked { attempts } => Outcome::Invoked { attempts },
+        Sent::Refused(rejection) => reject(meta, rejection, context).await,
+        Sent::Failed(outcome) => outcome,
+    }
+}
+
+/// How an Invoke ended, after its retries.
+pub(crate) enum Sent {
+    /// Accepted (202) after this many attempts.
+    Invoked {
+        /// Attempts it took.
+        attempts: u32,
+    },
+    /// The service refused the request itself (400, 413, 415): retrying cannot help.
+    Refused(Rejection),
+    /// A transient or deployment failure outlived the retries or the deadline.
+    Failed(Outcome),
+}
+
+/// Invokes with retries that honour the retry policy and never outlive the deadline. `label`
+/// names what is sent (a record id, or the first record of a tenant batch) in debug logs.
+pub(crate) async fn send<B: Backend>(
+    label: &str,
+    tenant: &TenantId,
+    payload: &[u8],
+    trace_header: Option<&str>,
+    context: &RouteContext<'_, B>,
+) -> Sent {
     let policy = context.config.retry;
     let mut attempt = 0;
     loop {
         attempt += 1;
         let remaining = context.deadline.remaining();
         if remaining.is_zero() {
-            return Outcome::failed("deadline", "the deadline came before the Invoke succeeded");
+            return Sent::Failed(Outcome::failed(
+                "deadline",
+                "the deadline came before the Invoke succeeded",
+            ));
         }
         let request = InvokeRequest {
             tenant,
@@ -416,7 +462,7 @@ async fn deliver<B: Backend>(
         let answer = tokio::time::timeout(timeout, context.backend.invoke(request)).await;
         context.stats.attempt(attempt, started.elapsed());
         let failure = match answer {
-            Ok(Ok(())) => return Outcome::Invoked { attempts: attempt },
+            Ok(Ok(())) => return Sent::Invoked { attempts: attempt },
             Ok(Err(failure)) => failure,
             Err(_) => crate::backend::InvokeFailure::transient(
                 "timeout",
@@ -434,24 +480,26 @@ async fn deliver<B: Backend>(
         );
         match failure.class {
             FailureClass::Rejected => {
-                return reject(meta, Rejection::new(failure.reason(), detail), context).await;
+                return Sent::Refused(Rejection::new(failure.reason(), detail));
             }
-            FailureClass::NotRetried => return Outcome::failed(failure.reason(), detail),
+            FailureClass::NotRetried => {
+                return Sent::Failed(Outcome::failed(failure.reason(), detail));
+            }
             FailureClass::Retryable => {}
         }
         if attempt >= policy.max_attempts {
-            return Outcome::failed(failure.reason(), detail);
+            return Sent::Failed(Outcome::failed(failure.reason(), detail));
         }
         let delay = policy.delay(attempt, failure.retry_after);
         if delay >= context.deadline.remaining() {
-            return Outcome::failed(
+            return Sent::Failed(Outcome::failed(
                 failure.reason(),
                 format!("{detail}; no time left to retry before the deadline"),
-            );
+            ));
         }
         tracing::debug!(
             message = "retrying Invoke",
-            record_id = meta.id.as_str(),
+            record_id = label,
             attempt = attempt,
             delay_ms = delay.as_millis() as u64,
             code = failure.code.as_str(),
@@ -472,7 +520,7 @@ struct QuarantineMessage<'a> {
 }
 
 /// Quarantines a rejected record; without a queue, or if writing fails, it is reported instead.
-async fn reject<B: Backend>(
+pub(crate) async fn reject<B: Backend>(
     meta: &RecordMeta<'_>,
     rejection: Rejection,
     context: &RouteContext<'_, B>,

@@ -169,6 +169,9 @@ pub struct JwtSettings {
 pub enum Delivery {
     /// One async Invoke per record.
     Record,
+    /// The records of one tenant within one batch in as few Invokes as the async payload limit
+    /// allows, each an envelope batch.
+    TenantBatch,
 }
 
 /// The validated router configuration.
@@ -194,6 +197,8 @@ pub struct Config {
     pub quarantine_queue_url: Option<String>,
     /// Delivery mode.
     pub delivery: Delivery,
+    /// Most bytes in one envelope batch (`tenant-batch`); at most the async payload limit.
+    pub batch_max_bytes: usize,
     /// Retry policy for transient Invoke failures.
     pub retry: RetryPolicy,
     /// No record is started, and no retry is waited for, within this margin of the deadline.
@@ -298,20 +303,26 @@ impl Config {
         }
         let delivery = match get("ROUTER_DELIVERY").as_deref() {
             None | Some("record") => Delivery::Record,
-            Some("tenant-batch") => {
-                return Err(ConfigError {
-                    variable: "ROUTER_DELIVERY",
-                    problem: "\"tenant-batch\" is not available in this version; use \"record\""
-                        .into(),
-                });
-            }
+            Some("tenant-batch") => Delivery::TenantBatch,
             Some(other) => {
                 return Err(ConfigError {
                     variable: "ROUTER_DELIVERY",
-                    problem: format!("expected \"record\", got {other:?}"),
+                    problem: format!("expected \"record\" or \"tenant-batch\", got {other:?}"),
                 });
             }
         };
+
+        let batch_max_bytes =
+            positive_or(&get, "ROUTER_BATCH_MAX_BYTES", shared::ASYNC_PAYLOAD_LIMIT)?;
+        if batch_max_bytes > shared::ASYNC_PAYLOAD_LIMIT {
+            return Err(ConfigError {
+                variable: "ROUTER_BATCH_MAX_BYTES",
+                problem: format!(
+                    "{batch_max_bytes} is above the async Invoke payload limit of {} bytes",
+                    shared::ASYNC_PAYLOAD_LIMIT
+                ),
+            });
+        }
 
         let retry = RetryPolicy {
             max_attempts: number_or(&get, "ROUTER_RETRY_MAX_ATTEMPTS", 5u32)?.max(1),
@@ -344,6 +355,7 @@ impl Config {
             max_in_flight,
             quarantine_queue_url,
             delivery,
+            batch_max_bytes,
             retry,
             deadline_margin,
             invoke_timeout,
@@ -549,6 +561,22 @@ mod tests {
     }
 
     #[test]
+    fn tenant_batch_delivery_and_its_chunk_size() {
+        let c = config(&with(&[
+            ("ROUTER_DELIVERY", "tenant-batch"),
+            ("ROUTER_BATCH_MAX_BYTES", "262144"),
+        ]))
+        .unwrap();
+        assert_eq!(c.delivery, Delivery::TenantBatch);
+        assert_eq!(c.batch_max_bytes, 262_144);
+        let err = config(&with(&[("ROUTER_DELIVERY", "batch")])).unwrap_err();
+        assert!(
+            err.to_string().contains("\"record\" or \"tenant-batch\""),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn defaults() {
         let c = config(JWT).unwrap();
         assert_eq!(
@@ -562,6 +590,7 @@ mod tests {
         assert_eq!(c.validation, PerSource::all(Validation::Jwt));
         assert_eq!(c.max_in_flight, 64);
         assert_eq!(c.delivery, Delivery::Record);
+        assert_eq!(c.batch_max_bytes, shared::ASYNC_PAYLOAD_LIMIT);
         let jwt = c.jwt.expect("jwt is the default");
         assert_eq!(jwt.policy.tenant_claim, "tenant_id");
         assert_eq!(jwt.policy.max_token_bytes, 8192);
@@ -593,6 +622,8 @@ mod tests {
             ("ROUTER_MAX_IN_FLIGHT", "many"),
             ("ROUTER_QUARANTINE_QUEUE_URL", "quarantine"),
             ("ROUTER_DELIVERY", "bulk"),
+            ("ROUTER_BATCH_MAX_BYTES", "0"),
+            ("ROUTER_BATCH_MAX_BYTES", "1048577"),
             ("ROUTER_INVOKE_TIMEOUT_MS", "0"),
             ("ROUTER_JWT_MAX_TOKEN_BYTES", "0"),
             ("ROUTER_JWT_ISSUER", " , "),

@@ -4,7 +4,8 @@
 //! expects.
 //!
 //! Layout: [`config`] (environment → validated settings), [`source`] (per-source decoding and
-//! responses), [`batch`] (ordering, retries, quarantine: the pure core), [`backend`] (the seam in
+//! responses), [`batch`] (ordering, retries, quarantine: the pure core; `tenant_batch` packs a
+//! tenant's records into envelope batches when `ROUTER_DELIVERY=tenant-batch`), [`backend`] (the seam in
 //! front of AWS), [`handler`] (one event in, one response out), [`replay`] (the `router replay`
 //! command) and [`telemetry`].
 
@@ -18,6 +19,7 @@ pub mod record;
 pub mod replay;
 pub mod retry;
 pub mod source;
+mod tenant_batch;
 
 /// Logging set-up (shared with the backend).
 pub use shared::telemetry;

@@ -1,5 +1,7 @@
 //! The envelope: one JSON object per record, the same for every event source, that the router sends
-//! to the tenant-isolated backend as the async Invoke payload (PRODUCT.md §4).
+//! to the tenant-isolated backend as the async Invoke payload (PRODUCT.md §4), and the envelope
+//! batch (`{version, tenantId, records: [envelope…]}`) that `ROUTER_DELIVERY=tenant-batch` sends
+//! instead: one Invoke carrying several records of one tenant.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -93,6 +95,119 @@ impl Envelope {
     }
 }
 
+/// Several envelopes of one tenant in one Invoke payload (`ROUTER_DELIVERY=tenant-batch`).
+///
+/// Every record is a complete [`Envelope`], exactly as record mode would send it, so a handler
+/// sees the same thing in both modes. `records` keeps the order the router must preserve (FIFO
+/// group, stream partition key): the backend processes them in that order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvelopeBatch {
+    /// Format version, [`ENVELOPE_VERSION`].
+    pub version: u32,
+    /// The tenant of every record; the Invoke carries the same value.
+    pub tenant_id: TenantId,
+    /// The records, in delivery order.
+    pub records: Vec<Envelope>,
+}
+
+/// What a tenant-isolated function receives: one envelope, or an envelope batch.
+#[derive(Clone, Debug)]
+pub enum Delivery {
+    /// `ROUTER_DELIVERY=record`: one record.
+    One(Envelope),
+    /// `ROUTER_DELIVERY=tenant-batch`: the records of one tenant.
+    Batch(EnvelopeBatch),
+}
+
+impl Delivery {
+    /// Parses an Invoke payload of either shape: an object with a `records` array is a batch.
+    pub fn from_payload(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Shape<'a> {
+            #[serde(borrow)]
+            records: Option<&'a RawValue>,
+        }
+        let shape: Shape<'_> = serde_json::from_slice(bytes)?;
+        if shape.records.is_some() {
+            serde_json::from_slice(bytes).map(Delivery::Batch)
+        } else {
+            serde_json::from_slice(bytes).map(Delivery::One)
+        }
+    }
+}
+
+/// Writes an envelope batch payload from envelopes already serialised with
+/// [`Envelope::to_payload`], without parsing them again, and knows its size before it is written.
+#[derive(Debug)]
+pub struct BatchPayload {
+    head: String,
+    records: Vec<Vec<u8>>,
+    len: usize,
+}
+
+impl BatchPayload {
+    /// An empty batch for `tenant`.
+    pub fn new(tenant: &TenantId) -> Self {
+        let tenant = serde_json::to_string(tenant.as_str()).expect("a string serialises");
+        let head = format!("{{\"version\":{ENVELOPE_VERSION},\"tenantId\":{tenant},\"records\":[");
+        // `head`, the records, the commas between them and `]}`.
+        let len = head.len() + 2;
+        Self {
+            head,
+            records: Vec::new(),
+            len,
+        }
+    }
+
+    /// Size of the payload with the records added so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no record was added.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Size of the payload if `envelope_len` more bytes of envelope were added.
+    pub fn len_with(&self, envelope_len: usize) -> usize {
+        self.len + envelope_len + usize::from(!self.records.is_empty())
+    }
+
+    /// Adds a serialised envelope.
+    pub fn push(&mut self, envelope: Vec<u8>) {
+        self.len = self.len_with(envelope.len());
+        self.records.push(envelope);
+    }
+
+    /// The records added, in order.
+    pub fn records(&self) -> &[Vec<u8>] {
+        &self.records
+    }
+
+    /// Removes and returns the records, leaving the batch empty.
+    pub fn take_records(&mut self) -> Vec<Vec<u8>> {
+        self.len = self.head.len() + 2;
+        std::mem::take(&mut self.records)
+    }
+
+    /// The payload: `{"version":1,"tenantId":…,"records":[…]}`.
+    pub fn to_payload(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        out.extend_from_slice(self.head.as_bytes());
+        for (i, record) in self.records.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(record);
+        }
+        out.extend_from_slice(b"]}");
+        debug_assert_eq!(out.len(), self.len);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -141,5 +256,55 @@ mod tests {
             "idempotencyKey": "x#1", "arrivedAt": "t", "correlationId": "c", "payload": null
         });
         assert!(Envelope::from_payload(bad.to_string().as_bytes()).is_err());
+    }
+
+    fn envelope(tenant: &str, id: &str) -> Envelope {
+        Envelope {
+            version: ENVELOPE_VERSION,
+            tenant_id: TenantId::parse(tenant).unwrap(),
+            source: Source::Kinesis,
+            event_source_arn: "arn:s".into(),
+            id: id.into(),
+            idempotency_key: Envelope::idempotency_key_for("arn:s", id),
+            arrived_at: "2024-01-01T00:00:00Z".into(),
+            correlation_id: "c".into(),
+            attributes: Map::new(),
+            payload: RawValue::from_string(format!(r#"{{"n":"{id}"}}"#)).unwrap(),
+        }
+    }
+
+    #[test]
+    fn batch_payload_knows_its_size_and_parses_back_in_order() {
+        let tenant = TenantId::parse("acme").unwrap();
+        let mut batch = BatchPayload::new(&tenant);
+        assert!(batch.is_empty());
+        assert_eq!(batch.len(), batch.to_payload().len());
+        for id in ["3", "1", "2"] {
+            let record = envelope("acme", id).to_payload();
+            let expected = batch.len_with(record.len());
+            batch.push(record);
+            assert_eq!(batch.len(), expected);
+            assert_eq!(batch.to_payload().len(), expected);
+        }
+        let Delivery::Batch(parsed) = Delivery::from_payload(&batch.to_payload()).unwrap() else {
+            panic!("a batch parses as a batch");
+        };
+        assert_eq!(parsed.version, ENVELOPE_VERSION);
+        assert_eq!(parsed.tenant_id, tenant);
+        let ids: Vec<_> = parsed.records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["3", "1", "2"]);
+        assert_eq!(batch.take_records().len(), 3);
+        assert_eq!(batch.len(), batch.to_payload().len());
+    }
+
+    #[test]
+    fn a_single_envelope_parses_as_one() {
+        let payload = envelope("acme", "m1").to_payload();
+        assert!(matches!(
+            Delivery::from_payload(&payload),
+            Ok(Delivery::One(e)) if e.id == "m1"
+        ));
+        assert!(Delivery::from_payload(br#"{"version":1,"tenantId":"a","records":{}}"#).is_err());
+        assert!(Delivery::from_payload(b"[]").is_err());
     }
 }

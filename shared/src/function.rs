@@ -11,6 +11,9 @@
 //!   security event, and nothing of it is processed.
 //! - A repeated `idempotencyKey` within the environment is recognised: the handler does not run
 //!   again and the earlier result is returned, marked `duplicate`.
+//! - The payload is one envelope (`ROUTER_DELIVERY=record`) or an envelope batch of one tenant
+//!   (`tenant-batch`): the handler runs once per record, in order, with per-record results; a
+//!   batch holding any record of another tenant is refused whole before anything runs.
 //!
 //! Tenant-scoped state (configuration, secrets, clients) can live in the environment, behind a
 //! `OnceLock` or similar: the environment serves one tenant only.
@@ -22,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::{Envelope, TenantId};
+use crate::{Delivery, Envelope, TenantId};
 
 /// Recently seen idempotency keys remembered per environment.
 const REMEMBERED_KEYS: usize = 10_000;
@@ -116,9 +119,16 @@ impl EnvironmentGuard {
         Ok(tenant)
     }
 
-    /// Runs one invocation through the guard and `handler`. `Ok` carries the result for the
-    /// async destination; a handler error is returned as `Err` (a function error, so Lambda
-    /// retries the async invocation).
+    /// Runs one invocation through the guard and `handler`. The payload is one envelope or an
+    /// envelope batch ([`Delivery`]); `handler` runs once per record, in order, and a batch is
+    /// refused whole, before anything runs, if any of its records names another tenant.
+    ///
+    /// `Ok` carries the result for the async destination: the record's result, or for a batch
+    /// `{tenantId, records: [result…], processed, duplicates}`. A handler error is returned as
+    /// `Err` (a function error, so Lambda retries the async invocation). In a batch, one failed
+    /// record does not stop the others, as in record mode where each record is its own Invoke;
+    /// the error names the failed records, and a retry processes only those, since the others
+    /// are recognised as duplicates.
     pub async fn invoke<F, Fut, E>(
         &self,
         context_tenant: Option<&str>,
@@ -127,24 +137,88 @@ impl EnvironmentGuard {
         handler: F,
     ) -> Result<Value, InvokeError>
     where
-        F: FnOnce(TenantContext, Envelope) -> Fut,
+        F: Fn(TenantContext, Envelope) -> Fut,
         Fut: Future<Output = Result<Value, E>>,
         E: Display,
     {
         let tenant = self.admit(context_tenant)?;
-        let envelope = Envelope::from_payload(payload.as_bytes())
+        let delivery = Delivery::from_payload(payload.as_bytes())
             .map_err(|e| GuardError::BadEnvelope(e.to_string()))?;
-        if envelope.tenant_id != tenant {
-            tracing::error!(
-                message = "security: envelope for another tenant refused",
-                security_event = "envelope-tenant-mismatch",
-                tenant_id = tenant.as_str(),
-                envelope_tenant_id = %envelope.tenant_id.as_str().escape_debug(),
-                record_id = envelope.id.as_str(),
-                correlation_id = envelope.correlation_id.as_str(),
-            );
-            return Err(GuardError::TenantMismatch.into());
+        match delivery {
+            Delivery::One(envelope) => {
+                check_tenant(
+                    &tenant,
+                    &envelope.tenant_id,
+                    &envelope.id,
+                    &envelope.correlation_id,
+                )?;
+                self.process(&tenant, request_id, envelope, &handler)
+                    .await
+                    .map_err(InvokeError::Handler)
+            }
+            Delivery::Batch(batch) => {
+                check_tenant(&tenant, &batch.tenant_id, "-", "-")?;
+                for envelope in &batch.records {
+                    check_tenant(
+                        &tenant,
+                        &envelope.tenant_id,
+                        &envelope.id,
+                        &envelope.correlation_id,
+                    )?;
+                }
+                let total = batch.records.len();
+                let (mut processed, mut duplicates) = (0, 0);
+                let mut failures = Vec::new();
+                let mut results = Vec::with_capacity(total);
+                for envelope in batch.records {
+                    let id = envelope.id.clone();
+                    match self.process(&tenant, request_id, envelope, &handler).await {
+                        Ok(result) => {
+                            if result.get("duplicate").is_some() {
+                                duplicates += 1;
+                            } else {
+                                processed += 1;
+                            }
+                            results.push(result);
+                        }
+                        Err(error) => {
+                            results.push(json!({"id": id, "status": "failed", "error": error}));
+                            failures.push(format!("{id}: {error}"));
+                        }
+                    }
+                }
+                if failures.is_empty() {
+                    Ok(json!({
+                        "tenantId": tenant,
+                        "records": results,
+                        "processed": processed,
+                        "duplicates": duplicates,
+                    }))
+                } else {
+                    Err(InvokeError::PartialFailure {
+                        processed,
+                        duplicates,
+                        failed: failures.len(),
+                        detail: failures.join("; "),
+                    })
+                }
+            }
         }
+    }
+
+    /// Runs `handler` for one admitted envelope, unless its idempotency key was seen.
+    async fn process<F, Fut, E>(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+        envelope: Envelope,
+        handler: &F,
+    ) -> Result<Value, String>
+    where
+        F: Fn(TenantContext, Envelope) -> Fut,
+        Fut: Future<Output = Result<Value, E>>,
+        E: Display,
+    {
         let key = envelope.idempotency_key.clone();
         if let Some(mut earlier) = self.seen.lock().expect("not poisoned").get(&key) {
             tracing::info!(
@@ -193,10 +267,31 @@ impl EnvironmentGuard {
                     correlation_id = correlation_id.as_str(),
                     error = %error,
                 );
-                Err(InvokeError::Handler(error.to_string()))
+                Err(error.to_string())
             }
         }
     }
+}
+
+/// Refuses, as a security event, an envelope (or batch) naming another tenant than the context.
+fn check_tenant(
+    tenant: &TenantId,
+    named: &TenantId,
+    record_id: &str,
+    correlation_id: &str,
+) -> Result<(), GuardError> {
+    if named == tenant {
+        return Ok(());
+    }
+    tracing::error!(
+        message = "security: envelope for another tenant refused",
+        security_event = "envelope-tenant-mismatch",
+        tenant_id = tenant.as_str(),
+        envelope_tenant_id = %named.as_str().escape_debug(),
+        record_id = record_id,
+        correlation_id = correlation_id,
+    );
+    Err(GuardError::TenantMismatch)
 }
 
 /// Why an invocation produced no result.
@@ -208,6 +303,19 @@ pub enum InvokeError {
     /// The tenant handler failed.
     #[error("tenant handler failed: {0}")]
     Handler(String),
+    /// The tenant handler failed for some records of an envelope batch (the others were
+    /// processed and are remembered, so a retry runs only the failed ones).
+    #[error("tenant handler failed for {failed} records of the batch: {detail}")]
+    PartialFailure {
+        /// Records processed now.
+        processed: usize,
+        /// Records recognised as duplicates.
+        duplicates: usize,
+        /// Records whose handler failed.
+        failed: usize,
+        /// `id: error` for each failed record.
+        detail: String,
+    },
 }
 
 impl InvokeError {
@@ -220,6 +328,7 @@ impl InvokeError {
             InvokeError::Refused(GuardError::TenantMismatch) => "Tenant.Mismatch",
             InvokeError::Refused(GuardError::BadEnvelope(_)) => "Envelope.Invalid",
             InvokeError::Handler(_) => "Handler.Error",
+            InvokeError::PartialFailure { .. } => "Handler.PartialFailure",
         }
     }
 }
@@ -244,25 +353,30 @@ pub fn invocation_metrics(
     took: std::time::Duration,
     timestamp_ms: i64,
 ) -> Value {
-    let is = |b: bool| if b { 1.0 } else { 0.0 };
-    let duplicate = matches!(result, Ok(v) if v.get("duplicate").is_some());
+    // (processed, duplicates, refused, handler errors), counted in records.
+    let (processed, duplicates, refused, failed) = match result {
+        Ok(v) if v.get("records").is_some() => (
+            v["processed"].as_u64().unwrap_or(0) as usize,
+            v["duplicates"].as_u64().unwrap_or(0) as usize,
+            0,
+            0,
+        ),
+        Ok(v) if v.get("duplicate").is_some() => (0, 1, 0, 0),
+        Ok(_) => (1, 0, 0, 0),
+        Err(InvokeError::Refused(_)) => (0, 0, 1, 0),
+        Err(InvokeError::Handler(_)) => (0, 0, 0, 1),
+        Err(InvokeError::PartialFailure {
+            processed,
+            duplicates,
+            failed,
+            ..
+        }) => (*processed, *duplicates, 0, *failed),
+    };
     crate::metrics::Document::new(namespace, &[("Service", service)])
-        .metric(
-            "RecordsProcessed",
-            "Count",
-            is(result.is_ok() && !duplicate),
-        )
-        .metric("RecordsDuplicate", "Count", is(duplicate))
-        .metric(
-            "InvocationsRefused",
-            "Count",
-            is(matches!(result, Err(InvokeError::Refused(_)))),
-        )
-        .metric(
-            "HandlerErrors",
-            "Count",
-            is(matches!(result, Err(InvokeError::Handler(_)))),
-        )
+        .metric("RecordsProcessed", "Count", processed as f64)
+        .metric("RecordsDuplicate", "Count", duplicates as f64)
+        .metric("InvocationsRefused", "Count", refused as f64)
+        .metric("HandlerErrors", "Count", failed as f64)
         .metric(
             "ProcessingTime",
             "Milliseconds",
@@ -476,5 +590,172 @@ mod tests {
             })
             .await;
         assert_eq!(err, Err(InvokeError::Handler("boom".into())));
+    }
+
+    fn batch(tenant: &str, records: &[String]) -> String {
+        let records: Vec<Value> = records
+            .iter()
+            .map(|r| serde_json::from_str(r).unwrap())
+            .collect();
+        json!({"version": 1, "tenantId": tenant, "records": records}).to_string()
+    }
+
+    #[tokio::test]
+    async fn a_batch_runs_the_handler_once_per_record_in_order() {
+        let guard = EnvironmentGuard::default();
+        let seen = Mutex::new(Vec::new());
+        let handler = |_: TenantContext, envelope: Envelope| {
+            seen.lock().unwrap().push(envelope.id.clone());
+            async { Ok::<_, String>(json!({"ok": true})) }
+        };
+        let payload = batch(
+            "acme",
+            &[
+                envelope("acme", "m3"),
+                envelope("acme", "m1"),
+                envelope("acme", "m2"),
+            ],
+        );
+        let out = guard
+            .invoke(Some("acme"), "r1", &payload, handler)
+            .await
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["m3", "m1", "m2"]);
+        assert_eq!(out["tenantId"], "acme");
+        assert_eq!(out["processed"], 3);
+        assert_eq!(out["duplicates"], 0);
+        let ids: Vec<_> = out["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["id"].as_str().unwrap(), r["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("m3", "processed"),
+                ("m1", "processed"),
+                ("m2", "processed")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_one_record_of_another_tenant_is_refused_whole() {
+        let guard = EnvironmentGuard::default();
+        let ran = AtomicBool::new(false);
+        let handler = |_: TenantContext, _: Envelope| {
+            ran.store(true, Ordering::SeqCst);
+            async { Ok::<_, String>(Value::Null) }
+        };
+        let mixed = batch("acme", &[envelope("acme", "m1"), envelope("globex", "m2")]);
+        let err = guard.invoke(Some("acme"), "r", &mixed, handler).await;
+        assert_eq!(err, Err(InvokeError::Refused(GuardError::TenantMismatch)));
+        let other = batch("globex", &[envelope("acme", "m1")]);
+        let err = guard.invoke(Some("acme"), "r", &other, handler).await;
+        assert_eq!(err, Err(InvokeError::Refused(GuardError::TenantMismatch)));
+        assert!(!ran.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_recognised_within_and_across_batches() {
+        let guard = EnvironmentGuard::default();
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let handler = |_: TenantContext, _: Envelope| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, String>(json!({"n": 1})) }
+        };
+        let first = batch("acme", &[envelope("acme", "m1"), envelope("acme", "m1")]);
+        let out = guard
+            .invoke(Some("acme"), "r1", &first, handler)
+            .await
+            .unwrap();
+        assert_eq!(
+            (out["processed"].clone(), out["duplicates"].clone()),
+            (json!(1), json!(1))
+        );
+        assert_eq!(out["records"][1]["duplicate"], true);
+        // A record once delivered alone is a duplicate in a later batch, and the other way round.
+        guard
+            .invoke(Some("acme"), "r2", &envelope("acme", "m2"), handler)
+            .await
+            .unwrap();
+        let second = batch("acme", &[envelope("acme", "m2"), envelope("acme", "m3")]);
+        let out = guard
+            .invoke(Some("acme"), "r3", &second, handler)
+            .await
+            .unwrap();
+        assert_eq!(
+            (out["processed"].clone(), out["duplicates"].clone()),
+            (json!(1), json!(1))
+        );
+        let again = guard
+            .invoke(Some("acme"), "r4", &envelope("acme", "m3"), handler)
+            .await
+            .unwrap();
+        assert_eq!(again["duplicate"], true);
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_record_fails_the_batch_and_its_retry_runs_only_that_record() {
+        let guard = EnvironmentGuard::default();
+        let fail_m2 = AtomicBool::new(true);
+        let runs = Mutex::new(Vec::new());
+        let handler = |_: TenantContext, envelope: Envelope| {
+            runs.lock().unwrap().push(envelope.id.clone());
+            let fail = envelope.id == "m2" && fail_m2.load(Ordering::SeqCst);
+            async move {
+                if fail {
+                    Err("downstream unavailable".to_owned())
+                } else {
+                    Ok(json!({}))
+                }
+            }
+        };
+        let payload = batch(
+            "acme",
+            &[
+                envelope("acme", "m1"),
+                envelope("acme", "m2"),
+                envelope("acme", "m3"),
+            ],
+        );
+        let err = guard
+            .invoke(Some("acme"), "r1", &payload, handler)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            InvokeError::PartialFailure {
+                processed: 2,
+                duplicates: 0,
+                failed: 1,
+                detail: "m2: downstream unavailable".into(),
+            }
+        );
+        assert_eq!(err.error_type(), "Handler.PartialFailure");
+        let document = invocation_metrics(
+            "N",
+            "backend",
+            Some("acme"),
+            "r1",
+            &Err(err),
+            std::time::Duration::ZERO,
+            0,
+        );
+        assert_eq!(document["RecordsProcessed"], 2.0);
+        assert_eq!(document["HandlerErrors"], 1.0);
+        // Lambda retries the invocation: only m2 runs again.
+        fail_m2.store(false, Ordering::SeqCst);
+        let out = guard
+            .invoke(Some("acme"), "r1", &payload, handler)
+            .await
+            .unwrap();
+        assert_eq!(
+            (out["processed"].clone(), out["duplicates"].clone()),
+            (json!(1), json!(2))
+        );
+        assert_eq!(*runs.lock().unwrap(), ["m1", "m2", "m3", "m2"]);
     }
 }

@@ -13,5 +13,7 @@ pub mod telemetry;
 pub mod tenant;
 pub mod token;
 
-pub use envelope::{ASYNC_PAYLOAD_LIMIT, ENVELOPE_VERSION, Envelope, Source};
+pub use envelope::{
+    ASYNC_PAYLOAD_LIMIT, BatchPayload, Delivery, ENVELOPE_VERSION, Envelope, EnvelopeBatch, Source,
+};
 pub use tenant::{TenantId, TenantIdError};

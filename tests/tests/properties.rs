@@ -11,7 +11,9 @@
 //!   is invoked after a failure of that key, and none at or above the lowest failure is started
 //!   once it failed;
 //! - invokes in flight never exceed `ROUTER_MAX_IN_FLIGHT`; the handler answers before the deadline;
-//! - every invoke carries the tenant proven for its record, and only valid records are invoked.
+//! - every invoke carries the tenant proven for its record, and only valid records are invoked;
+//! - all of this in both delivery modes: with `tenant-batch`, a record sent in the same envelope
+//!   batch as an earlier failed record of its lane failed with it, and no later chunk carries it.
 //!
 //! `PROPTEST_CASES` sets the number of cases per source (default 64 here; see
 //! docs/reliability.md for the long runs). One `#[test]` only: the log-counting subscriber is
@@ -67,7 +69,10 @@ struct Call {
     tenant: String,
     envelope_tenant: String,
     record: String,
+    /// The Invoke attempt (records carried together share it).
     started: usize,
+    /// Position in a tenant batch (0 for a single envelope).
+    position: usize,
     accepted: bool,
 }
 
@@ -85,7 +90,35 @@ impl Backend for Scripted {
         }
         let _leaving = Leaving(&self.in_flight);
         let started = self.clock.fetch_add(1, Ordering::SeqCst);
-        let envelope: Value = serde_json::from_slice(request.payload).expect("an envelope");
+        assert!(request.payload.len() <= shared::ASYNC_PAYLOAD_LIMIT);
+        let payload: Value = serde_json::from_slice(request.payload).expect("an envelope");
+        // A tenant batch carries several envelopes; every one is recorded as a call.
+        let envelopes = match payload.get("records") {
+            Some(Value::Array(records)) => {
+                assert_eq!(payload["tenantId"], request.tenant.as_str());
+                records.clone()
+            }
+            _ => vec![payload],
+        };
+        // Recorded before answering: a call that hangs is cut off by the router's timeout.
+        let first = {
+            let mut calls = self.calls.lock().unwrap();
+            let first = calls.len();
+            for (position, envelope) in envelopes.iter().enumerate() {
+                calls.push(Call {
+                    tenant: request.tenant.to_string(),
+                    envelope_tenant: envelope["tenantId"].as_str().unwrap_or_default().to_owned(),
+                    record: envelope["payload"]["record"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    started,
+                    position,
+                    accepted: false,
+                });
+            }
+            first
+        };
         let answer = self
             .schedule
             .lock()
@@ -123,16 +156,12 @@ impl Backend for Scripted {
                 None,
             )),
         };
-        self.calls.lock().unwrap().push(Call {
-            tenant: request.tenant.to_string(),
-            envelope_tenant: envelope["tenantId"].as_str().unwrap_or_default().to_owned(),
-            record: envelope["payload"]["record"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            started,
-            accepted: result.is_ok(),
-        });
+        if result.is_ok() {
+            let mut calls = self.calls.lock().unwrap();
+            for call in &mut calls[first..first + envelopes.len()] {
+                call.accepted = true;
+            }
+        }
         result
     }
 
@@ -194,6 +223,10 @@ struct Case {
     max_in_flight: usize,
     max_attempts: u32,
     budget_ms: u64,
+    /// `ROUTER_DELIVERY=tenant-batch` rather than `record`.
+    tenant_batch: bool,
+    /// `ROUTER_BATCH_MAX_BYTES`: small, so that chunks split often (a record is ~700 bytes).
+    batch_max_bytes: usize,
 }
 
 fn case(kind: Kind) -> impl Strategy<Value = Case> {
@@ -204,15 +237,27 @@ fn case(kind: Kind) -> impl Strategy<Value = Case> {
             1usize..12,
             1u32..5,
             200u64..8000,
+            any::<bool>(),
+            300usize..5000,
         )
             .prop_map(
-                move |(records, schedule, max_in_flight, max_attempts, budget_ms)| Case {
+                move |(
+                    records,
+                    schedule,
+                    max_in_flight,
+                    max_attempts,
+                    budget_ms,
+                    tenant_batch,
+                    batch_max_bytes,
+                )| Case {
                     kind,
                     records,
                     schedule,
                     max_in_flight,
                     max_attempts,
                     budget_ms,
+                    tenant_batch,
+                    batch_max_bytes,
                 },
             )
     })
@@ -362,6 +407,19 @@ fn check(case: Case) -> Result<(), TestCaseError> {
             ("ROUTER_RETRY_MAX_DELAY_MS".into(), "400".into()),
             ("ROUTER_INVOKE_TIMEOUT_MS".into(), "1000".into()),
             ("ROUTER_DEADLINE_MARGIN_MS".into(), "100".into()),
+            (
+                "ROUTER_DELIVERY".into(),
+                if case.tenant_batch {
+                    "tenant-batch"
+                } else {
+                    "record"
+                }
+                .into(),
+            ),
+            (
+                "ROUTER_BATCH_MAX_BYTES".into(),
+                case.batch_max_bytes.to_string(),
+            ),
         ])
         .collect();
     let config = router::Config::from_lookup(|n| env.get(n).cloned()).unwrap();
@@ -472,14 +530,15 @@ fn check(case: Case) -> Result<(), TestCaseError> {
             if let Some(lowest) = lowest {
                 // Nothing at or above the lowest failure was started after the failure: every
                 // invoked record above it must have started before the lowest failed record
-                // finished; as a checkable consequence, no record of the failed record's key
-                // after it was invoked at all.
+                // finished; as a checkable consequence, a later record of the failed record's
+                // key was only ever sent in the same Invoke as the failed record (a tenant
+                // batch), never on its own.
                 let failed_index = ids.iter().position(|id| *id == lowest).unwrap();
                 let key = case.records[failed_index].lane;
                 for (index, spec) in case.records.iter().enumerate().skip(failed_index + 1) {
                     if spec.lane == key {
                         prop_assert!(
-                            !calls_of.contains_key(&index),
+                            carried_with(&calls_of, index, failed_index),
                             "record {index} of the failed key was invoked after the failure"
                         );
                     }
@@ -488,35 +547,62 @@ fn check(case: Case) -> Result<(), TestCaseError> {
         }
     }
     if case.kind == Kind::Fifo {
-        // No record is invoked after an earlier failure of its group.
-        let mut failed_groups: HashSet<usize> = HashSet::new();
+        // No record is invoked after an earlier failure of its group: it is either never sent
+        // (and reported as such) or was only sent in the same Invoke as the failed record, and
+        // failed with it.
+        let mut failed_groups: HashMap<usize, usize> = HashMap::new();
         for (index, (spec, outcome)) in case.records.iter().zip(&report.outcomes).enumerate() {
-            if failed_groups.contains(&spec.lane) {
+            if let Some(&failed) = failed_groups.get(&spec.lane) {
                 prop_assert!(
-                    !calls_of.contains_key(&index),
+                    carried_with(&calls_of, index, failed),
                     "record {index} invoked after its group failed"
                 );
-                prop_assert_eq!(outcome.reason(), Some("earlier-record-failed"));
+                prop_assert!(outcome.is_reported(), "record {index}: {outcome:?}");
+                if !calls_of.contains_key(&index) {
+                    prop_assert_eq!(outcome.reason(), Some("earlier-record-failed"));
+                }
             }
             if outcome.is_reported() {
-                failed_groups.insert(spec.lane);
+                failed_groups.entry(spec.lane).or_insert(index);
             }
         }
-        // One at a time within a group: calls of one group never overlap in start order with an
-        // unfinished earlier record of the group (checked through the sequential lane: starts of
-        // a group's records are increasing in record order).
-        let mut last_start: HashMap<usize, usize> = HashMap::new();
+        // One at a time within a group, in order: each call of a record is either carried in
+        // the same Invoke as the group's previous record, after it, or starts after every call
+        // of that record.
+        let mut previous_of: HashMap<usize, usize> = HashMap::new();
         for (index, spec) in case.records.iter().enumerate() {
-            if let Some(calls) = calls_of.get(&index) {
-                let first = calls.iter().map(|c| c.started).min().unwrap();
-                if let Some(previous) = last_start.get(&spec.lane) {
-                    prop_assert!(first > *previous, "group order broken at record {index}");
+            let Some(calls) = calls_of.get(&index) else {
+                continue;
+            };
+            if let Some(&previous) = previous_of.get(&spec.lane) {
+                let earlier = calls_of.get(&previous).cloned().unwrap_or_default();
+                let last = earlier.iter().map(|c| c.started).max();
+                for call in calls {
+                    let together = earlier
+                        .iter()
+                        .find(|c| c.started == call.started)
+                        .map(|c| c.position < call.position);
+                    prop_assert!(
+                        together.unwrap_or_else(|| last.is_none_or(|last| call.started > last)),
+                        "group order broken at record {index}"
+                    );
                 }
-                last_start.insert(spec.lane, calls.iter().map(|c| c.started).max().unwrap());
             }
+            previous_of.insert(spec.lane, index);
         }
     }
     Ok(())
+}
+
+/// Whether every call of record `later` was an Invoke that also carried record `failed`.
+fn carried_with(calls_of: &HashMap<usize, Vec<&Call>>, later: usize, failed: usize) -> bool {
+    let Some(calls) = calls_of.get(&later) else {
+        return true;
+    };
+    let with = calls_of.get(&failed).cloned().unwrap_or_default();
+    calls
+        .iter()
+        .all(|call| with.iter().any(|c| c.started == call.started))
 }
 
 #[test]
@@ -558,33 +644,38 @@ fn the_batch_core_keeps_its_promises_for_arbitrary_batches_faults_and_deadlines(
 
 #[test]
 fn ten_thousand_records_in_one_batch() {
-    // The largest batch an ESM delivers (SQS standard: 10,000), one case, fully checked.
-    let records = (0..10_000)
-        .map(|i| Spec {
-            tenant: i % 50,
-            lane: 0,
-            defect: if i % 97 == 0 {
-                Some(Defect::TokenOfAnotherTenant)
-            } else {
-                None
-            },
-        })
-        .collect();
-    check(Case {
-        kind: Kind::Standard,
-        records,
-        schedule: (0..300)
-            .map(|i| match i % 3 {
-                0 => Answer::Throttle {
-                    retry_after_ms: None,
+    // The largest batch an ESM delivers (SQS standard: 10,000), one case per delivery mode,
+    // fully checked.
+    for tenant_batch in [false, true] {
+        let records = (0..10_000)
+            .map(|i| Spec {
+                tenant: i % 50,
+                lane: 0,
+                defect: if i % 97 == 0 {
+                    Some(Defect::TokenOfAnotherTenant)
+                } else {
+                    None
                 },
-                1 => Answer::ServerError,
-                _ => Answer::Accept,
             })
-            .collect(),
-        max_in_flight: 64,
-        max_attempts: 5,
-        budget_ms: 60_000,
-    })
-    .unwrap();
+            .collect();
+        check(Case {
+            kind: Kind::Standard,
+            records,
+            schedule: (0..300)
+                .map(|i| match i % 3 {
+                    0 => Answer::Throttle {
+                        retry_after_ms: None,
+                    },
+                    1 => Answer::ServerError,
+                    _ => Answer::Accept,
+                })
+                .collect(),
+            max_in_flight: 64,
+            max_attempts: 5,
+            budget_ms: 60_000,
+            tenant_batch,
+            batch_max_bytes: 64 * 1024,
+        })
+        .unwrap();
+    }
 }

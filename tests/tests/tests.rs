@@ -11,5 +11,6 @@ mod quarantine;
 mod settings;
 mod sqs_fixtures;
 mod streams;
+mod tenant_batch;
 mod tokens;
 mod util;
