@@ -67,32 +67,54 @@ fn lookup(overrides: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<>
     move |name| map.get(name).cloned()
 }
 
-/// Every record id the backend processed successfully, with the tenant of its environment.
+/// Every record id the backend processed successfully, with the tenant of its environment. An
+/// async result carries one envelope or, with `ROUTER_DELIVERY=tenant-batch`, an envelope batch.
 fn delivered(service: &Service) -> BTreeMap<String, String> {
-    service
+    let mut delivered = BTreeMap::new();
+    for r in service
         .results()
         .into_iter()
         .filter(|r| r["requestContext"]["condition"] == "Success")
-        .map(|r| {
-            let envelope_tenant = r["requestPayload"]["tenantId"].as_str().unwrap().to_owned();
-            let processed_tenant = r["responsePayload"]["tenantId"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            let invoked_tenant = r["tenantId"].as_str().unwrap().to_owned();
-            assert_eq!(envelope_tenant, invoked_tenant, "{r}");
-            assert_eq!(processed_tenant, invoked_tenant, "{r}");
+    {
+        let invoked_tenant = r["tenantId"].as_str().unwrap().to_owned();
+        let (requests, responses) = match r["requestPayload"].get("records") {
+            Some(records) => {
+                assert_eq!(
+                    r["requestPayload"]["tenantId"],
+                    invoked_tenant.as_str(),
+                    "{r}"
+                );
+                assert_eq!(
+                    r["responsePayload"]["tenantId"],
+                    invoked_tenant.as_str(),
+                    "{r}"
+                );
+                let responses = r["responsePayload"]["records"].as_array().unwrap().clone();
+                (records.as_array().unwrap().clone(), responses)
+            }
+            None => (
+                vec![r["requestPayload"].clone()],
+                vec![r["responsePayload"].clone()],
+            ),
+        };
+        assert_eq!(
+            requests.len(),
+            responses.len(),
+            "one result per record: {r}"
+        );
+        for (request, response) in requests.iter().zip(&responses) {
+            assert_eq!(request["tenantId"], invoked_tenant.as_str(), "{r}");
+            assert_eq!(response["tenantId"], invoked_tenant.as_str(), "{r}");
             // One id finds the record end to end: the backend returns the envelope's.
-            assert_eq!(
-                r["responsePayload"]["correlationId"], r["requestPayload"]["correlationId"],
-                "{r}"
+            assert_eq!(response["id"], request["id"], "{r}");
+            assert_eq!(response["correlationId"], request["correlationId"], "{r}");
+            delivered.insert(
+                request["id"].as_str().unwrap().to_owned(),
+                invoked_tenant.clone(),
             );
-            (
-                r["requestPayload"]["id"].as_str().unwrap().to_owned(),
-                invoked_tenant,
-            )
-        })
-        .collect()
+        }
+    }
+    delivered
 }
 
 fn assert_one_tenant_per_environment(service: &Service) {
@@ -311,7 +333,17 @@ async fn at_the_environment_limit_the_router_backs_off_and_still_delivers_everyt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_injected_faults_nothing_is_lost() {
-    fault_run(2, 100, 8, 64).await;
+    fault_run(2, 100, 8, 64, "record").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_batches_reach_only_their_own_environments_and_nothing_is_lost_under_faults() {
+    let (records, results, attempts) = fault_run(4, 100, 8, 64, "tenant-batch").await;
+    assert_eq!(records, 400);
+    // One envelope batch per tenant per file, plus the retries of injected faults: far fewer
+    // Invokes than records.
+    assert!(results <= 4 * 8, "{results} async results");
+    assert!(attempts < 100, "{attempts} attempts for {records} records");
 }
 
 /// The full-size fault and load run of docs/reliability.md: `LOAD_BATCHES` files of `LOAD_BATCH`
@@ -333,6 +365,7 @@ async fn full_size_fault_and_load_run() {
         get("LOAD_BATCH", 1000),
         get("LOAD_TENANTS", 1000),
         get("LOAD_ENVIRONMENTS", 64),
+        &std::env::var("LOAD_DELIVERY").unwrap_or_else(|_| "record".into()),
     )
     .await;
     eprintln!(
@@ -348,6 +381,7 @@ async fn fault_run(
     per_batch: usize,
     tenants: usize,
     environments: usize,
+    delivery: &str,
 ) -> (usize, usize, usize) {
     let mut settings = settings();
     settings.faults = Faults::parse("429:0.1,500:0.05").unwrap();
@@ -363,6 +397,7 @@ async fn fault_run(
             ("ROUTER_RETRY_MAX_ATTEMPTS", "8"),
             ("ROUTER_RETRY_BASE_DELAY_MS", "2"),
             ("ROUTER_RETRY_MAX_DELAY_MS", "10"),
+            ("ROUTER_DELIVERY", delivery),
         ]),
     )
     .await
@@ -382,7 +417,11 @@ async fn fault_run(
         .iter()
         .filter(|e| e.status.starts_with("injected-"))
         .count();
-    assert!(injected > total / 20, "faults were injected ({injected})");
+    assert!(
+        injected > 0 && injected * 20 >= service.entries().len(),
+        "faults were injected ({injected} of {} attempts)",
+        service.entries().len()
+    );
     // Reconcile: every record was delivered or reported, never both lost.
     let all: BTreeSet<String> = files
         .iter()
@@ -403,9 +442,18 @@ async fn fault_run(
             "{id} was lost"
         );
     }
-    // Each accepted Invoke (202) produced exactly one async result.
-    let accepted = service.results().len();
-    assert_eq!(accepted, delivered.len());
+    // Each accepted Invoke (202) produced exactly one async result, and no record was carried
+    // by two of them.
+    let carried: usize = service
+        .results()
+        .iter()
+        .map(|r| {
+            r["requestPayload"]["records"]
+                .as_array()
+                .map_or(1, Vec::len)
+        })
+        .sum();
+    assert_eq!(carried, delivered.len());
     assert_one_tenant_per_environment(&service);
     (total, service.results().len(), service.entries().len())
 }

@@ -56,9 +56,9 @@ pub struct TenantSummary {
     pub failed: usize,
     /// Environments that served the tenant.
     pub environments: BTreeSet<String>,
-    /// Async invocations that succeeded.
+    /// Records whose async invocation succeeded (a tenant batch counts its records).
     pub backend_ok: usize,
-    /// Async invocations whose retries were exhausted.
+    /// Records whose async invocation failed after its retries.
     pub backend_failed: usize,
 }
 
@@ -151,10 +151,13 @@ pub async fn replay(
     for record in service.results() {
         let tenant = record["tenantId"].as_str().unwrap_or("(none)").to_owned();
         let entry = summary.tenants.entry(tenant).or_default();
+        let records = record["requestPayload"]["records"]
+            .as_array()
+            .map_or(1, Vec::len);
         if record["requestContext"]["condition"] == "Success" {
-            entry.backend_ok += 1;
+            entry.backend_ok += records;
         } else {
-            entry.backend_failed += 1;
+            entry.backend_failed += records;
         }
     }
     server.abort();
