@@ -154,25 +154,33 @@ impl AwsBackend {
 
 impl Backend for AwsBackend {
     async fn invoke(&self, request: InvokeRequest<'_>) -> Result<(), InvokeFailure> {
-        let trace = request.trace_header.map(str::to_owned);
-        let result = self
+        let invoke = self
             .lambda
             .invoke()
             .function_name(&self.function)
             .invocation_type(InvocationType::Event)
             .tenant_id(request.tenant.as_str())
-            .payload(Blob::new(request.payload))
-            .customize()
-            .mutate_request(move |http| {
-                if let Some(trace) = &trace {
-                    // A malformed header value is dropped rather than failing the Invoke.
-                    let _ = http
-                        .headers_mut()
-                        .try_insert("x-amzn-trace-id", trace.clone());
-                }
-            })
-            .send()
-            .await;
+            .payload(Blob::new(request.payload));
+        // A per-request customisation costs a configuration merge on every call: only a record
+        // that brings its own trace header pays it. The invocation's own trace id needs nothing:
+        // the SDK's recursion-detection interceptor sends `_X_AMZN_TRACE_ID`, which the Lambda
+        // runtime sets for each invocation.
+        let result = match request.trace_header {
+            Some(trace) => {
+                let trace = trace.to_owned();
+                invoke
+                    .customize()
+                    .mutate_request(move |http| {
+                        // A malformed header value is dropped rather than failing the Invoke.
+                        let _ = http
+                            .headers_mut()
+                            .try_insert("x-amzn-trace-id", trace.clone());
+                    })
+                    .send()
+                    .await
+            }
+            None => invoke.send().await,
+        };
         match result {
             Ok(output) if output.status_code() == 202 => Ok(()),
             Ok(output) => Err(InvokeFailure::from_status(

@@ -257,7 +257,7 @@ impl<B: Backend> Worker<'_, '_, '_, B> {
                         continue;
                     }
                 }
-                batch.push(payload);
+                batch.push(&payload);
                 members.push(Member {
                     index,
                     lane,
@@ -279,47 +279,54 @@ impl<B: Backend> Worker<'_, '_, '_, B> {
         batch: &mut BatchPayload,
         members: &mut Vec<Member>,
     ) {
-        let mut records = batch.take_records();
         let mut carried = std::mem::take(members);
         if self.context.ordering != Ordering::Independent {
             // Since these records were packed, an earlier record of their lane may have failed,
             // or (streams) a lower sequence number in another tenant's chunk: they must not be
             // sent now.
+            let mut keep = Vec::with_capacity(carried.len());
             let mut kept = Vec::with_capacity(carried.len());
-            for (member, record) in carried.into_iter().zip(records) {
+            for member in carried {
                 match self.blocked_reason(&member) {
-                    Some(outcome) => self.finish_member(tenant, &member, outcome),
-                    None => kept.push((member, record)),
+                    Some(outcome) => {
+                        self.finish_member(tenant, &member, outcome);
+                        keep.push(false);
+                    }
+                    None => {
+                        kept.push(member);
+                        keep.push(true);
+                    }
                 }
             }
-            (carried, records) = kept.into_iter().unzip();
+            if keep.contains(&false) {
+                batch.retain(|index| keep[index]);
+            }
+            carried = kept;
         }
         if carried.is_empty() {
+            batch.clear();
             return;
         }
         if !self.context.deadline.can_start() {
             for member in &carried {
                 self.finish_member(tenant, member, deadline_outcome());
             }
+            batch.clear();
             return;
-        }
-        for record in records {
-            batch.push(record);
         }
         // A record that fits the limit alone but not inside a batch goes as a plain envelope;
         // the backend accepts both shapes.
         let payload = if carried.len() == 1 && batch.len() > ASYNC_PAYLOAD_LIMIT {
-            batch.records()[0].clone()
+            batch.record(0)
         } else {
-            batch.to_payload()
+            batch.payload()
         };
-        let records = batch.take_records();
         let label = self.metas[carried[0].index].id.clone();
         let trace = carried[0].trace_header.clone();
         let sent = AssertUnwindSafe(send(
             &label,
             tenant,
-            &payload,
+            payload,
             trace.as_deref(),
             self.context,
         ))
@@ -331,6 +338,13 @@ impl<B: Backend> Worker<'_, '_, '_, B> {
                 "sending the chunk panicked",
             ))
         });
+        let records: Vec<Vec<u8>> = match &sent {
+            Sent::Refused(_) if carried.len() > 1 => (0..batch.count())
+                .map(|i| batch.record(i).to_vec())
+                .collect(),
+            _ => Vec::new(),
+        };
+        batch.clear();
         match sent {
             Sent::Invoked { attempts } => {
                 for member in &carried {
@@ -373,7 +387,7 @@ impl<B: Backend> Worker<'_, '_, '_, B> {
                 continue;
             }
             let mut single = BatchPayload::new(tenant);
-            single.push(record);
+            single.push(&record);
             Box::pin(self.flush(tenant, &mut single, &mut vec![member])).await;
         }
     }

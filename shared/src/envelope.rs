@@ -138,12 +138,14 @@ impl Delivery {
 }
 
 /// Writes an envelope batch payload from envelopes already serialised with
-/// [`Envelope::to_payload`], without parsing them again, and knows its size before it is written.
+/// [`Envelope::to_payload`], straight into the one buffer that is sent, without parsing them again;
+/// it knows its size before each envelope is added, and where each envelope lies in it.
 #[derive(Debug)]
 pub struct BatchPayload {
-    head: String,
-    records: Vec<Vec<u8>>,
-    len: usize,
+    buffer: Vec<u8>,
+    head: usize,
+    /// Start and end of each envelope in `buffer`.
+    records: Vec<(usize, usize)>,
 }
 
 impl BatchPayload {
@@ -151,60 +153,82 @@ impl BatchPayload {
     pub fn new(tenant: &TenantId) -> Self {
         let tenant = serde_json::to_string(tenant.as_str()).expect("a string serialises");
         let head = format!("{{\"version\":{ENVELOPE_VERSION},\"tenantId\":{tenant},\"records\":[");
-        // `head`, the records, the commas between them and `]}`.
-        let len = head.len() + 2;
+        let mut buffer = head.into_bytes();
+        let head = buffer.len();
+        buffer.extend_from_slice(b"]}");
         Self {
             head,
+            buffer,
             records: Vec::new(),
-            len,
         }
     }
 
-    /// Size of the payload with the records added so far.
+    /// Size of the payload with the envelopes added so far.
     pub fn len(&self) -> usize {
-        self.len
+        self.buffer.len()
     }
 
-    /// Whether no record was added.
+    /// Whether no envelope was added.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
 
-    /// Size of the payload if `envelope_len` more bytes of envelope were added.
+    /// Number of envelopes added.
+    pub fn count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Size of the payload if an envelope of `envelope_len` bytes were added.
     pub fn len_with(&self, envelope_len: usize) -> usize {
-        self.len + envelope_len + usize::from(!self.records.is_empty())
+        self.len() + envelope_len + usize::from(!self.records.is_empty())
     }
 
     /// Adds a serialised envelope.
-    pub fn push(&mut self, envelope: Vec<u8>) {
-        self.len = self.len_with(envelope.len());
-        self.records.push(envelope);
-    }
-
-    /// The records added, in order.
-    pub fn records(&self) -> &[Vec<u8>] {
-        &self.records
-    }
-
-    /// Removes and returns the records, leaving the batch empty.
-    pub fn take_records(&mut self) -> Vec<Vec<u8>> {
-        self.len = self.head.len() + 2;
-        std::mem::take(&mut self.records)
-    }
-
-    /// The payload: `{"version":1,"tenantId":…,"records":[…]}`.
-    pub fn to_payload(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.len);
-        out.extend_from_slice(self.head.as_bytes());
-        for (i, record) in self.records.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(record);
+    pub fn push(&mut self, envelope: &[u8]) {
+        self.buffer.truncate(self.buffer.len() - 2);
+        if !self.records.is_empty() {
+            self.buffer.push(b',');
         }
-        out.extend_from_slice(b"]}");
-        debug_assert_eq!(out.len(), self.len);
-        out
+        let start = self.buffer.len();
+        self.buffer.extend_from_slice(envelope);
+        self.records.push((start, self.buffer.len()));
+        self.buffer.extend_from_slice(b"]}");
+    }
+
+    /// The `index`th envelope added.
+    pub fn record(&self, index: usize) -> &[u8] {
+        let (start, end) = self.records[index];
+        &self.buffer[start..end]
+    }
+
+    /// Keeps only the envelopes for which `keep(index)` holds, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) {
+        let records = std::mem::take(&mut self.records);
+        let old = std::mem::take(&mut self.buffer);
+        self.buffer = old[..self.head].to_vec();
+        self.buffer.extend_from_slice(b"]}");
+        for (index, (start, end)) in records.into_iter().enumerate() {
+            if keep(index) {
+                self.push(&old[start..end]);
+            }
+        }
+    }
+
+    /// Empties the batch, keeping its tenant.
+    pub fn clear(&mut self) {
+        self.buffer.truncate(self.head);
+        self.buffer.extend_from_slice(b"]}");
+        self.records.clear();
+    }
+
+    /// The payload, `{"version":1,"tenantId":…,"records":[…]}`, as it is: no copy is made.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer
+    }
+
+    /// A copy of the payload.
+    pub fn to_payload(&self) -> Vec<u8> {
+        self.buffer.clone()
     }
 }
 
@@ -282,9 +306,10 @@ mod tests {
         for id in ["3", "1", "2"] {
             let record = envelope("acme", id).to_payload();
             let expected = batch.len_with(record.len());
-            batch.push(record);
+            batch.push(&record);
             assert_eq!(batch.len(), expected);
             assert_eq!(batch.to_payload().len(), expected);
+            assert_eq!(batch.record(batch.count() - 1), record.as_slice());
         }
         let Delivery::Batch(parsed) = Delivery::from_payload(&batch.to_payload()).unwrap() else {
             panic!("a batch parses as a batch");
@@ -293,7 +318,16 @@ mod tests {
         assert_eq!(parsed.tenant_id, tenant);
         let ids: Vec<_> = parsed.records.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["3", "1", "2"]);
-        assert_eq!(batch.take_records().len(), 3);
+        batch.retain(|index| index != 1);
+        let Delivery::Batch(kept) = Delivery::from_payload(&batch.to_payload()).unwrap() else {
+            panic!("a batch");
+        };
+        let ids: Vec<_> = kept.records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["3", "2"]);
+        assert_eq!(batch.len(), batch.to_payload().len());
+        assert_eq!(batch.payload(), batch.to_payload().as_slice());
+        batch.clear();
+        assert!(batch.is_empty());
         assert_eq!(batch.len(), batch.to_payload().len());
     }
 

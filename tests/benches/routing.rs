@@ -12,6 +12,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use cross_crate_tests::{FakeBackend, TestKey, fake_router, workload};
 use router::handler::InvocationInfo;
 
+/// The router binary's allocator, so that these figures are the deployed code's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn info() -> InvocationInfo {
     InvocationInfo::with_budget(Duration::from_secs(600), Duration::from_millis(100))
 }

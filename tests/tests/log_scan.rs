@@ -10,7 +10,9 @@ use std::time::Duration;
 use router::handler::InvocationInfo;
 use serde_json::Value;
 use shared::telemetry::{PowertoolsJson, filter_for};
+use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::format::JsonFields;
+use tracing_subscriber::layer::SubscriberExt;
 
 #[path = "util.rs"]
 #[allow(dead_code)]
@@ -39,12 +41,13 @@ impl Write for Captured {
 async fn no_log_line_at_any_level_carries_a_token_or_a_payload() {
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter_for("trace"))
-        .with_writer(move || writer.clone())
-        .fmt_fields(JsonFields::new())
-        .event_format(PowertoolsJson::new("router"))
-        .finish();
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .with_writer(move || writer.clone())
+            .fmt_fields(JsonFields::new())
+            .event_format(PowertoolsJson::new("router"))
+            .with_filter(filter_for("trace")),
+    );
     let _default = tracing::subscriber::set_default(subscriber);
 
     // Faults too, so that retry and failure paths log.
