@@ -2,7 +2,7 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Node } from 'constructs';
 import { stagePlaceholderAssets } from './assets';
-import { parsePerSource, RouterConfig, ValidationMode } from './router-config';
+import { DeliveryMode, parsePerSource, RouterConfig, ValidationMode } from './router-config';
 import { TenantRouterStackProps } from './tenant-router-stack';
 
 /**
@@ -21,6 +21,8 @@ export const CONTEXT_KEYS = [
   'jwtLeewaySeconds',
   'maxRecordAgeSeconds',
   'maxInFlight',
+  'delivery',
+  'batchMaxBytes',
   'trustedTenants',
   'metricsNamespace',
   'architecture',
@@ -53,6 +55,8 @@ export function stackPropsFromContext(node: Node, env: NodeJS.ProcessEnv = proce
     jwtLeeway: seconds('jwtLeewaySeconds', get('jwtLeewaySeconds')),
     maxRecordAge: seconds('maxRecordAgeSeconds', get('maxRecordAgeSeconds')),
     maxInFlight: num('maxInFlight', get('maxInFlight')),
+    delivery: str(get('delivery')) as DeliveryMode | undefined,
+    batchMaxBytes: num('batchMaxBytes', get('batchMaxBytes')),
     trustedTenants: strList(get('trustedTenants')),
     metricsNamespace: str(get('metricsNamespace')),
   };

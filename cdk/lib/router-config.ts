@@ -7,6 +7,12 @@ export type EventSourceName = (typeof EVENT_SOURCE_NAMES)[number];
 /** How a source's records prove their tenant (`ROUTER_VALIDATION`). */
 export type ValidationMode = 'jwt' | 'trusted';
 
+/** How the router delivers records to the backend (`ROUTER_DELIVERY`). */
+export type DeliveryMode = 'record' | 'tenant-batch';
+
+/** The async Invoke payload limit (1 MB): the router's default and maximum `ROUTER_BATCH_MAX_BYTES`. */
+export const ASYNC_INVOKE_PAYLOAD_LIMIT = 1_048_576;
+
 /**
  * A setting with one default and optional per-source overrides, rendered in the router's
  * `default;sqs=…;dynamodb=…` syntax (README, "Per-source settings").
@@ -58,6 +64,17 @@ export interface RouterConfig {
   readonly maxRecordAge?: Duration;
   /** `ROUTER_MAX_IN_FLIGHT` (router default 64). */
   readonly maxInFlight?: number;
+  /**
+   * `ROUTER_DELIVERY` (router default `record`): `record` sends one Invoke per record, its payload
+   * one envelope; `tenant-batch` sends the records of one tenant within one event source batch in
+   * as few Invokes as `batchMaxBytes` allows, each payload `{version, tenantId, records: [envelope…]}`.
+   */
+  readonly delivery?: DeliveryMode;
+  /**
+   * `ROUTER_BATCH_MAX_BYTES` (router default 1048576, the async Invoke payload limit, which is also
+   * the maximum): most bytes in one envelope batch. Only with `delivery: 'tenant-batch'`.
+   */
+  readonly batchMaxBytes?: number;
   /** `ROUTER_RETRY_MAX_ATTEMPTS` (router default 5). */
   readonly retryMaxAttempts?: number;
   /** `ROUTER_RETRY_BASE_DELAY_MS` (router default 50 ms). */
@@ -217,6 +234,18 @@ export function routerEnvironment(config: RouterConfig): { [name: string]: strin
   if (config.maxInFlight !== undefined) {
     env.ROUTER_MAX_IN_FLIGHT = integer('ROUTER_MAX_IN_FLIGHT', config.maxInFlight, 1);
   }
+  if (config.delivery !== undefined) {
+    if (config.delivery !== 'record' && config.delivery !== 'tenant-batch') {
+      throw new Error(`ROUTER_DELIVERY: delivery must be 'record' or 'tenant-batch', got ${JSON.stringify(config.delivery)}`);
+    }
+    env.ROUTER_DELIVERY = config.delivery;
+  }
+  if (config.batchMaxBytes !== undefined) {
+    if (config.delivery !== 'tenant-batch') {
+      throw new Error("ROUTER_BATCH_MAX_BYTES: batchMaxBytes only applies to delivery 'tenant-batch'; set delivery: 'tenant-batch' or leave it unset");
+    }
+    env.ROUTER_BATCH_MAX_BYTES = integer('ROUTER_BATCH_MAX_BYTES', config.batchMaxBytes, 1, ASYNC_INVOKE_PAYLOAD_LIMIT);
+  }
   if (config.retryMaxAttempts !== undefined) {
     env.ROUTER_RETRY_MAX_ATTEMPTS = integer('ROUTER_RETRY_MAX_ATTEMPTS', config.retryMaxAttempts, 1);
   }
@@ -294,9 +323,10 @@ function nonEmpty(name: string, value: string): string {
   return value;
 }
 
-function integer(name: string, value: number, min: number): string {
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new Error(`${name}: must be an integer >= ${min}, got ${value}`);
+function integer(name: string, value: number, min: number, max?: number): string {
+  if (!Number.isSafeInteger(value) || value < min || (max !== undefined && value > max)) {
+    const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new Error(`${name}: must be an integer ${range}, got ${value}`);
   }
   return String(value);
 }

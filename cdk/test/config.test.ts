@@ -7,7 +7,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { defaultAssetPath, repositoryRoot } from '../lib/assets';
 import { stackPropsFromContext } from '../lib/context';
-import { parsePerSource, renderPerSource, routerEnvironment, usesJwt } from '../lib/router-config';
+import { ASYNC_INVOKE_PAYLOAD_LIMIT, parsePerSource, renderPerSource, routerEnvironment, usesJwt } from '../lib/router-config';
 import { TenantRouterStack } from '../lib/tenant-router-stack';
 import { newApp, ROUTER_CONFIG } from './helpers';
 
@@ -31,6 +31,8 @@ describe('router configuration', () => {
         trustedTenants: ['acme', 'globex corp'],
         maxRecordAge: Duration.days(1),
         maxInFlight: 32,
+        delivery: 'tenant-batch',
+        batchMaxBytes: 262_144,
         retryMaxAttempts: 4,
         retryBaseDelay: Duration.millis(100),
         retryMaxDelay: Duration.seconds(3),
@@ -56,6 +58,8 @@ describe('router configuration', () => {
         ROUTER_TRUSTED_TENANTS: 'acme,globex corp',
         ROUTER_MAX_RECORD_AGE_SECONDS: '86400',
         ROUTER_MAX_IN_FLIGHT: '32',
+        ROUTER_DELIVERY: 'tenant-batch',
+        ROUTER_BATCH_MAX_BYTES: '262144',
         ROUTER_RETRY_MAX_ATTEMPTS: '4',
         ROUTER_RETRY_BASE_DELAY_MS: '100',
         ROUTER_RETRY_MAX_DELAY_MS: '3000',
@@ -73,6 +77,25 @@ describe('router configuration', () => {
       ROUTER_JWT_ISSUER: 'https://issuer.example.com',
       ROUTER_JWT_AUDIENCE: 'tenant-router',
     });
+  });
+
+  it('renders the delivery mode, and the batch size only with tenant-batch', () => {
+    assert.equal(routerEnvironment(ROUTER_CONFIG).ROUTER_DELIVERY, undefined);
+    assert.equal(routerEnvironment(ROUTER_CONFIG).ROUTER_BATCH_MAX_BYTES, undefined);
+    assert.deepEqual(routerEnvironment({ ...ROUTER_CONFIG, delivery: 'record' }), {
+      ...routerEnvironment(ROUTER_CONFIG),
+      ROUTER_DELIVERY: 'record',
+    });
+    assert.deepEqual(routerEnvironment({ ...ROUTER_CONFIG, delivery: 'tenant-batch' }), {
+      ...routerEnvironment(ROUTER_CONFIG),
+      ROUTER_DELIVERY: 'tenant-batch',
+    });
+    for (const bytes of [1, 65_536, ASYNC_INVOKE_PAYLOAD_LIMIT]) {
+      const env = routerEnvironment({ ...ROUTER_CONFIG, delivery: 'tenant-batch', batchMaxBytes: bytes });
+      assert.equal(env.ROUTER_DELIVERY, 'tenant-batch');
+      assert.equal(env.ROUTER_BATCH_MAX_BYTES, String(bytes));
+    }
+    assert.equal(ASYNC_INVOKE_PAYLOAD_LIMIT, 1_048_576);
   });
 
   it('needs no JWKS, issuer or audience when every source is trusted', () => {
@@ -103,6 +126,12 @@ describe('router configuration', () => {
       [{ ...ROUTER_CONFIG, maxInFlight: 0 }, /ROUTER_MAX_IN_FLIGHT: must be an integer >= 1/],
       [{ ...ROUTER_CONFIG, maxInFlight: 1.5 }, /ROUTER_MAX_IN_FLIGHT/],
       [{ ...ROUTER_CONFIG, maxRecordAge: Duration.seconds(0) }, /ROUTER_MAX_RECORD_AGE_SECONDS: must be an integer >= 1/],
+      [{ ...ROUTER_CONFIG, delivery: 'batch' as 'record' }, /ROUTER_DELIVERY: delivery must be 'record' or 'tenant-batch', got "batch"/],
+      [{ ...ROUTER_CONFIG, batchMaxBytes: 65_536 }, /ROUTER_BATCH_MAX_BYTES: batchMaxBytes only applies to delivery 'tenant-batch'/],
+      [{ ...ROUTER_CONFIG, delivery: 'record', batchMaxBytes: 65_536 }, /ROUTER_BATCH_MAX_BYTES: batchMaxBytes only applies to delivery 'tenant-batch'/],
+      [{ ...ROUTER_CONFIG, delivery: 'tenant-batch', batchMaxBytes: 0 }, /ROUTER_BATCH_MAX_BYTES: must be an integer from 1 to 1048576, got 0/],
+      [{ ...ROUTER_CONFIG, delivery: 'tenant-batch', batchMaxBytes: 1_048_577 }, /ROUTER_BATCH_MAX_BYTES: must be an integer from 1 to 1048576, got 1048577/],
+      [{ ...ROUTER_CONFIG, delivery: 'tenant-batch', batchMaxBytes: 1024.5 }, /ROUTER_BATCH_MAX_BYTES: must be an integer from 1 to 1048576/],
       [{ ...ROUTER_CONFIG, metricsNamespace: '' }, /ROUTER_METRICS_NAMESPACE: "" is not a usable CloudWatch namespace/],
       [{ ...ROUTER_CONFIG, metricsNamespace: 'AWS/Lambda' }, /ROUTER_METRICS_NAMESPACE/],
       [{ ...ROUTER_CONFIG, metricsNamespace: ':Router' }, /ROUTER_METRICS_NAMESPACE/],
@@ -135,6 +164,8 @@ describe('CDK context', () => {
       tenantFrom: 'payload:/tenantId;dynamodb=key:pk:TENANT#',
       validation: 'jwt;dynamodb=trusted',
       maxInFlight: '16',
+      delivery: 'tenant-batch',
+      batchMaxBytes: '262144',
       jwtLeewaySeconds: '30',
       maxRecordAgeSeconds: '3600',
       trustedTenants: 'acme,globex',
@@ -150,6 +181,8 @@ describe('CDK context', () => {
     assert.deepEqual(props.routerConfig.tenantFrom, { default: 'payload:/tenantId', dynamodb: 'key:pk:TENANT#' });
     assert.deepEqual(props.routerConfig.validation, { default: 'jwt', dynamodb: 'trusted' });
     assert.equal(props.routerConfig.maxInFlight, 16);
+    assert.equal(props.routerConfig.delivery, 'tenant-batch');
+    assert.equal(props.routerConfig.batchMaxBytes, 262_144);
     assert.equal(props.routerConfig.jwtLeeway?.toSeconds(), 30);
     assert.equal(props.routerConfig.maxRecordAge?.toSeconds(), 3600);
     assert.deepEqual(props.routerConfig.trustedTenants, ['acme', 'globex']);
@@ -162,16 +195,19 @@ describe('CDK context', () => {
   });
 
   it('accepts native JSON values from cdk.json too', () => {
-    const app = newApp({ jwtAudience: ['a', 'b'], maxInFlight: 8, placeholderAssets: false });
+    const app = newApp({ jwtAudience: ['a', 'b'], maxInFlight: 8, batchMaxBytes: 65_536, placeholderAssets: false });
     const props = stackPropsFromContext(app.node, {});
     assert.deepEqual(props.routerConfig.jwtAudiences, ['a', 'b']);
     assert.equal(props.routerConfig.maxInFlight, 8);
+    assert.equal(props.routerConfig.batchMaxBytes, 65_536);
+    assert.equal(props.routerConfig.delivery, undefined);
     assert.equal(props.routerAssetPath, undefined);
   });
 
   it('refuses malformed context values', () => {
     assert.throws(() => stackPropsFromContext(newApp({ architecture: 'x86' }).node, {}), /context architecture: expected x86_64 or arm64/);
     assert.throws(() => stackPropsFromContext(newApp({ maxInFlight: 'many' }).node, {}), /context maxInFlight: expected a number/);
+    assert.throws(() => stackPropsFromContext(newApp({ batchMaxBytes: '1MB' }).node, {}), /context batchMaxBytes: expected a number/);
     assert.throws(() => stackPropsFromContext(newApp({ dataRemovalPolicy: 'keep' }).node, {}), /expected retain or destroy/);
     assert.throws(() => stackPropsFromContext(newApp({ placeholderAssets: 'yes' }).node, {}), /expected true or false/);
   });
@@ -197,6 +233,8 @@ describe('CDK context', () => {
       jwtAudience: 'tenant-router',
       validation: 'jwt;dynamodb=trusted',
       tenantFrom: 'payload:/tenantId;dynamodb=key:pk:TENANT#',
+      delivery: 'tenant-batch',
+      batchMaxBytes: '524288',
     });
     const stack = new TenantRouterStack(app, 'TenantRouter', stackPropsFromContext(app.node, {}));
     Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
@@ -207,6 +245,8 @@ describe('CDK context', () => {
           ROUTER_JWT_AUDIENCE: 'tenant-router',
           ROUTER_VALIDATION: 'jwt;dynamodb=trusted',
           ROUTER_TENANT_FROM: 'payload:/tenantId;dynamodb=key:pk:TENANT#',
+          ROUTER_DELIVERY: 'tenant-batch',
+          ROUTER_BATCH_MAX_BYTES: '524288',
           ROUTER_BACKEND_FUNCTION: { 'Fn::GetAtt': [stack.getLogicalId(stack.backend.function.node.defaultChild as never), 'Arn'] },
           ROUTER_QUARANTINE_QUEUE_URL: { Ref: stack.getLogicalId(stack.quarantine.node.defaultChild as never) },
         },

@@ -7,7 +7,7 @@ import { Duration } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SUCCESS_DETAIL_TYPE } from '../lib/backend';
-import { arn, buildStack, defaultStack, idOf, newApp, newStack, ref } from './helpers';
+import { arn, buildStack, Built, defaultStack, idOf, newApp, newStack, ref, ROUTER_CONFIG } from './helpers';
 
 describe('backend function', () => {
   it('is a PER_TENANT provided.al2023 function with JSON logs and active tracing', () => {
@@ -117,6 +117,30 @@ describe('router function', () => {
     // The router has no secret to hide: no KMS key for its environment, no secret ARNs.
     assert.equal(props.KmsKeyArn, undefined);
     assert.doesNotMatch(JSON.stringify(props.Environment), /secret|password|PRIVATE KEY|secretsmanager|ssm:/i);
+  });
+
+  it('delivers record by record unless told otherwise, and renders the tenant-batch settings when set', () => {
+    const routerEnv = (built: Built) => {
+      const fn = built.template.findResources('AWS::Lambda::Function', {
+        Properties: { Role: arn(idOf(built.stack.router.role)) },
+      });
+      const [props] = Object.values(fn).map((r) => r.Properties);
+      return props.Environment.Variables as { [name: string]: unknown };
+    };
+    const defaults = routerEnv(defaultStack());
+    assert.equal(defaults.ROUTER_DELIVERY, undefined);
+    assert.equal(defaults.ROUTER_BATCH_MAX_BYTES, undefined);
+
+    const batched = routerEnv(
+      buildStack({ routerConfig: { ...ROUTER_CONFIG, delivery: 'tenant-batch', batchMaxBytes: 262_144 } }),
+    );
+    assert.equal(batched.ROUTER_DELIVERY, 'tenant-batch');
+    assert.equal(batched.ROUTER_BATCH_MAX_BYTES, '262144');
+
+    assert.throws(
+      () => buildStack({ routerConfig: { ...ROUTER_CONFIG, batchMaxBytes: 262_144 } }),
+      /ROUTER_BATCH_MAX_BYTES: batchMaxBytes only applies to delivery 'tenant-batch'/,
+    );
   });
 
   it('takes memory and timeout as props and refuses a timeout shorter than one Invoke attempt', () => {
