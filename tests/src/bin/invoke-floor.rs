@@ -5,6 +5,10 @@
 //! batch) — but with no decoding, verification or envelope on the measured path: the payloads
 //! are extracted before it starts.
 //!
+//! With `--stock` first, the client is the SDK's stock one instead (`aws_config::load_defaults`:
+//! SDK retries, stalled-stream protection and default timeouts on), to show what the router's
+//! client settings save.
+//!
 //! Prints the records sent and the CPU time (user + system, from `getrusage`) and wall time of
 //! the sending alone. Run it under `/usr/bin/time -v` for the whole process. Benchmark tooling
 //! only; `scripts/bench-compare.sh` runs it.
@@ -30,10 +34,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let files: Vec<String> = std::env::args().skip(1).collect();
-    anyhow::ensure!(!files.is_empty(), "usage: invoke-floor FILE...");
+    let mut files: Vec<String> = std::env::args().skip(1).collect();
+    let stock = files.first().is_some_and(|a| a == "--stock");
+    if stock {
+        files.remove(0);
+    }
+    anyhow::ensure!(!files.is_empty(), "usage: invoke-floor [--stock] FILE...");
     let config = router::Config::from_env()?;
-    let backend = aws_backend(&config).await;
+    let backend = if stock {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        router::AwsBackend::new(
+            aws_sdk_lambda::Client::new(&sdk),
+            config.backend_function.clone(),
+            None,
+        )
+    } else {
+        aws_backend(&config).await
+    };
     // Everything the router would decode is extracted here, before measuring.
     let mut batches: Vec<Vec<(TenantId, Vec<u8>)>> = Vec::new();
     for file in &files {
