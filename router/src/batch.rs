@@ -25,8 +25,9 @@ use tracing::Instrument;
 
 use crate::backend::{Backend, FailureClass, InvokeRequest};
 use crate::config::{Config, Delivery, Validation};
+use crate::handler::InvocationInfo;
 use crate::outcome::{Outcome, Rejection};
-use crate::record::{Decoded, Record, RecordMeta};
+use crate::record::{Decoded, Pending, Record, RecordMeta};
 use crate::retry::Deadline;
 use crate::source::compare_sequence_numbers;
 
@@ -105,17 +106,19 @@ pub struct RouteContext<'a, B> {
     pub ordering: Ordering,
     /// Processing time, in milliseconds since the epoch.
     pub now_ms: i64,
+    /// The invocation (deferred records are decoded with it).
+    pub info: &'a InvocationInfo,
     /// Where attempts are counted.
     pub stats: &'a BatchStats,
 }
 
 /// A lane: records that must run in order, with their index in the batch.
-pub(crate) type Lane = Vec<(usize, Result<Decoded, Rejection>)>;
+pub(crate) type Lane<'a> = Vec<(usize, Pending<'a>)>;
 
 /// Splits records into their metadata (in batch order) and their lanes (in order of first record).
-pub(crate) fn split_lanes<'a>(records: Vec<Record<'a>>) -> (Vec<RecordMeta<'a>>, Vec<Lane>) {
+pub(crate) fn split_lanes<'a>(records: Vec<Record<'a>>) -> (Vec<RecordMeta<'a>>, Vec<Lane<'a>>) {
     let mut metas = Vec::with_capacity(records.len());
-    let mut lanes: Vec<Lane> = Vec::new();
+    let mut lanes: Vec<Lane<'a>> = Vec::new();
     let mut lane_of: HashMap<String, usize> = HashMap::new();
     for (index, record) in records.into_iter().enumerate() {
         let lane = match &record.meta.lane {
@@ -191,7 +194,7 @@ impl StreamGate {
 }
 
 async fn run_lane<B: Backend>(
-    lane: Vec<(usize, Result<Decoded, Rejection>)>,
+    lane: Lane<'_>,
     metas: &[RecordMeta<'_>],
     gate: &StreamGate,
     context: &RouteContext<'_, B>,
@@ -199,8 +202,10 @@ async fn run_lane<B: Backend>(
     let stream = context.ordering == Ordering::Stream;
     let mut results = Vec::with_capacity(lane.len());
     let mut blocked_by: Option<String> = None;
-    for (index, decoded) in lane {
+    for (index, pending) in lane {
         let meta = &metas[index];
+        // Decoded now, not when the batch was read: only the records being routed are held.
+        let decoded = pending.resolve(meta, context.config, context.info);
         let tenant = decoded.as_ref().ok().map(|d| d.tenant.clone());
         let span = tracing::info_span!(
             "record",
@@ -248,7 +253,7 @@ pub(crate) fn log_outcome(
     source: Source,
 ) {
     // A tenant id that failed validation may hold anything: log it escaped.
-    let tenant_id = match (tenant, &meta.claimed_tenant) {
+    let tenant_id = match (tenant, meta.claimed_tenant.get()) {
         (Some(t), _) => t.as_str().to_owned(),
         (None, Some(claimed)) => claimed.escape_debug().to_string(),
         (None, None) => String::new(),
@@ -538,7 +543,7 @@ pub(crate) async fn reject<B: Backend>(
         detail: &detail,
         source: context.source,
         record_id: &meta.id,
-        tenant_id: meta.claimed_tenant.as_deref(),
+        tenant_id: meta.claimed_tenant.get().map(String::as_str),
         record: meta.raw,
     })
     .expect("the quarantine message always serialises");

@@ -298,6 +298,7 @@ impl<B: Backend> Router<B> {
             source,
             ordering,
             now_ms: info.now_ms,
+            info,
             stats: &stats,
         };
         let (metas, outcomes) = route(records, &context).await;
@@ -338,7 +339,10 @@ impl<B: Backend> Router<B> {
         );
         let report = BatchReport {
             source: Some(source),
-            tenants: metas.iter().map(|m| m.claimed_tenant.clone()).collect(),
+            tenants: metas
+                .iter()
+                .map(|m| m.claimed_tenant.get().cloned())
+                .collect(),
             ids: metas.into_iter().map(|m| m.id).collect(),
             outcomes,
             response,

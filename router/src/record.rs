@@ -2,10 +2,14 @@
 //! it, the original JSON for the quarantine queue, and either the decoded parts or why decoding
 //! failed. Per-source modules in [`crate::source`] build these; nothing after them knows the source.
 
+use std::sync::OnceLock;
+
 use serde_json::Value;
 use serde_json::value::RawValue;
 use shared::{Envelope, TenantId};
 
+use crate::config::Config;
+use crate::handler::InvocationInfo;
 use crate::outcome::Rejection;
 
 /// One record of a batch, decoded as far as the payload allows.
@@ -13,8 +17,67 @@ use crate::outcome::Rejection;
 pub struct Record<'a> {
     /// What identifies and orders the record.
     pub meta: RecordMeta<'a>,
-    /// The decoded record, or why it is unusable.
-    pub decoded: Result<Decoded, Rejection>,
+    /// The decoded record, or why it is unusable, or how to decode it when its turn comes.
+    pub decoded: Pending<'a>,
+}
+
+/// Decodes one record from its JSON: the decoded record (or why it is unusable) and the tenant
+/// id it claims. Receives the record's id.
+pub type DecodeFn = fn(&RawValue, &str, &Config, &InvocationInfo) -> DecodeResult;
+
+/// What a [`DecodeFn`] returns.
+pub type DecodeResult = (Result<Decoded, Rejection>, Option<String>);
+
+/// A record's decoding: done, or deferred until the record is routed, so that a large batch
+/// never holds every decoded record at once (the event's text is already in memory; the decoded
+/// payloads, tokens and envelopes would double it).
+pub enum Pending<'a> {
+    /// Decoded when the batch was read (boxed: a batch holds many pending records, most of them
+    /// deferred, and a decoded record is large).
+    Ready(Box<Result<Decoded, Rejection>>),
+    /// Decoded by `decode` when the record is routed.
+    Deferred {
+        /// The record's JSON.
+        raw: &'a RawValue,
+        /// Its source's decoder.
+        decode: DecodeFn,
+    },
+}
+
+impl std::fmt::Debug for Pending<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pending::Ready(decoded) => f.debug_tuple("Ready").field(decoded).finish(),
+            Pending::Deferred { .. } => f.write_str("Deferred"),
+        }
+    }
+}
+
+impl Pending<'_> {
+    /// A record decoded when the batch was read.
+    pub fn ready(decoded: Result<Decoded, Rejection>) -> Self {
+        Pending::Ready(Box::new(decoded))
+    }
+
+    /// The decoded record, decoding it now if it was deferred (and recording the tenant it
+    /// claims in `meta`).
+    pub fn resolve(
+        self,
+        meta: &RecordMeta<'_>,
+        config: &Config,
+        info: &InvocationInfo,
+    ) -> Result<Decoded, Rejection> {
+        match self {
+            Pending::Ready(decoded) => *decoded,
+            Pending::Deferred { raw, decode } => {
+                let (decoded, claimed) = decode(raw, &meta.id, config, info);
+                if let Some(claimed) = claimed {
+                    let _ = meta.claimed_tenant.set(claimed);
+                }
+                decoded
+            }
+        }
+    }
 }
 
 /// The parts of a record that outlive its routing: identity, order and the original JSON.
@@ -26,8 +89,18 @@ pub struct RecordMeta<'a> {
     pub raw: &'a RawValue,
     /// Records sharing a lane are processed in order, one at a time (FIFO group, partition key).
     pub lane: Option<String>,
-    /// The tenant id as found in the record, even if invalid, for logs and the quarantine queue.
-    pub claimed_tenant: Option<String>,
+    /// The tenant id as found in the record, even if invalid, for logs and the quarantine queue
+    /// (set when the record is decoded).
+    pub claimed_tenant: OnceLock<String>,
+}
+
+/// A `claimed_tenant` holding `tenant`, if any.
+pub fn claimed(tenant: Option<String>) -> OnceLock<String> {
+    let cell = OnceLock::new();
+    if let Some(tenant) = tenant {
+        let _ = cell.set(tenant);
+    }
+    cell
 }
 
 /// What routing needs from a well-formed record.

@@ -26,8 +26,8 @@ use shared::{ASYNC_PAYLOAD_LIMIT, BatchPayload, TenantId};
 
 use crate::backend::Backend;
 use crate::batch::{
-    Lane, Ordering, RouteContext, Sent, StreamGate, Verdict, log_outcome, prove_and_wrap, reject,
-    send, split_lanes,
+    Ordering, RouteContext, Sent, StreamGate, Verdict, log_outcome, prove_and_wrap, reject, send,
+    split_lanes,
 };
 use crate::outcome::{Outcome, Rejection};
 use crate::record::{Decoded, Record, RecordMeta};
@@ -38,7 +38,18 @@ pub(crate) async fn route<'a, B: Backend>(
     context: &RouteContext<'_, B>,
 ) -> (Vec<RecordMeta<'a>>, Vec<Outcome>) {
     let (metas, lanes) = split_lanes(records);
-    let mut lanes: Vec<VecDeque<_>> = lanes.into_iter().map(VecDeque::from).collect();
+    // Grouping needs every record's tenant, so deferred records are decoded now.
+    let mut lanes: Vec<VecDeque<_>> = lanes
+        .into_iter()
+        .map(|lane| {
+            lane.into_iter()
+                .map(|(index, pending)| {
+                    let decoded = pending.resolve(&metas[index], context.config, context.info);
+                    (index, decoded)
+                })
+                .collect()
+        })
+        .collect();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; metas.len()];
     let gate = StreamGate::default();
     let metas_ref = &metas;
@@ -89,7 +100,7 @@ pub(crate) async fn route<'a, B: Backend>(
 }
 
 /// A run: consecutive records of one lane with one tenant, with the lane's number.
-type Run = (usize, Lane);
+type Run = (usize, Vec<(usize, Result<Decoded, Rejection>)>);
 
 /// Takes the leading single-tenant run of every lane and groups the runs by tenant (records that
 /// could not be decoded have no tenant and are grouped together; they are rejected one by one).

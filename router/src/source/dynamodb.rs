@@ -67,9 +67,9 @@ pub fn decode<'a>(
                 id,
                 raw,
                 lane,
-                claimed_tenant,
+                claimed_tenant: crate::record::claimed(claimed_tenant),
             },
-            decoded,
+            decoded: crate::record::Pending::ready(decoded),
         });
     }
     Ok(records)

@@ -72,9 +72,9 @@ pub fn decode<'a>(
             id,
             raw,
             lane: None,
-            claimed_tenant,
+            claimed_tenant: crate::record::claimed(claimed_tenant),
         },
-        decoded,
+        decoded: crate::record::Pending::ready(decoded),
     })
 }
 

@@ -87,9 +87,9 @@ pub fn decode<'a>(
                                 id: id.clone(),
                                 raw,
                                 lane: Some(user.partition_key),
-                                claimed_tenant,
+                                claimed_tenant: crate::record::claimed(claimed_tenant),
                             },
-                            decoded,
+                            decoded: crate::record::Pending::ready(decoded),
                         });
                     }
                 }
@@ -98,9 +98,12 @@ pub fn decode<'a>(
                         id,
                         raw,
                         lane: Some(record.kinesis.partition_key.clone()),
-                        claimed_tenant: None,
+                        claimed_tenant: std::sync::OnceLock::new(),
                     },
-                    decoded: Err(Rejection::new("kpl-malformed", problem)),
+                    decoded: crate::record::Pending::ready(Err(Rejection::new(
+                        "kpl-malformed",
+                        problem,
+                    ))),
                 }),
             }
             continue;
@@ -123,9 +126,9 @@ pub fn decode<'a>(
                 id,
                 raw,
                 lane: Some(partition_key),
-                claimed_tenant,
+                claimed_tenant: crate::record::claimed(claimed_tenant),
             },
-            decoded,
+            decoded: crate::record::Pending::ready(decoded),
         });
     }
     Ok(records)

@@ -304,12 +304,12 @@ pub(crate) fn unreadable_record<'a>(
             id,
             raw,
             lane: None,
-            claimed_tenant: None,
+            claimed_tenant: std::sync::OnceLock::new(),
         },
-        decoded: Err(Rejection::new(
+        decoded: crate::record::Pending::ready(Err(Rejection::new(
             "malformed-record",
             format!("not {what}: {error}"),
-        )),
+        ))),
     })
 }
 

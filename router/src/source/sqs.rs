@@ -6,7 +6,11 @@
 //! queue the records of one `MessageGroupId` share a lane, so they run in order and a failure stops
 //! the rest of the group.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use shared::Source;
@@ -15,19 +19,38 @@ use super::Parts;
 use crate::config::{Config, TenantFrom, TokenFrom};
 use crate::handler::{BatchError, InvocationInfo};
 use crate::outcome::{Outcome, Rejection};
-use crate::record::{Decoded, Record, RecordMeta};
+use crate::record::{DecodeResult, Decoded, Pending, Record, RecordMeta};
 
-/// Decodes every record of an SQS batch.
+/// What is read of an SQS record up front: enough to report and order it. The rest (the body
+/// above all) is decoded when the record's turn comes ([`Pending::Deferred`]).
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "messageId", borrow)]
+    message_id: Option<Cow<'a, str>>,
+    #[serde(rename = "eventSourceARN", borrow)]
+    event_source_arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    attributes: HeadAttributes<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct HeadAttributes<'a> {
+    #[serde(rename = "MessageGroupId", borrow)]
+    message_group_id: Option<Cow<'a, str>>,
+}
+
+/// Reads every record of an SQS batch far enough to report and order it; each record is decoded
+/// when it is routed.
 pub fn decode<'a>(
     raw: &[&'a RawValue],
-    config: &Config,
-    info: &InvocationInfo,
+    _config: &Config,
+    _info: &InvocationInfo,
 ) -> Result<(Vec<Record<'a>>, bool), BatchError> {
     let mut fifo = false;
     let mut records = Vec::with_capacity(raw.len());
     for (index, raw) in raw.iter().enumerate() {
-        let message: SqsMessage = match serde_json::from_str(raw.get()) {
-            Ok(message) => message,
+        let head: Head<'_> = match serde_json::from_str(raw.get()) {
+            Ok(head) => head,
             Err(error) => {
                 // Unreadable, but reportable if its identifier can be found.
                 records.push(super::unreadable_record(
@@ -40,7 +63,7 @@ pub fn decode<'a>(
                 continue;
             }
         };
-        let id = match message.message_id.as_deref() {
+        let id = match head.message_id.as_deref() {
             Some(id) if !id.is_empty() => id.to_owned(),
             // An empty identifier would fail the whole batch at the ESM anyway; say why here.
             _ => {
@@ -49,20 +72,21 @@ pub fn decode<'a>(
                 )));
             }
         };
-        fifo |= message
+        fifo |= head
             .event_source_arn
             .as_deref()
             .is_some_and(|arn| arn.ends_with(".fifo"));
-        let group = message.attributes.get("MessageGroupId").cloned();
-        let (decoded, claimed_tenant) = decode_message(message, &id, config, info);
         records.push(Record {
             meta: RecordMeta {
                 id,
                 raw,
-                lane: group,
-                claimed_tenant,
+                lane: head.attributes.message_group_id.map(Cow::into_owned),
+                claimed_tenant: OnceLock::new(),
             },
-            decoded,
+            decoded: Pending::Deferred {
+                raw,
+                decode: decode_record,
+            },
         });
     }
     if !fifo {
@@ -72,6 +96,20 @@ pub fn decode<'a>(
         }
     }
     Ok((records, fifo))
+}
+
+/// Decodes one SQS record ([`crate::record::DecodeFn`]).
+fn decode_record(raw: &RawValue, id: &str, config: &Config, info: &InvocationInfo) -> DecodeResult {
+    match serde_json::from_str::<SqsMessage>(raw.get()) {
+        Ok(message) => decode_message(message, id, config, info),
+        Err(error) => (
+            Err(Rejection::new(
+                "malformed-record",
+                format!("not an SQS message: {error}"),
+            )),
+            None,
+        ),
+    }
 }
 
 fn decode_message(
@@ -173,4 +211,66 @@ pub fn response(records: &[RecordMeta<'_>], outcomes: &[Outcome]) -> SqsBatchRes
         })
         .collect();
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn config() -> Config {
+        let env = std::collections::HashMap::from([
+            ("ROUTER_BACKEND_FUNCTION", "backend"),
+            ("ROUTER_VALIDATION", "trusted"),
+        ]);
+        Config::from_lookup(|name| env.get(name).map(|v| v.to_string())).unwrap()
+    }
+
+    #[test]
+    fn records_are_read_up_front_but_decoded_only_when_routed() {
+        let event = serde_json::json!({"Records": [
+            {"messageId": "m1", "body": "{\"tenantId\": \"acme\"}", "eventSourceARN": "arn:q.fifo",
+             "attributes": {"MessageGroupId": "g1", "SentTimestamp": "1"}},
+            {"messageId": "m2", "body": "{not json", "eventSourceARN": "arn:q.fifo",
+             "attributes": {"MessageGroupId": "g2"}},
+        ]})
+        .to_string();
+        let raw: Vec<&RawValue> =
+            serde_json::from_str::<std::collections::HashMap<&str, Vec<&RawValue>>>(&event)
+                .unwrap()
+                .remove("Records")
+                .unwrap();
+        let (config, info) = (
+            config(),
+            InvocationInfo::with_budget(Duration::from_secs(1), Duration::ZERO),
+        );
+        let (records, fifo) = decode(&raw, &config, &info).unwrap();
+        assert!(fifo);
+        let mut decoded = Vec::new();
+        for record in records {
+            // Id and lane are known at once; the tenant only once the record is decoded.
+            assert!(matches!(record.decoded, Pending::Deferred { .. }));
+            assert!(record.meta.claimed_tenant.get().is_none());
+            let result = record.decoded.resolve(&record.meta, &config, &info);
+            decoded.push((
+                record.meta.id.clone(),
+                record.meta.lane.clone(),
+                record.meta.claimed_tenant.get().cloned(),
+                result.map(|d| d.tenant.to_string()).map_err(|r| r.reason),
+            ));
+        }
+        assert_eq!(
+            decoded,
+            [
+                (
+                    "m1".into(),
+                    Some("g1".into()),
+                    Some("acme".into()),
+                    Ok("acme".into())
+                ),
+                ("m2".into(), Some("g2".into()), None, Err("malformed-body")),
+            ]
+        );
+    }
 }
