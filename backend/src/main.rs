@@ -38,6 +38,8 @@ async fn handle(context: TenantContext, envelope: Envelope) -> Result<serde_json
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init("backend");
-    shared::function::run(handle).await
+    shared::telemetry::init_buffered("backend");
+    let result = shared::function::run(handle).await;
+    shared::telemetry::flush();
+    result
 }

@@ -232,7 +232,7 @@ async fn run_lane<B: Backend>(
                     Outcome::failed("internal-error", "routing the record panicked")
                 }),
         };
-        span.in_scope(|| log_outcome(meta, tenant.as_ref(), &outcome, context.source));
+        span.in_scope(|| log_outcome(meta, tenant.as_ref(), &outcome, context.source, None));
         if outcome.is_reported() {
             if stream {
                 gate.failed(&meta.id);
@@ -246,11 +246,14 @@ async fn run_lane<B: Backend>(
     results
 }
 
+/// Logs a record's one outcome line. `correlation_id` is given when no enclosing `record` span
+/// carries it already.
 pub(crate) fn log_outcome(
     meta: &RecordMeta<'_>,
     tenant: Option<&TenantId>,
     outcome: &Outcome,
     source: Source,
+    correlation_id: Option<&str>,
 ) {
     // A tenant id that failed validation may hold anything: log it escaped.
     let tenant_id = match (tenant, meta.claimed_tenant.get()) {
@@ -262,6 +265,7 @@ pub(crate) fn log_outcome(
         Outcome::Invoked { attempts } => tracing::info!(
             message = "record routed",
             record_id = meta.id.as_str(),
+            correlation_id = correlation_id,
             tenant_id = tenant_id.as_str(),
             source = source.as_str(),
             outcome = "invoked",
@@ -274,6 +278,7 @@ pub(crate) fn log_outcome(
         } => tracing::warn!(
             message = "record rejected",
             record_id = meta.id.as_str(),
+            correlation_id = correlation_id,
             tenant_id = tenant_id.as_str(),
             source = source.as_str(),
             outcome = "rejected",
@@ -284,6 +289,7 @@ pub(crate) fn log_outcome(
         Outcome::Failed { reason, detail } => tracing::warn!(
             message = "record failed",
             record_id = meta.id.as_str(),
+            correlation_id = correlation_id,
             tenant_id = tenant_id.as_str(),
             source = source.as_str(),
             outcome = "failed",

@@ -199,7 +199,14 @@ impl<B: Backend> Router<B> {
 
     /// Handles one event and returns the response its event source mapping expects. For a direct
     /// EventBridge event, a transient failure is an error, so that EventBridge retries it.
+    /// The buffered log lines ([`shared::telemetry::init_buffered`]) are written before it returns.
     pub async fn handle(&self, event: &str, info: &InvocationInfo) -> Result<Value, BatchError> {
+        let answer = self.handle_event(event, info).await;
+        shared::telemetry::flush();
+        answer
+    }
+
+    async fn handle_event(&self, event: &str, info: &InvocationInfo) -> Result<Value, BatchError> {
         let report = self.route_event(event, info).await?;
         if report.source == Some(Source::Eventbridge)
             && let Some(Outcome::Failed { reason, detail }) = report.outcomes.first()

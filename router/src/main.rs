@@ -20,8 +20,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    let code = run().await;
+    // Lines logged since the last invocation (start-up, shutdown) are written too.
+    telemetry::flush();
+    code
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init("router");
+    telemetry::init_buffered("router");
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {

@@ -87,7 +87,17 @@ pub(crate) async fn route<'a, B: Backend>(
                     format!("record {earlier} of the same ordered lane was not delivered"),
                 );
                 let tenant = decoded.as_ref().ok().map(|d| &d.tenant);
-                log_outcome(&metas[index], tenant, &outcome, context.source);
+                let correlation_id = decoded
+                    .as_ref()
+                    .ok()
+                    .map(|d| d.envelope.correlation_id.as_str());
+                log_outcome(
+                    &metas[index],
+                    tenant,
+                    &outcome,
+                    context.source,
+                    correlation_id,
+                );
                 outcomes[index] = Some(outcome);
             }
         }
@@ -444,8 +454,7 @@ impl<B: Backend> Worker<'_, '_, '_, B> {
         outcome: Outcome,
     ) {
         let meta = &self.metas[index];
-        tracing::info_span!("record", correlation_id = correlation_id)
-            .in_scope(|| log_outcome(meta, tenant, &outcome, self.context.source));
+        log_outcome(meta, tenant, &outcome, self.context.source, correlation_id);
         if outcome.is_reported() {
             if self.context.ordering == Ordering::Stream {
                 self.gate.failed(&meta.id);

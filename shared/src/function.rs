@@ -446,6 +446,7 @@ where
                 0,
             );
             println!("{document}");
+            crate::telemetry::flush();
             if matches!(result, Err(InvokeError::Refused(GuardError::FailedClosed))) {
                 // This environment will serve nobody again: end it shortly after the error is
                 // reported, so the platform replaces it instead of failing every later event.

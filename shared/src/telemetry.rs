@@ -87,9 +87,20 @@ fn requested_level() -> String {
         .unwrap_or_else(|| "info".into())
 }
 
-/// Installs the global subscriber, writing to stderr. Safe to call more than once (later calls do
-/// nothing).
+/// Installs the global subscriber, writing each line to stderr as it is logged. Safe to call more
+/// than once (later calls do nothing).
 pub fn init(service: &'static str) {
+    install(service, false);
+}
+
+/// Like [`init`], but INFO and lower lines are gathered and written together ([`BufferedStderr`]):
+/// for functions that log a line per record. The caller must call [`flush`] at the end of every
+/// invocation, before its response goes out.
+pub fn init_buffered(service: &'static str) {
+    install(service, true);
+}
+
+fn install(service: &'static str, buffered: bool) {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -97,8 +108,9 @@ pub fn init(service: &'static str) {
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"))
         || !std::io::stderr().is_terminal();
     let filter = filter_for(&requested_level());
+    let writer = BufferedStderr { buffered };
     let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(false);
     let registry = tracing_subscriber::registry();
     let _ = if json {
@@ -113,6 +125,96 @@ pub fn init(service: &'static str) {
     } else {
         registry.with(layer.with_filter(filter)).try_init()
     };
+}
+
+/// Lines gathered by [`BufferedStderr`], not yet written.
+static PENDING: std::sync::Mutex<LineBuffer> = std::sync::Mutex::new(LineBuffer::new());
+
+/// Buffered lines are written once they reach this size.
+const FLUSH_AT: usize = 32 * 1024;
+
+/// Writes the gathered log lines to stderr. The router and the backend call it at the end of every
+/// invocation, so that an invocation's lines are out before its response.
+pub fn flush() {
+    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = pending.write_out(&mut std::io::stderr().lock());
+}
+
+/// The log writer [`init`] and [`init_buffered`] install. Buffered, a line per record costs a
+/// system call per 32 KiB instead of one per line (about 5 µs of the router's CPU per record,
+/// BENCHMARKS.md); a WARN or ERROR line is written at once, after every line before it, so what
+/// explains a failure is never held back.
+#[derive(Debug, Clone, Copy)]
+pub struct BufferedStderr {
+    buffered: bool,
+}
+
+/// One event's writer from [`BufferedStderr`].
+#[derive(Debug)]
+pub struct LineWriter {
+    urgent: bool,
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BufferedStderr {
+    type Writer = LineWriter;
+
+    fn make_writer(&'a self) -> LineWriter {
+        LineWriter { urgent: true }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LineWriter {
+        LineWriter {
+            urgent: !self.buffered || *meta.level() <= tracing::Level::WARN,
+        }
+    }
+}
+
+impl std::io::Write for LineWriter {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+        pending.push(line, self.urgent, &mut std::io::stderr().lock())?;
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Lines waiting to be written, in order.
+#[derive(Debug)]
+struct LineBuffer {
+    bytes: Vec<u8>,
+}
+
+impl LineBuffer {
+    const fn new() -> Self {
+        Self { bytes: Vec::new() }
+    }
+
+    /// Adds a line; writes everything gathered to `out` if the line is urgent or the buffer full.
+    fn push(
+        &mut self,
+        line: &[u8],
+        urgent: bool,
+        out: &mut impl std::io::Write,
+    ) -> std::io::Result<()> {
+        self.bytes.extend_from_slice(line);
+        if urgent || self.bytes.len() >= FLUSH_AT {
+            self.write_out(out)?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything gathered to `out`.
+    fn write_out(&mut self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        if self.bytes.is_empty() {
+            return Ok(());
+        }
+        let written = out.write_all(&self.bytes).and_then(|()| out.flush());
+        self.bytes.clear();
+        written
+    }
 }
 
 /// Formats each event as one Powertools-style JSON object.
@@ -160,20 +262,42 @@ where
             let spans: Vec<_> = scope.collect();
             let mut span_fields: Vec<(String, Box<RawValue>)> = Vec::new();
             for span in &spans {
+                // Parsed once per span (an invocation span covers every record of a batch) and
+                // kept beside the formatted text; parsed again only if fields were recorded since.
+                let text_len = match span.extensions().get::<FormattedFields<N>>() {
+                    Some(text) => text.len(),
+                    None => continue,
+                };
+                let cached = span
+                    .extensions()
+                    .get::<ParsedFields>()
+                    .is_some_and(|parsed| parsed.text_len == text_len);
+                if !cached {
+                    let parsed = {
+                        let extensions = span.extensions();
+                        let text = extensions
+                            .get::<FormattedFields<N>>()
+                            .map(|f| f.as_str())
+                            .unwrap_or("{}");
+                        // Span fields are written by `JsonFields`: an object (or nothing).
+                        serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(text)
+                            .map(|map| map.into_iter().collect())
+                            .unwrap_or_default()
+                    };
+                    span.extensions_mut().replace(ParsedFields {
+                        text_len,
+                        fields: parsed,
+                    });
+                }
                 let extensions = span.extensions();
-                let Some(text) = extensions.get::<FormattedFields<N>>() else {
+                let Some(parsed) = extensions.get::<ParsedFields>() else {
                     continue;
                 };
-                // Span fields are written by `JsonFields`: an object (or nothing).
-                let Ok(parsed) = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(text)
-                else {
-                    continue;
-                };
-                for (key, value) in parsed {
+                for (key, value) in &parsed.fields {
                     if !written.contains(&key.as_str())
-                        && !span_fields.iter().any(|(k, _)| *k == key)
+                        && !span_fields.iter().any(|(k, _)| k == key)
                     {
-                        span_fields.push((key, value));
+                        span_fields.push((key.clone(), value.clone()));
                     }
                 }
             }
@@ -193,6 +317,12 @@ where
         line.push('}');
         writeln!(writer, "{line}")
     }
+}
+
+/// A span's fields as parsed from their JSON text, and the length of that text when parsed.
+struct ParsedFields {
+    text_len: usize,
+    fields: Vec<(String, Box<RawValue>)>,
 }
 
 fn push_json_str(line: &mut String, value: &str) {
@@ -338,5 +468,27 @@ mod tests {
             assert!(!tracing::enabled!(target: "router", Level::INFO));
             assert!(tracing::enabled!(target: "router", Level::WARN));
         });
+    }
+
+    #[test]
+    fn buffered_lines_wait_for_a_flush_an_urgent_line_or_a_full_buffer() {
+        let mut buffer = LineBuffer::new();
+        let mut out = Vec::new();
+        buffer.push(b"info 1\n", false, &mut out).unwrap();
+        buffer.push(b"info 2\n", false, &mut out).unwrap();
+        assert!(out.is_empty(), "INFO lines are held");
+        // A WARN line goes out at once, after the lines before it.
+        buffer.push(b"warn\n", true, &mut out).unwrap();
+        assert_eq!(out, b"info 1\ninfo 2\nwarn\n");
+        buffer.push(b"info 3\n", false, &mut out).unwrap();
+        buffer.write_out(&mut out).unwrap();
+        assert_eq!(out, b"info 1\ninfo 2\nwarn\ninfo 3\n");
+        // A full buffer is written without waiting.
+        let mut out = Vec::new();
+        let line = vec![b'x'; 1000];
+        for _ in 0..(FLUSH_AT / 1000 + 1) {
+            buffer.push(&line, false, &mut out).unwrap();
+        }
+        assert!(out.len() >= FLUSH_AT);
     }
 }
