@@ -21,7 +21,6 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use shared::token::TokenVerifier;
 use shared::{ASYNC_PAYLOAD_LIMIT, Source, TenantId};
-use tracing::Instrument;
 
 use crate::backend::{Backend, FailureClass, InvokeRequest};
 use crate::config::{Config, Delivery, Validation};
@@ -207,13 +206,12 @@ async fn run_lane<B: Backend>(
         // Decoded now, not when the batch was read: only the records being routed are held.
         let decoded = pending.resolve(meta, context.config, context.info);
         let tenant = decoded.as_ref().ok().map(|d| d.tenant.clone());
-        let span = tracing::info_span!(
-            "record",
-            correlation_id = decoded
-                .as_ref()
-                .ok()
-                .map(|d| d.envelope.correlation_id.as_str())
-        );
+        // A field of the outcome line rather than a span per record: a span costs more than
+        // the line itself.
+        let correlation_id = decoded
+            .as_ref()
+            .ok()
+            .map(|d| d.envelope.correlation_id.clone());
         let stream_blocker = if stream { gate.blocker(&meta.id) } else { None };
         let outcome = match (&blocked_by, stream_blocker) {
             (Some(earlier), _) => Outcome::failed(
@@ -226,13 +224,18 @@ async fn run_lane<B: Backend>(
             ),
             (None, None) => AssertUnwindSafe(route_record(meta, decoded, context))
                 .catch_unwind()
-                .instrument(span.clone())
                 .await
                 .unwrap_or_else(|_| {
                     Outcome::failed("internal-error", "routing the record panicked")
                 }),
         };
-        span.in_scope(|| log_outcome(meta, tenant.as_ref(), &outcome, context.source, None));
+        log_outcome(
+            meta,
+            tenant.as_ref(),
+            &outcome,
+            context.source,
+            correlation_id.as_deref(),
+        );
         if outcome.is_reported() {
             if stream {
                 gate.failed(&meta.id);
@@ -246,8 +249,7 @@ async fn run_lane<B: Backend>(
     results
 }
 
-/// Logs a record's one outcome line. `correlation_id` is given when no enclosing `record` span
-/// carries it already.
+/// Logs a record's one outcome line, with its correlation id when the record could be decoded.
 pub(crate) fn log_outcome(
     meta: &RecordMeta<'_>,
     tenant: Option<&TenantId>,
