@@ -127,7 +127,11 @@ pub fn string_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
 /// Removes and returns the value at a JSON pointer (RFC 6901; `~1` is `/`, `~0` is `~`).
 pub fn take_at(value: &mut Value, pointer: &str) -> Option<Value> {
     let (parent, last) = pointer.rsplit_once('/')?;
-    let key = last.replace("~1", "/").replace("~0", "~");
+    let key = if last.contains('~') {
+        last.replace("~1", "/").replace("~0", "~")
+    } else {
+        last.to_owned()
+    };
     match value.pointer_mut(parent)? {
         Value::Object(map) => map.remove(&key),
         Value::Array(items) => {

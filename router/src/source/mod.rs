@@ -241,9 +241,9 @@ pub(crate) fn is_eventbridge(map: &Map<String, Value>) -> bool {
 /// record through the logs, so it comes from a fast non-cryptographic generator rather than a
 /// system call per record.
 fn new_correlation_id() -> String {
-    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
-        .into_uuid()
-        .to_string()
+    let uuid = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid.hyphenated().encode_lower(&mut text).to_owned()
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use std::collections::HashMap;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -100,7 +102,7 @@ pub fn decode<'a>(
 
 /// Decodes one SQS record ([`crate::record::DecodeFn`]).
 fn decode_record(raw: &RawValue, id: &str, config: &Config, info: &InvocationInfo) -> DecodeResult {
-    match serde_json::from_str::<SqsMessage>(raw.get()) {
+    match serde_json::from_str::<Message<'_>>(raw.get()) {
         Ok(message) => decode_message(message, id, config, info),
         Err(error) => (
             Err(Rejection::new(
@@ -112,20 +114,55 @@ fn decode_record(raw: &RawValue, id: &str, config: &Config, info: &InvocationInf
     }
 }
 
+/// An SQS message as the router reads it when its turn comes: borrowed from the event, and only
+/// the fields it uses (the SDK's `SqsMessage` owns every field and builds two hash maps per record).
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    body: Option<Cow<'a, str>>,
+    #[serde(rename = "eventSourceARN", borrow, default)]
+    event_source_arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    attributes: Option<Attributes<'a>>,
+    #[serde(rename = "messageAttributes", borrow, default)]
+    message_attributes: Option<HashMap<Cow<'a, str>, MessageAttribute<'a>>>,
+}
+
+/// The message attributes (SQS system attributes) the router reads.
+#[derive(Deserialize, Default)]
+struct Attributes<'a> {
+    #[serde(rename = "SentTimestamp", borrow, default)]
+    sent_timestamp: Option<Cow<'a, str>>,
+    #[serde(rename = "MessageGroupId", borrow, default)]
+    message_group_id: Option<Cow<'a, str>>,
+    #[serde(rename = "AWSTraceHeader", borrow, default)]
+    aws_trace_header: Option<Cow<'a, str>>,
+    #[serde(rename = "SequenceNumber", borrow, default)]
+    sequence_number: Option<Cow<'a, str>>,
+    #[serde(rename = "MessageDeduplicationId", borrow, default)]
+    message_deduplication_id: Option<Cow<'a, str>>,
+    #[serde(rename = "ApproximateReceiveCount", borrow, default)]
+    approximate_receive_count: Option<Cow<'a, str>>,
+}
+
+/// A user message attribute: only its string value is used.
+#[derive(Deserialize)]
+struct MessageAttribute<'a> {
+    #[serde(rename = "stringValue", borrow, default)]
+    string_value: Option<Cow<'a, str>>,
+}
+
 fn decode_message(
-    mut message: SqsMessage,
+    message: Message<'_>,
     id: &str,
     config: &Config,
     info: &InvocationInfo,
 ) -> (Result<Decoded, Rejection>, Option<String>) {
-    let body = match message.body.take() {
-        Some(body) => body,
-        None => {
-            return (
-                Err(Rejection::new("missing-body", "the message has no body")),
-                None,
-            );
-        }
+    let Some(body) = message.body else {
+        return (
+            Err(Rejection::new("missing-body", "the message has no body")),
+            None,
+        );
     };
     let body: Value = match serde_json::from_str(&body) {
         Ok(body) => body,
@@ -144,37 +181,42 @@ fn decode_message(
         Err(rejection) => return (Err(rejection), None),
     };
 
-    let arrived_at_ms = message
-        .attributes
-        .get("SentTimestamp")
+    let system = message.attributes.unwrap_or_default();
+    let arrived_at_ms = system
+        .sent_timestamp
+        .as_deref()
         .and_then(|t| t.parse::<i64>().ok())
         .unwrap_or(info.now_ms);
-    let group_id = message.attributes.get("MessageGroupId").cloned();
-    let trace_header = message.attributes.get("AWSTraceHeader").cloned();
+    let group_id = system.message_group_id.as_deref().map(str::to_owned);
+    let trace_header = system.aws_trace_header.as_deref().map(str::to_owned);
     let mut attributes = Map::new();
-    for (name, key) in [
-        ("MessageGroupId", "messageGroupId"),
-        ("SequenceNumber", "sequenceNumber"),
-        ("MessageDeduplicationId", "messageDeduplicationId"),
-        ("ApproximateReceiveCount", "approximateReceiveCount"),
+    for (value, key) in [
+        (&system.message_group_id, "messageGroupId"),
+        (&system.sequence_number, "sequenceNumber"),
+        (&system.message_deduplication_id, "messageDeduplicationId"),
+        (&system.approximate_receive_count, "approximateReceiveCount"),
     ] {
-        if let Some(value) = message.attributes.remove(name) {
-            attributes.insert(key.to_owned(), Value::String(value));
+        if let Some(value) = value {
+            attributes.insert(key.to_owned(), Value::String(value.to_string()));
         }
     }
     if let Some(carrier) = carried_by {
         attributes.insert("carriedBy".into(), Value::String(carrier.into()));
     }
+    let user_attributes = message.message_attributes.unwrap_or_default();
     let attribute = |name: &str| {
-        message
-            .message_attributes
+        user_attributes
             .get(name)
-            .and_then(|a| a.string_value.clone())
+            .and_then(|a| a.string_value.as_deref())
+            .map(str::to_owned)
     };
     let parts = Parts {
         source: Source::Sqs,
         id,
-        event_source_arn: message.event_source_arn.take().unwrap_or_default(),
+        event_source_arn: message
+            .event_source_arn
+            .map(Cow::into_owned)
+            .unwrap_or_default(),
         arrived_at_ms,
         payload,
         attributes,
