@@ -253,7 +253,7 @@ impl<B: Backend> Router<B> {
                     .unwrap_or_default();
                 match event_source {
                     "aws:sqs" => {
-                        let (records, fifo) = source::sqs::decode(&raw, &self.config, info)?;
+                        let (records, fifo) = source::sqs::decode(&raw)?;
                         let ordering = if fifo {
                             Ordering::Lanes
                         } else {

@@ -43,11 +43,7 @@ struct HeadAttributes<'a> {
 
 /// Reads every record of an SQS batch far enough to report and order it; each record is decoded
 /// when it is routed.
-pub fn decode<'a>(
-    raw: &[&'a RawValue],
-    _config: &Config,
-    _info: &InvocationInfo,
-) -> Result<(Vec<Record<'a>>, bool), BatchError> {
+pub fn decode<'a>(raw: &[&'a RawValue]) -> Result<(Vec<Record<'a>>, bool), BatchError> {
     let mut fifo = false;
     let mut records = Vec::with_capacity(raw.len());
     for (index, raw) in raw.iter().enumerate() {
@@ -287,7 +283,7 @@ mod tests {
             config(),
             InvocationInfo::with_budget(Duration::from_secs(1), Duration::ZERO),
         );
-        let (records, fifo) = decode(&raw, &config, &info).unwrap();
+        let (records, fifo) = decode(&raw).unwrap();
         assert!(fifo);
         let mut decoded = Vec::new();
         for record in records {
