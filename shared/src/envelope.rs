@@ -122,6 +122,10 @@ pub enum Delivery {
 
 impl Delivery {
     /// Parses an Invoke payload of either shape: an object with a `records` array is a batch.
+    ///
+    /// The shape is read first with a pass that skips every value, then the payload is parsed
+    /// once as that shape: serde's untagged enums buffer values, which the envelope's
+    /// `RawValue` payload does not support, so the two passes are the price of exact payloads.
     pub fn from_payload(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         #[derive(Deserialize)]
         struct Shape<'a> {

@@ -601,6 +601,12 @@ mod tests {
         json!({"version": 1, "tenantId": tenant, "records": records}).to_string()
     }
 
+    /// An envelope batch of acme's records with these ids.
+    fn acme_batch(ids: &[&str]) -> String {
+        let records: Vec<String> = ids.iter().map(|id| envelope("acme", id)).collect();
+        batch("acme", &records)
+    }
+
     #[tokio::test]
     async fn a_batch_runs_the_handler_once_per_record_in_order() {
         let guard = EnvironmentGuard::default();
@@ -609,14 +615,7 @@ mod tests {
             seen.lock().unwrap().push(envelope.id.clone());
             async { Ok::<_, String>(json!({"ok": true})) }
         };
-        let payload = batch(
-            "acme",
-            &[
-                envelope("acme", "m3"),
-                envelope("acme", "m1"),
-                envelope("acme", "m2"),
-            ],
-        );
+        let payload = acme_batch(&["m3", "m1", "m2"]);
         let out = guard
             .invoke(Some("acme"), "r1", &payload, handler)
             .await
@@ -666,7 +665,7 @@ mod tests {
             runs.fetch_add(1, Ordering::SeqCst);
             async { Ok::<_, String>(json!({"n": 1})) }
         };
-        let first = batch("acme", &[envelope("acme", "m1"), envelope("acme", "m1")]);
+        let first = acme_batch(&["m1", "m1"]);
         let out = guard
             .invoke(Some("acme"), "r1", &first, handler)
             .await
@@ -681,7 +680,7 @@ mod tests {
             .invoke(Some("acme"), "r2", &envelope("acme", "m2"), handler)
             .await
             .unwrap();
-        let second = batch("acme", &[envelope("acme", "m2"), envelope("acme", "m3")]);
+        let second = acme_batch(&["m2", "m3"]);
         let out = guard
             .invoke(Some("acme"), "r3", &second, handler)
             .await
@@ -714,14 +713,7 @@ mod tests {
                 }
             }
         };
-        let payload = batch(
-            "acme",
-            &[
-                envelope("acme", "m1"),
-                envelope("acme", "m2"),
-                envelope("acme", "m3"),
-            ],
-        );
+        let payload = acme_batch(&["m1", "m2", "m3"]);
         let err = guard
             .invoke(Some("acme"), "r1", &payload, handler)
             .await
