@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_sdk_lambda::config::retry::RetryConfig;
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
-use router::handler::InvocationInfo;
+use router::InvocationInfo;
 use router::{AwsBackend, Config, Outcome, Router};
 
 use crate::service::{FunctionSpec, Service, Settings};

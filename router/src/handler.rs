@@ -1,40 +1,20 @@
-//! The router's handler: recognises the event, decodes it with its source's module, routes the
-//! records through the batch core and answers in the shape that source's event source mapping
-//! expects. The Lambda runtime loop and `router replay` both call [`Router::handle`].
+//! The router's handler: recognises the event and decodes it with its source's module
+//! (`crate::source`), routes the records through the engine (`crate::engine`) and answers in the
+//! shape that source's event source mapping expects, with one metrics document per batch. The
+//! Lambda runtime loop and `router replay` both call [`Router::handle`].
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use aws_lambda_events::event::streams::{
-    KinesisBatchItemFailure, KinesisEventResponse as StreamsResponse,
-};
-use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use shared::Source;
 use shared::jwks::KeyStore;
 use shared::token::TokenVerifier;
 
 use crate::backend::Backend;
-use crate::batch::{BatchStats, Identity, Ordering, RouteContext, route};
 use crate::config::{Config, Validation};
+use crate::engine::{self, BatchStats, Identity, RouteContext};
+use crate::invocation::{BatchError, InvocationInfo};
 use crate::outcome::Outcome;
-use crate::record::RecordMeta;
-use crate::retry::Deadline;
-use crate::source;
-
-/// Why a whole event could not be handled (the invocation fails; nothing was invoked).
-#[derive(Debug, thiserror::Error)]
-pub enum BatchError {
-    /// The event is not a batch from a supported event source mapping.
-    #[error("not a recognised event source batch: {0}")]
-    NotAnEsmBatch(String),
-    /// The batch is recognised but a record cannot be answered for.
-    #[error("malformed batch: {0}")]
-    Malformed(String),
-    /// A single event (EventBridge) failed transiently; its sender should retry it.
-    #[error("transient failure, retry later: {0}")]
-    RetryLater(String),
-}
+use crate::report::BatchReport;
+use crate::source::{self, Batch};
 
 /// Why the router cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -42,96 +22,6 @@ pub enum StartError {
     /// The JWKS named by `ROUTER_JWKS` cannot be loaded.
     #[error("ROUTER_JWKS: {0}")]
     Jwks(#[from] shared::jwks::JwksError),
-}
-
-/// Facts about the current invocation.
-#[derive(Clone, Debug)]
-pub struct InvocationInfo {
-    /// When the answer is due.
-    pub deadline: Deadline,
-    /// The invocation's X-Ray trace id, if any.
-    pub trace_id: Option<String>,
-    /// Processing time, in milliseconds since the epoch.
-    pub now_ms: i64,
-}
-
-impl InvocationInfo {
-    /// Information for an invocation due `budget` from now.
-    pub fn with_budget(budget: Duration, margin: Duration) -> Self {
-        Self {
-            deadline: Deadline::after(budget, margin),
-            trace_id: None,
-            now_ms: now_ms(),
-        }
-    }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
-/// The top-level shape of an event: an ESM batch, or one EventBridge event.
-#[derive(Deserialize)]
-struct EventShape<'a> {
-    #[serde(rename = "Records", borrow)]
-    records: Option<Vec<&'a RawValue>>,
-    #[serde(rename = "detail-type", borrow)]
-    detail_type: Option<&'a RawValue>,
-    #[serde(borrow)]
-    source: Option<&'a RawValue>,
-    #[serde(borrow)]
-    detail: Option<&'a RawValue>,
-}
-
-/// The stream response: the lowest reported sequence number, since Lambda checkpoints there and
-/// redelivers everything after it (an empty list when nothing is reported).
-fn stream_response(metas: &[RecordMeta<'_>], outcomes: &[Outcome]) -> Value {
-    let lowest = metas
-        .iter()
-        .zip(outcomes)
-        .filter(|(_, outcome)| outcome.is_reported())
-        .map(|(meta, _)| meta.id.as_str())
-        .min_by(|a, b| source::compare_sequence_numbers(a, b));
-    let mut response = StreamsResponse::default();
-    if let Some(lowest) = lowest {
-        let mut failure = KinesisBatchItemFailure::default();
-        failure.item_identifier = Some(lowest.to_owned());
-        response.batch_item_failures.push(failure);
-    }
-    serde_json::to_value(response).expect("a batch response always serialises")
-}
-
-#[derive(Deserialize)]
-struct SourceOnly<'a> {
-    #[serde(rename = "eventSource", alias = "EventSource", borrow)]
-    event_source: Option<&'a str>,
-}
-
-/// What happened to one event: each record's outcome and the response sent back.
-#[derive(Debug, Clone)]
-pub struct BatchReport {
-    /// The event's source (`None` for an empty batch).
-    pub source: Option<Source>,
-    /// Record identifiers, in batch order.
-    pub ids: Vec<String>,
-    /// The tenant id each record claimed (proven only if it was invoked), in batch order.
-    pub tenants: Vec<Option<String>>,
-    /// One outcome per record, in batch order.
-    pub outcomes: Vec<Outcome>,
-    /// The response the event source mapping receives.
-    pub response: Value,
-    /// Invoke attempts made (retries included).
-    pub attempts: u64,
-    /// Invoke attempts that were retries.
-    pub retries: u64,
-    /// The duration of each Invoke attempt, in milliseconds.
-    pub latencies_ms: Vec<f64>,
-    /// Time spent on the batch.
-    pub duration: std::time::Duration,
 }
 
 /// The router: configuration, identity verification and the backend seam, built once per process.
@@ -226,124 +116,26 @@ impl<B: Backend> Router<B> {
         info: &InvocationInfo,
     ) -> Result<BatchReport, BatchError> {
         let started = std::time::Instant::now();
-        let shape: EventShape<'_> = serde_json::from_str(event).map_err(|e| {
-            BatchError::NotAnEsmBatch(format!("the event is not a JSON object: {e}"))
-        })?;
-        let (records, source, ordering) = match shape {
-            EventShape {
-                records: Some(raw), ..
-            } => {
-                let Some(first) = raw.first() else {
-                    // An empty batch is a success with nothing to report.
-                    return Ok(BatchReport {
-                        source: None,
-                        ids: Vec::new(),
-                        tenants: Vec::new(),
-                        outcomes: Vec::new(),
-                        response: serde_json::json!({ "batchItemFailures": [] }),
-                        attempts: 0,
-                        retries: 0,
-                        latencies_ms: Vec::new(),
-                        duration: started.elapsed(),
-                    });
-                };
-                let event_source = serde_json::from_str::<SourceOnly<'_>>(first.get())
-                    .ok()
-                    .and_then(|s| s.event_source)
-                    .unwrap_or_default();
-                match event_source {
-                    "aws:sqs" => {
-                        let (records, fifo) = source::sqs::decode(&raw)?;
-                        let ordering = if fifo {
-                            Ordering::Lanes
-                        } else {
-                            Ordering::Independent
-                        };
-                        (records, Source::Sqs, ordering)
-                    }
-                    "aws:kinesis" => (
-                        source::kinesis::decode(&raw, &self.config, info)?,
-                        Source::Kinesis,
-                        Ordering::Stream,
-                    ),
-                    "aws:dynamodb" => (
-                        source::dynamodb::decode(&raw, &self.config, info)?,
-                        Source::Dynamodb,
-                        Ordering::Stream,
-                    ),
-                    other => {
-                        return Err(BatchError::NotAnEsmBatch(format!(
-                            "unsupported eventSource {other:?}"
-                        )));
-                    }
-                }
-            }
-            EventShape {
-                records: None,
-                detail_type: Some(_),
-                source: Some(_),
-                detail: Some(_),
-            } => {
-                let raw: &RawValue = serde_json::from_str(event).expect("parsed above");
-                let map: serde_json::Map<String, Value> = serde_json::from_str(event)
-                    .map_err(|e| BatchError::NotAnEsmBatch(e.to_string()))?;
-                let record = source::eventbridge::decode(raw, map, &self.config, info)?;
-                (vec![record], Source::Eventbridge, Ordering::Independent)
-            }
-            _ => {
-                return Err(BatchError::NotAnEsmBatch(
-                    "the event has no Records array and is not an EventBridge event".into(),
-                ));
-            }
+        let Some(batch) = source::read(event, &self.config, info)? else {
+            return Ok(BatchReport::empty(started.elapsed()));
         };
+        let Batch {
+            source,
+            ordering,
+            records,
+        } = batch;
         let stats = BatchStats::default();
         let context = RouteContext {
             backend: &self.backend,
             identity: &self.identity,
             config: &self.config,
-            deadline: info.deadline,
+            info,
             source,
             ordering,
-            now_ms: info.now_ms,
-            info,
             stats: &stats,
         };
-        let (metas, outcomes) = route(records, &context).await;
-        // A failed record without an identifier cannot be reported alone (an empty identifier
-        // would fail the batch at the ESM anyway): fail the invocation, so the batch is retried.
-        if let Some(index) = metas
-            .iter()
-            .zip(&outcomes)
-            .position(|(meta, outcome)| meta.id.is_empty() && outcome.is_reported())
-        {
-            return Err(BatchError::Malformed(format!(
-                "record {index} has no sequence number and was not delivered ({}); failing the \
-                 whole batch so that it is retried",
-                outcomes[index].reason().unwrap_or("unknown")
-            )));
-        }
-        let response = match source {
-            Source::Sqs => serde_json::to_value(source::sqs::response(&metas, &outcomes)),
-            Source::Kinesis | Source::Dynamodb => Ok(stream_response(&metas, &outcomes)),
-            Source::Eventbridge => Ok(serde_json::json!({
-                "outcome": outcomes[0].name(),
-                "reason": outcomes[0].reason(),
-            })),
-        }
-        .expect("a batch response always serialises");
-
-        let count = |name: &str| outcomes.iter().filter(|o| o.name() == name).count();
-        tracing::info!(
-            message = "batch routed",
-            source = source.as_str(),
-            ordering = ?ordering,
-            records = outcomes.len(),
-            invoked = count("invoked"),
-            rejected = count("rejected"),
-            failed = count("failed"),
-            reported = outcomes.iter().filter(|o| o.is_reported()).count(),
-            duration_ms = started.elapsed().as_millis() as u64,
-        );
+        let (metas, outcomes) = engine::route(records, &context).await;
+        let response = source::response(source, &metas, &outcomes)?;
         let report = BatchReport {
             source: Some(source),
             tenants: metas
@@ -358,6 +150,17 @@ impl<B: Backend> Router<B> {
             latencies_ms: stats.latencies_ms(),
             duration: started.elapsed(),
         };
+        tracing::info!(
+            message = "batch routed",
+            source = source.as_str(),
+            ordering = ?ordering,
+            records = report.outcomes.len(),
+            invoked = report.count("invoked"),
+            rejected = report.count("rejected"),
+            failed = report.count("failed"),
+            reported = report.outcomes.iter().filter(|o| o.is_reported()).count(),
+            duration_ms = report.duration.as_millis() as u64,
+        );
         if let Some(sink) = &self.metrics {
             let document = crate::metrics::batch_document(
                 &report,

@@ -1,30 +1,38 @@
-//! The tenant router: takes SQS batches delivered by an event source mapping, proves each record's
-//! tenant, wraps it in an [`shared::Envelope`] and invokes the tenant-isolated backend
-//! asynchronously with that tenant id, answering with the partial batch response the event source
-//! expects.
+//! The tenant router: takes SQS, Kinesis and DynamoDB-stream batches delivered by an event source
+//! mapping (and EventBridge events), proves each record's tenant, wraps it in an
+//! [`shared::Envelope`] and invokes the tenant-isolated backend with that tenant id, answering
+//! with the partial batch response the event source expects.
 //!
-//! Layout: [`config`] (environment → validated settings), [`source`] (per-source decoding and
-//! responses), [`batch`] (ordering, retries, quarantine: the pure core; `tenant_batch` packs a
-//! tenant's records into envelope batches when `ROUTER_DELIVERY=tenant-batch`), [`backend`] (the seam in
-//! front of AWS), [`handler`] (one event in, one response out), [`replay`] (the `router replay`
-//! command) and [`telemetry`].
+//! Modules form one-way layers; each uses only those above it in this list:
+//! 1. [`outcome`], [`retry`], [`config`], [`backend`] — leaf types: outcomes and reasons, retry
+//!    policy and deadline, validated settings, the seam in front of AWS;
+//! 2. [`invocation`] — the invocation's facts and [`BatchError`];
+//! 3. [`record`] — the record as the engine sees it, ordering, sequence comparison;
+//! 4. [`source`] — decoding each source into records, and each source's response;
+//! 5. [`engine`] — the one routing engine (lanes, gate, proof, delivery modes, retries,
+//!    quarantine);
+//! 6. [`report`], [`metrics`] — what happened to a batch;
+//! 7. [`handler`] ([`Router`]), then [`replay`] and the binary.
 
 pub mod backend;
-pub mod batch;
 pub mod config;
+pub mod engine;
 pub mod handler;
+pub mod invocation;
 pub mod metrics;
 pub mod outcome;
 pub mod record;
 pub mod replay;
+pub mod report;
 pub mod retry;
 pub mod source;
-mod tenant_batch;
 
 /// Logging set-up (shared with the backend).
 pub use shared::telemetry;
 
 pub use backend::{AwsBackend, Backend, FailureClass, InvokeFailure, InvokeRequest};
 pub use config::Config;
-pub use handler::{BatchError, BatchReport, InvocationInfo, Router};
+pub use handler::Router;
+pub use invocation::{BatchError, InvocationInfo};
 pub use outcome::Outcome;
+pub use report::BatchReport;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use router::handler::{InvocationInfo, Router, now_ms};
+use router::Router;
+use router::invocation::{InvocationInfo, now_ms};
 use router::replay::{Cli, Command, aws_backend, replay};
 use router::retry::Deadline;
 use router::{Config, telemetry};

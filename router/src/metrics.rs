@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use shared::metrics::Document;
 
-use crate::handler::BatchReport;
 use crate::outcome::Outcome;
+use crate::report::BatchReport;
 
 /// Most tenants listed in a document's `tenants` property (a log event is at most 256 KB).
 pub const MAX_TENANTS_LISTED: usize = 500;

@@ -63,6 +63,63 @@ impl Outcome {
             detail: detail.into(),
         }
     }
+
+    /// Not sent: record `earlier` of the same ordered lane (FIFO group, stream key) was reported.
+    pub(crate) fn earlier_in_lane(earlier: &str) -> Self {
+        Self::failed(
+            EARLIER_RECORD_FAILED,
+            format!("record {earlier} of the same ordered lane was not delivered"),
+        )
+    }
+
+    /// Not sent: sequence number `lowest`, at or below this record's, failed in this stream batch.
+    pub(crate) fn earlier_in_stream(lowest: &str) -> Self {
+        Self::failed(
+            EARLIER_RECORD_FAILED,
+            format!("sequence number {lowest} failed earlier in this shard"),
+        )
+    }
+
+    /// Not started: the invocation's deadline (less its margin) has come.
+    pub(crate) fn not_started() -> Self {
+        Self::failed(
+            DEADLINE,
+            "not started: the invocation deadline is too close",
+        )
+    }
+
+    /// The deadline came while `what` was under way.
+    pub(crate) fn deadline(what: &str) -> Self {
+        Self::failed(DEADLINE, format!("the deadline came before {what}"))
+    }
+
+    /// The record's path panicked while `what`; only this record fails.
+    pub(crate) fn internal_error(what: &str) -> Self {
+        Self::failed(INTERNAL_ERROR, format!("{what} panicked"))
+    }
+}
+
+/// Reason of a record not sent because an earlier record it is ordered after was reported.
+pub const EARLIER_RECORD_FAILED: &str = "earlier-record-failed";
+/// Reason of a record the deadline stopped.
+pub const DEADLINE: &str = "deadline";
+/// Reason of a record whose path panicked.
+pub const INTERNAL_ERROR: &str = "internal-error";
+
+/// Why a record stops before it is sent: a permanent rejection (quarantined or reported), or an
+/// outcome of its own (a transient failure).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The record can never succeed.
+    Reject(Rejection),
+    /// The record ends now with this outcome (reported for redelivery).
+    Fail(Outcome),
+}
+
+impl From<Rejection> for Verdict {
+    fn from(rejection: Rejection) -> Self {
+        Verdict::Reject(rejection)
+    }
 }
 
 /// Why a record is unusable, before it is quarantined.

@@ -1,16 +1,30 @@
-//! A record as the batch core sees it, whatever its source: the id to report, the lane that orders
-//! it, the original JSON for the quarantine queue, and either the decoded parts or why decoding
-//! failed. Per-source modules in [`crate::source`] build these; nothing after them knows the source.
+//! A record as the routing engine sees it, whatever its source: the id to report, the lane that
+//! orders it, the original JSON for the quarantine queue, and either the decoded parts or how to
+//! decode them when the record's turn comes. Also the batch's [`Ordering`] and the one comparison
+//! of stream sequence numbers. Per-source modules in `crate::source` build these; nothing after
+//! them knows the source.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
 
-use serde_json::Value;
 use serde_json::value::RawValue;
 use shared::{Envelope, TenantId};
 
 use crate::config::Config;
-use crate::handler::InvocationInfo;
-use crate::outcome::Rejection;
+use crate::invocation::InvocationInfo;
+use crate::outcome::{Outcome, Rejection, Verdict};
+
+/// The ordering rules of a batch's source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ordering {
+    /// SQS standard: no order; every record runs on its own.
+    Independent,
+    /// SQS FIFO: records of a lane (message group) in order; a failure stops the rest of its lane.
+    Lanes,
+    /// Kinesis and DynamoDB Streams: as `Lanes` (partition key), and in addition, once a record
+    /// has failed, no record with a sequence number at or above it is started, in any lane.
+    Stream,
+}
 
 /// One record of a batch, decoded as far as the payload allows.
 #[derive(Debug)]
@@ -34,8 +48,9 @@ pub type DecodeResult = (Result<Decoded, Rejection>, Option<String>);
 pub enum Pending<'a> {
     /// Decoded when the batch was read (boxed: a batch holds many pending records, most of them
     /// deferred, and a decoded record is large).
-    Ready(Box<Result<Decoded, Rejection>>),
-    /// Decoded by `decode` when the record is routed.
+    Ready(Box<Result<Decoded, Verdict>>),
+    /// Decoded by `decode` when the record is routed (the routing engine isolates a panic in it
+    /// to the record).
     Deferred {
         /// The record's JSON.
         raw: &'a RawValue,
@@ -56,7 +71,22 @@ impl std::fmt::Debug for Pending<'_> {
 impl Pending<'_> {
     /// A record decoded when the batch was read.
     pub fn ready(decoded: Result<Decoded, Rejection>) -> Self {
-        Pending::Ready(Box::new(decoded))
+        Pending::Ready(Box::new(decoded.map_err(Verdict::Reject)))
+    }
+
+    /// A record whose decoding panicked while `what`: it fails alone (`internal-error`).
+    pub fn panicked(what: &str) -> Self {
+        Pending::Ready(Box::new(Err(Verdict::Fail(Outcome::internal_error(what)))))
+    }
+
+    /// Decodes a record now, when the batch is read, with the same isolation the engine gives a
+    /// deferred decoding: a panic fails this record (`internal-error`) and nothing else.
+    /// Returns the record and the tenant it claims.
+    pub fn decode_now(decode: impl FnOnce() -> DecodeResult) -> (Self, Option<String>) {
+        match std::panic::catch_unwind(AssertUnwindSafe(decode)) {
+            Ok((decoded, claimed)) => (Self::ready(decoded), claimed),
+            Err(_) => (Self::panicked("decoding the record"), None),
+        }
     }
 
     /// The decoded record, decoding it now if it was deferred (and recording the tenant it
@@ -66,7 +96,7 @@ impl Pending<'_> {
         meta: &RecordMeta<'_>,
         config: &Config,
         info: &InvocationInfo,
-    ) -> Result<Decoded, Rejection> {
+    ) -> Result<Decoded, Verdict> {
         match self {
             Pending::Ready(decoded) => *decoded,
             Pending::Deferred { raw, decode } => {
@@ -74,7 +104,7 @@ impl Pending<'_> {
                 if let Some(claimed) = claimed {
                     let _ = meta.claimed_tenant.set(claimed);
                 }
-                decoded
+                decoded.map_err(Verdict::Reject)
             }
         }
     }
@@ -119,42 +149,39 @@ pub struct Decoded {
     pub trace_header: Option<String>,
 }
 
-/// Reads a string at a JSON pointer.
-pub fn string_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
-    value.pointer(pointer).and_then(Value::as_str)
-}
-
-/// Removes and returns the value at a JSON pointer (RFC 6901; `~1` is `/`, `~0` is `~`).
-pub fn take_at(value: &mut Value, pointer: &str) -> Option<Value> {
-    let (parent, last) = pointer.rsplit_once('/')?;
-    let key = if last.contains('~') {
-        last.replace("~1", "/").replace("~0", "~")
-    } else {
-        last.to_owned()
-    };
-    match value.pointer_mut(parent)? {
-        Value::Object(map) => map.remove(&key),
-        Value::Array(items) => {
-            let index: usize = key.parse().ok()?;
-            (index < items.len()).then(|| items.remove(index))
-        }
-        _ => None,
+/// Compares two stream sequence numbers: decimal strings of up to 129 digits, compared as
+/// numbers without converting them to machine integers.
+pub fn compare_sequence_numbers(a: &str, b: &str) -> std::cmp::Ordering {
+    let digits = |s: &str| s.bytes().all(|c| c.is_ascii_digit()) && !s.is_empty();
+    if !(digits(a) && digits(b)) {
+        return a.cmp(b);
     }
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use std::cmp::Ordering::*;
 
-    use super::*;
+    use super::compare_sequence_numbers as cmp;
 
     #[test]
-    fn take_at_removes_nested_and_escaped_keys() {
-        let mut v = json!({"a": {"b/c": 1, "d~e": 2, "keep": 3}, "t": "x"});
-        assert_eq!(take_at(&mut v, "/a/b~1c"), Some(json!(1)));
-        assert_eq!(take_at(&mut v, "/a/d~0e"), Some(json!(2)));
-        assert_eq!(take_at(&mut v, "/t"), Some(json!("x")));
-        assert_eq!(take_at(&mut v, "/missing"), None);
-        assert_eq!(v, json!({"a": {"keep": 3}}));
+    fn sequence_numbers_compare_as_decimal_numbers() {
+        let n40a = "4967112958773434937100000000000000000001";
+        let n40b = "4967112958773434937100000000000000000010";
+        assert_eq!(cmp(n40a, n40b), Less);
+        let n129 = "9".repeat(129);
+        let n128 = "9".repeat(128);
+        assert_eq!(cmp(&n128, &n129), Less);
+        assert_eq!(cmp(&n129, &n129), Equal);
+        // Longer is larger even when lexicographically smaller.
+        assert_eq!(cmp("100", "99"), Greater);
+        assert_eq!(cmp("00099", "100"), Less);
+        let mut big = "1".to_owned() + &"0".repeat(128);
+        assert_eq!(cmp(&big, &n128), Greater);
+        big.push('0');
+        assert_eq!(cmp(&big, &n129), Greater);
     }
 }

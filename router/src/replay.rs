@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::backend::{AwsBackend, Backend};
 use crate::config::Config;
-use crate::handler::{InvocationInfo, Router};
+use crate::handler::Router;
+use crate::invocation::InvocationInfo;
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use cross_crate_tests::{FakeBackend, TestKey, fake_router, workload};
-use router::handler::InvocationInfo;
+use router::InvocationInfo;
 
 /// The router binary's allocator, so that these figures are the deployed code's.
 #[global_allocator]

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use cross_crate_tests::token_failure_cases;
+use router::InvocationInfo;
 use router::Outcome;
-use router::handler::InvocationInfo;
 use serde_json::json;
 use wiremock::Mock;
 use wiremock::matchers::{method, path_regex};

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use cross_crate_tests::{T0_MS, TestKey, body, claims, sign, sqs_event, sqs_record};
+use router::InvocationInfo;
 use router::Outcome;
-use router::handler::InvocationInfo;
 use serde_json::json;
 use wiremock::matchers::{header, method, path_regex};
 use wiremock::{Mock, ResponseTemplate};

@@ -13,7 +13,7 @@ use std::time::Duration;
 use cross_crate_tests::{FakeBackend, TestKey, claims, fake_router, sign};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use router::handler::InvocationInfo;
+use router::InvocationInfo;
 use router::source::kpl;
 use serde_json::{Value, json};
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use cross_crate_tests::{FakeBackend, TestKey, fake_router, workload};
+use router::InvocationInfo;
 use router::Outcome;
-use router::handler::InvocationInfo;
 
 #[tokio::test]
 async fn a_panic_in_one_record_fails_only_that_record() {

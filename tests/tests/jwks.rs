@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use cross_crate_tests::{T0_MS, TestKey, body, claims, sign, sqs_event, sqs_record};
 use jsonwebtoken::jwk::JwkSet;
+use router::InvocationInfo;
 use router::Outcome;
-use router::handler::InvocationInfo;
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -124,7 +124,7 @@ async fn an_unknown_kid_newer_than_the_key_set_is_retried_not_quarantined() {
     ));
     // Sent after our keys were loaded, signed by a key we have not seen, inside the cool-down:
     // the issuer may have rotated, so the record fails transiently and comes back.
-    let later = router::handler::now_ms() + 1_000;
+    let later = router::invocation::now_ms() + 1_000;
     let outcome = route(&router, &event_at(TestKey::EdDsa, "b", later)).await;
     assert!(
         matches!(

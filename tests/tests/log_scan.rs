@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use router::handler::InvocationInfo;
+use router::InvocationInfo;
 use serde_json::Value;
 use shared::telemetry::{PowertoolsJson, filter_for};
 use tracing_subscriber::Layer;

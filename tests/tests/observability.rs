@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cross_crate_tests::{T0_MS, TestKey, body, claims, sign, sqs_event, sqs_record};
-use router::handler::InvocationInfo;
+use router::InvocationInfo;
 use serde_json::{Value, json};
 use shared::metrics::validate;
 

@@ -27,7 +27,7 @@ use std::time::Duration;
 use cross_crate_tests::{T0_MS, TestKey, claims, into_fifo, kinesis_record, sign, sqs_record};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
-use router::handler::InvocationInfo;
+use router::InvocationInfo;
 use router::{Backend, InvokeFailure, InvokeRequest, Outcome, Router};
 use serde_json::{Value, json};
 use tracing_subscriber::layer::SubscriberExt;
@@ -382,7 +382,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogCounter {
 }
 
 fn compare(a: &str, b: &str) -> std::cmp::Ordering {
-    router::source::compare_sequence_numbers(a, b)
+    router::record::compare_sequence_numbers(a, b)
 }
 
 fn check(case: Case) -> Result<(), TestCaseError> {

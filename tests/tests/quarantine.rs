@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use router::InvocationInfo;
 use router::Outcome;
-use router::handler::InvocationInfo;
 use serde_json::Value;
 use wiremock::matchers::{header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -8,8 +8,8 @@ use cross_crate_tests::{
     FakeBackend, T0_MS, TestKey, claims, fake_router, into_fifo, sign, sqs_event, sqs_record,
     workload,
 };
+use router::InvocationInfo;
 use router::Outcome;
-use router::handler::InvocationInfo;
 use serde_json::{Value, json};
 
 fn info() -> InvocationInfo {

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use cross_crate_tests::token_failure_cases;
+use router::InvocationInfo;
 use router::Outcome;
-use router::handler::InvocationInfo;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -7,7 +7,7 @@ use cross_crate_tests::{
     FakeBackend, T0_MS, TestKey, body, claims, fake_router, sign, sqs_event, sqs_record,
 };
 use jsonwebtoken::{Algorithm, Header};
-use router::handler::InvocationInfo;
+use router::InvocationInfo;
 use serde_json::{Value, json};
 
 async fn reason_for(token: &str) -> Option<&'static str> {

@@ -24,11 +24,11 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use shared::Source;
 
-use super::{Document, Parts};
+use super::build::{self, Parts};
+use super::document::Document;
 use crate::config::{Config, TenantFrom};
-use crate::handler::{BatchError, InvocationInfo};
-use crate::outcome::Rejection;
-use crate::record::{Record, RecordMeta};
+use crate::invocation::{BatchError, InvocationInfo};
+use crate::record::{DecodeResult, Pending, Record, RecordMeta, claimed};
 
 /// Decodes every record of a DynamoDB Streams batch.
 pub fn decode<'a>(
@@ -42,7 +42,7 @@ pub fn decode<'a>(
             Ok(record) => record,
             Err(error) => {
                 // Unreadable, but reportable if its identifier can be found.
-                records.push(super::unreadable_record(
+                records.push(build::unreadable_record(
                     raw,
                     index,
                     ("dynamodb", "SequenceNumber"),
@@ -61,15 +61,16 @@ pub fn decode<'a>(
             id.clone()
         };
         let lane = Some(plain_text(&record.change.keys));
-        let (decoded, claimed_tenant) = decode_record(record, &envelope_id, config, info);
+        let (decoded, claimed_tenant) =
+            Pending::decode_now(|| decode_record(record, &envelope_id, config, info));
         records.push(Record {
             meta: RecordMeta {
                 id,
                 raw,
                 lane,
-                claimed_tenant: crate::record::claimed(claimed_tenant),
+                claimed_tenant: claimed(claimed_tenant),
             },
-            decoded: crate::record::Pending::ready(decoded),
+            decoded,
         });
     }
     Ok(records)
@@ -80,7 +81,7 @@ fn decode_record(
     id: &str,
     config: &Config,
     info: &InvocationInfo,
-) -> (Result<crate::record::Decoded, Rejection>, Option<String>) {
+) -> DecodeResult {
     let EventRecord {
         change,
         event_name,
@@ -124,7 +125,7 @@ fn decode_record(
         attributes,
         trace_header: None,
     };
-    super::build(
+    build::build(
         parts,
         config,
         info,

@@ -8,11 +8,11 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use shared::Source;
 
-use super::Parts;
+use super::build::{self, Parts};
 use crate::config::Config;
-use crate::handler::{BatchError, InvocationInfo};
+use crate::invocation::{BatchError, InvocationInfo};
 use crate::outcome::Rejection;
-use crate::record::{Record, RecordMeta};
+use crate::record::{Pending, Record, RecordMeta, claimed};
 
 /// Decodes one EventBridge event into one record.
 pub fn decode<'a>(
@@ -47,34 +47,36 @@ pub fn decode<'a>(
         }
     }
     let detail = event.remove("detail").unwrap_or(Value::Null);
-    let (decoded, claimed_tenant) = if detail.is_object() {
-        let parts = Parts {
-            source: Source::Eventbridge,
-            id: &id,
-            event_source_arn: source,
-            arrived_at_ms,
-            payload: detail,
-            attributes,
-            trace_header: None,
-        };
-        super::build(parts, config, info, |_| None, |_| None)
-    } else {
-        (
-            Err(Rejection::new(
-                "malformed-body",
-                "the event's detail is not a JSON object",
-            )),
-            None,
-        )
-    };
+    let (decoded, claimed_tenant) = Pending::decode_now(|| {
+        if detail.is_object() {
+            let parts = Parts {
+                source: Source::Eventbridge,
+                id: &id,
+                event_source_arn: source,
+                arrived_at_ms,
+                payload: detail,
+                attributes,
+                trace_header: None,
+            };
+            build::build(parts, config, info, |_| None, |_| None)
+        } else {
+            (
+                Err(Rejection::new(
+                    "malformed-body",
+                    "the event's detail is not a JSON object",
+                )),
+                None,
+            )
+        }
+    });
     Ok(Record {
         meta: RecordMeta {
             id,
             raw,
             lane: None,
-            claimed_tenant: crate::record::claimed(claimed_tenant),
+            claimed_tenant: claimed(claimed_tenant),
         },
-        decoded: crate::record::Pending::ready(decoded),
+        decoded,
     })
 }
 

@@ -14,11 +14,12 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use shared::Source;
 
-use super::{Parts, kpl};
+use super::build::{self, Parts};
+use super::kpl;
 use crate::config::{Config, TenantFrom};
-use crate::handler::{BatchError, InvocationInfo};
+use crate::invocation::{BatchError, InvocationInfo};
 use crate::outcome::Rejection;
-use crate::record::{Decoded, Record, RecordMeta};
+use crate::record::{Decoded, Pending, Record, RecordMeta, claimed};
 
 #[derive(Deserialize)]
 struct ArrivalOnly {
@@ -43,7 +44,7 @@ pub fn decode<'a>(
             Ok(record) => record,
             Err(error) => {
                 // Unreadable, but reportable if its identifier can be found.
-                records.push(super::unreadable_record(
+                records.push(build::unreadable_record(
                     raw,
                     index,
                     ("kinesis", "sequenceNumber"),
@@ -67,68 +68,78 @@ pub fn decode<'a>(
         let data = &record.kinesis.data.0;
 
         if kpl::is_aggregated(data) {
-            match kpl::deaggregate(data) {
-                Ok(users) => {
+            // De-aggregating is decoding too: a panic in it fails this record alone.
+            let users = std::panic::catch_unwind(|| kpl::deaggregate(data));
+            match users {
+                Ok(Ok(users)) => {
                     for (sub, user) in users.into_iter().enumerate() {
-                        let payload = serde_json::from_slice::<Value>(&user.data);
                         let envelope_id = format!("{id}:{sub}");
-                        let (decoded, claimed_tenant) = decode_payload(
-                            payload,
-                            &envelope_id,
-                            &arn,
-                            &user.partition_key,
-                            arrived_at_ms,
-                            Some(sub),
-                            config,
-                            info,
-                        );
+                        let (decoded, claimed_tenant) = Pending::decode_now(|| {
+                            decode_payload(
+                                serde_json::from_slice::<Value>(&user.data),
+                                &envelope_id,
+                                &arn,
+                                &user.partition_key,
+                                arrived_at_ms,
+                                Some(sub),
+                                config,
+                                info,
+                            )
+                        });
                         records.push(Record {
                             meta: RecordMeta {
                                 id: id.clone(),
                                 raw,
                                 lane: Some(user.partition_key),
-                                claimed_tenant: crate::record::claimed(claimed_tenant),
+                                claimed_tenant: claimed(claimed_tenant),
                             },
-                            decoded: crate::record::Pending::ready(decoded),
+                            decoded,
                         });
                     }
                 }
-                Err(problem) => records.push(Record {
+                Ok(Err(problem)) => records.push(Record {
                     meta: RecordMeta {
                         id,
                         raw,
                         lane: Some(record.kinesis.partition_key.clone()),
                         claimed_tenant: std::sync::OnceLock::new(),
                     },
-                    decoded: crate::record::Pending::ready(Err(Rejection::new(
-                        "kpl-malformed",
-                        problem,
-                    ))),
+                    decoded: Pending::ready(Err(Rejection::new("kpl-malformed", problem))),
+                }),
+                Err(_) => records.push(Record {
+                    meta: RecordMeta {
+                        id,
+                        raw,
+                        lane: Some(record.kinesis.partition_key.clone()),
+                        claimed_tenant: std::sync::OnceLock::new(),
+                    },
+                    decoded: Pending::panicked("de-aggregating the KPL record"),
                 }),
             }
             continue;
         }
 
-        let payload = serde_json::from_slice::<Value>(data);
         let partition_key = record.kinesis.partition_key.clone();
-        let (decoded, claimed_tenant) = decode_payload(
-            payload,
-            &id,
-            &arn,
-            &partition_key,
-            arrived_at_ms,
-            None,
-            config,
-            info,
-        );
+        let (decoded, claimed_tenant) = Pending::decode_now(|| {
+            decode_payload(
+                serde_json::from_slice::<Value>(data),
+                &id,
+                &arn,
+                &partition_key,
+                arrived_at_ms,
+                None,
+                config,
+                info,
+            )
+        });
         records.push(Record {
             meta: RecordMeta {
                 id,
                 raw,
                 lane: Some(partition_key),
-                claimed_tenant: crate::record::claimed(claimed_tenant),
+                claimed_tenant: claimed(claimed_tenant),
             },
-            decoded: crate::record::Pending::ready(decoded),
+            decoded,
         });
     }
     Ok(records)
@@ -172,7 +183,7 @@ fn decode_payload(
         attributes,
         trace_header: None,
     };
-    super::build(
+    build::build(
         parts,
         config,
         info,

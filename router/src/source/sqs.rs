@@ -17,9 +17,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use shared::Source;
 
-use super::Parts;
+use super::build::{self, Parts};
 use crate::config::{Config, TenantFrom, TokenFrom};
-use crate::handler::{BatchError, InvocationInfo};
+use crate::invocation::{BatchError, InvocationInfo};
 use crate::outcome::{Outcome, Rejection};
 use crate::record::{DecodeResult, Decoded, Pending, Record, RecordMeta};
 
@@ -51,7 +51,7 @@ pub fn decode<'a>(raw: &[&'a RawValue]) -> Result<(Vec<Record<'a>>, bool), Batch
             Ok(head) => head,
             Err(error) => {
                 // Unreadable, but reportable if its identifier can be found.
-                records.push(super::unreadable_record(
+                records.push(build::unreadable_record(
                     raw,
                     index,
                     ("", "messageId"),
@@ -172,7 +172,7 @@ fn decode_message(
             );
         }
     };
-    let (payload, carried_by) = match super::unwrap_carried(body) {
+    let (payload, carried_by) = match build::unwrap_carried(body) {
         Ok(unwrapped) => unwrapped,
         Err(rejection) => return (Err(rejection), None),
     };
@@ -218,7 +218,7 @@ fn decode_message(
         attributes,
         trace_header,
     };
-    super::build(
+    build::build(
         parts,
         config,
         info,
@@ -295,7 +295,10 @@ mod tests {
                 record.meta.id.clone(),
                 record.meta.lane.clone(),
                 record.meta.claimed_tenant.get().cloned(),
-                result.map(|d| d.tenant.to_string()).map_err(|r| r.reason),
+                result.map(|d| d.tenant.to_string()).map_err(|v| match v {
+                    crate::outcome::Verdict::Reject(r) => r.reason,
+                    crate::outcome::Verdict::Fail(o) => o.reason().unwrap_or_default(),
+                }),
             ));
         }
         assert_eq!(

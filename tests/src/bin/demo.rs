@@ -12,7 +12,7 @@ use std::time::Duration;
 use aws_sdk_lambda::config::retry::RetryConfig;
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use cross_crate_tests::{fixtures_dir, router_env};
-use router::handler::InvocationInfo;
+use router::InvocationInfo;
 use router::{AwsBackend, Config, Router};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};

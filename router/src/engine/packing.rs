@@ -1,0 +1,463 @@
+//! The delivery mode as a strategy over the one lane scheduler: how proven records are packed
+//! into Invokes (`ROUTER_DELIVERY`).
+//! - `record`: each record is its own Invoke, sent when its lane reaches it.
+//! - `tenant-batch`: a record joins its tenant's open chunk, an envelope batch
+//!   ([`shared::BatchPayload`]) of at most `ROUTER_BATCH_MAX_BYTES`; a chunk is sent when the
+//!   next record does not fit, when a lane needs it delivered before its next record may go,
+//!   when the chunks held together exceed [`HOLD_BUDGET`], and at the end of the batch.
+//!
+//! Order within a lane: a lane's record may join the chunk that holds the lane's previous record
+//! (one Invoke keeps their order); any other chunk only after that one has been sent and the
+//! ordering gate has been asked again. Every Invoke, in both modes, goes through
+//! [`Packer::dispatch`]: the gate is asked once more just before it goes out, and its answer
+//! ends exactly the records it carried. A chunk the service refuses as unusable (400, 413,
+//! 415) is split and its records sent one by one, so one bad record cannot fail its neighbours.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use futures::StreamExt;
+use shared::{ASYNC_PAYLOAD_LIMIT, BatchPayload, TenantId};
+use tokio::sync::{Semaphore, oneshot, watch};
+
+use super::context::RouteContext;
+use super::isolation::isolated;
+use super::ledger::Ledger;
+use super::quarantine;
+use super::send::{Sent, send};
+use crate::backend::Backend;
+use crate::config::Delivery;
+use crate::outcome::Outcome;
+
+/// Most bytes of open chunks held at once in `tenant-batch` mode; past it the largest is sent,
+/// so a large batch of many tenants never holds every envelope (BENCHMARKS.md, memory).
+pub const HOLD_BUDGET: usize = 8 * 1024 * 1024;
+
+/// A proven record, wrapped and ready to be sent.
+pub struct Ready {
+    /// The proven tenant.
+    pub tenant: TenantId,
+    /// Its envelope.
+    pub payload: Vec<u8>,
+    /// For its outcome line.
+    pub correlation_id: String,
+    /// `X-Amzn-Trace-Id` for its Invoke.
+    pub trace_header: Option<String>,
+}
+
+/// Where a lane's latest record waits to be sent (`tenant-batch`): its tenant's chunk.
+#[derive(Default)]
+pub struct Hold(Option<(TenantId, u64)>);
+
+/// A record carried by an Invoke.
+struct Member {
+    index: usize,
+    lane: usize,
+    correlation_id: String,
+    trace_header: Option<String>,
+}
+
+/// What one Invoke carries.
+enum Body {
+    /// One envelope.
+    Plain(Vec<u8>),
+    /// An envelope batch.
+    Batch(BatchPayload),
+}
+
+/// A tenant's chunk being filled.
+struct Open {
+    id: u64,
+    batch: BatchPayload,
+    members: Vec<Member>,
+}
+
+#[derive(Default)]
+struct Chunks {
+    next_id: u64,
+    /// One open chunk per tenant.
+    open: HashMap<TenantId, Open>,
+    /// Chunks on their way, by id: done when the value turns true.
+    sending: HashMap<u64, watch::Receiver<bool>>,
+    /// Bytes of the open chunks.
+    held_bytes: usize,
+}
+
+impl Chunks {
+    /// Takes `tenant`'s open chunk out to be sent.
+    fn seal(&mut self, tenant: &TenantId) -> Option<(Open, watch::Sender<bool>)> {
+        let open = self.open.remove(tenant)?;
+        self.held_bytes -= open.batch.len();
+        let (done, waiting) = watch::channel(false);
+        self.sending.insert(open.id, waiting);
+        Some((open, done))
+    }
+}
+
+/// Packs proven records into Invokes and sends them.
+pub struct Packer<'e, B> {
+    ledger: &'e Ledger<'e, 'e>,
+    context: &'e RouteContext<'e, B>,
+    /// `None` in `record` mode.
+    chunks: Option<Mutex<Chunks>>,
+    turns: Mutex<Turns>,
+    /// At most `max_in_flight` Invokes at once, in both modes.
+    invokes: Semaphore,
+}
+
+enum Step {
+    /// Added to its tenant's open chunk; the chunk that was full before it, to send.
+    Appended(Option<(Open, watch::Sender<bool>)>),
+    /// The chunk holding the lane's previous record must be delivered first.
+    Deliver(TenantId, u64),
+    /// The chunk holding the lane's previous record is full: it goes first.
+    Send(Open, watch::Sender<bool>),
+}
+
+/// Whose turn it is to be placed (`tenant-batch`).
+#[derive(Default)]
+struct Turns {
+    next: usize,
+    waiting: HashMap<usize, oneshot::Sender<()>>,
+}
+
+impl<'e, B: Backend> Packer<'e, B> {
+    /// A packer for the context's delivery mode.
+    pub fn new(ledger: &'e Ledger<'e, 'e>, context: &'e RouteContext<'e, B>) -> Self {
+        let chunks = (context.config.delivery == Delivery::TenantBatch).then(Mutex::default);
+        Self {
+            ledger,
+            context,
+            chunks,
+            turns: Mutex::default(),
+            invokes: Semaphore::new(context.config.max_in_flight),
+        }
+    }
+
+    /// How many lanes run at once: `max_in_flight` in `record` mode (each waits for its own
+    /// Invoke); every lane in `tenant-batch` mode, where a lane mostly waits for its turn and
+    /// the Invokes are bounded on their own.
+    pub fn lane_concurrency(&self) -> Option<usize> {
+        match self.chunks {
+            None => Some(self.context.config.max_in_flight),
+            Some(_) => None,
+        }
+    }
+
+    /// Waits until record `index` may be placed (`tenant-batch`: records join chunks in batch
+    /// order, so a tenant's chunks read like the batch and one lane cannot crowd out the
+    /// others). Every record takes its turn once and passes it with [`Packer::pass`].
+    pub async fn turn(&self, index: usize) {
+        if self.chunks.is_none() {
+            return;
+        }
+        let waiting = {
+            let mut turns = self.turns.lock().expect("turns lock");
+            if turns.next == index {
+                return;
+            }
+            let (wake, waiting) = oneshot::channel();
+            turns.waiting.insert(index, wake);
+            waiting
+        };
+        let _ = waiting.await;
+    }
+
+    /// Record `index` is placed: the next record's turn.
+    pub fn pass(&self, index: usize) {
+        if self.chunks.is_none() {
+            return;
+        }
+        let mut turns = self.turns.lock().expect("turns lock");
+        debug_assert_eq!(turns.next, index, "turns are taken in batch order");
+        turns.next = index + 1;
+        if let Some(wake) = turns.waiting.remove(&(index + 1)) {
+            let _ = wake.send(());
+        }
+    }
+
+    /// Delivers record `index` of `lane`, whose turn it is, and passes the turn: sends it now
+    /// (`record`), or adds it to its tenant's chunk (`tenant-batch`), first delivering the chunk
+    /// that holds the lane's previous record when this one cannot join it.
+    pub async fn deliver(&self, lane: usize, index: usize, ready: Ready, hold: &mut Hold) {
+        let Ready {
+            tenant,
+            payload,
+            correlation_id,
+            trace_header,
+        } = ready;
+        let member = Member {
+            index,
+            lane,
+            correlation_id,
+            trace_header,
+        };
+        let Some(chunks) = &self.chunks else {
+            return self
+                .dispatch(&tenant, vec![member], Body::Plain(payload))
+                .await;
+        };
+        let mut member = Some(member);
+        loop {
+            let step = {
+                let mut chunks = chunks.lock().expect("chunks lock");
+                let open = chunks.open.get(&tenant);
+                let open_id = open.map(|open| open.id);
+                let limit = self.context.config.batch_max_bytes;
+                let full = open.is_some_and(|open| {
+                    !open.batch.is_empty() && open.batch.len_with(payload.len()) > limit
+                });
+                match &hold.0 {
+                    // The lane's previous record waits in a chunk this one cannot join: that
+                    // chunk goes first, and its outcome decides whether this one may go.
+                    Some((held_tenant, held))
+                        if *held_tenant != tenant || open_id != Some(*held) =>
+                    {
+                        Step::Deliver(held_tenant.clone(), *held)
+                    }
+                    Some(_) if full => {
+                        let (open, done) = chunks.seal(&tenant).expect("an open chunk");
+                        Step::Send(open, done)
+                    }
+                    _ => {
+                        let sealed = if full { chunks.seal(&tenant) } else { None };
+                        let id = chunks.next_id;
+                        let open = chunks.open.entry(tenant.clone()).or_insert_with(|| Open {
+                            id,
+                            batch: BatchPayload::new(&tenant),
+                            members: Vec::new(),
+                        });
+                        let created = open.members.is_empty();
+                        let before = if created { 0 } else { open.batch.len() };
+                        open.batch.push(&payload);
+                        open.members.push(member.take().expect("added once"));
+                        let (id_used, grown) = (open.id, open.batch.len() - before);
+                        if created {
+                            chunks.next_id += 1;
+                        }
+                        chunks.held_bytes += grown;
+                        hold.0 = Some((tenant.clone(), id_used));
+                        Step::Appended(sealed)
+                    }
+                }
+            };
+            match step {
+                Step::Appended(sealed) => {
+                    self.pass(index);
+                    if let Some((open, done)) = sealed {
+                        self.send_sealed(&tenant, open, done).await;
+                    }
+                    return self.within_budget().await;
+                }
+                Step::Deliver(held_tenant, held) => self.complete(&held_tenant, held).await,
+                Step::Send(open, done) => self.send_sealed(&tenant, open, done).await,
+            }
+            hold.0 = None;
+            // The lane's previous record may have failed meanwhile.
+            let member = member.as_ref().expect("not added yet");
+            if let Some(outcome) = self.ledger.blocked(lane, index) {
+                self.pass(index);
+                return self.ledger.finish(
+                    index,
+                    lane,
+                    Some(&tenant),
+                    Some(&member.correlation_id),
+                    outcome,
+                );
+            }
+        }
+    }
+
+    /// Delivers the chunk holding the lane's latest record, if any, and waits for its outcome.
+    pub async fn settle(&self, hold: &mut Hold) {
+        if let Some((tenant, id)) = hold.0.take() {
+            self.complete(&tenant, id).await;
+        }
+    }
+
+    /// Sends every chunk still open (the end of the batch), at most `max_in_flight` at once.
+    pub async fn finish(&self) {
+        let Some(chunks) = &self.chunks else {
+            return;
+        };
+        let sealed: Vec<_> = {
+            let mut chunks = chunks.lock().expect("chunks lock");
+            let tenants: Vec<TenantId> = chunks.open.keys().cloned().collect();
+            tenants
+                .into_iter()
+                .filter_map(|tenant| {
+                    let (open, done) = chunks.seal(&tenant)?;
+                    Some((tenant, open, done))
+                })
+                .collect()
+        };
+        futures::stream::iter(sealed)
+            .for_each_concurrent(
+                self.context.config.max_in_flight,
+                |(tenant, open, done)| async move { self.send_sealed(&tenant, open, done).await },
+            )
+            .await;
+    }
+
+    /// Sends the largest open chunk while the open chunks hold more than [`HOLD_BUDGET`].
+    async fn within_budget(&self) {
+        let Some(chunks) = &self.chunks else {
+            return;
+        };
+        loop {
+            let sealed = {
+                let mut chunks = chunks.lock().expect("chunks lock");
+                if chunks.held_bytes <= HOLD_BUDGET {
+                    return;
+                }
+                let largest = chunks
+                    .open
+                    .iter()
+                    .max_by_key(|(_, open)| open.batch.len())
+                    .map(|(tenant, _)| tenant.clone())
+                    .expect("bytes are held by open chunks");
+                let (open, done) = chunks.seal(&largest).expect("an open chunk");
+                (largest, open, done)
+            };
+            self.send_sealed(&sealed.0, sealed.1, sealed.2).await;
+        }
+    }
+
+    /// Makes sure chunk `id` of `tenant` is delivered: sends it if still open, else waits for
+    /// whoever is sending it.
+    async fn complete(&self, tenant: &TenantId, id: u64) {
+        let Some(chunks) = &self.chunks else {
+            return;
+        };
+        let waiting = {
+            let mut chunks = chunks.lock().expect("chunks lock");
+            if chunks.open.get(tenant).is_some_and(|open| open.id == id) {
+                Ok(chunks.seal(tenant).expect("an open chunk"))
+            } else {
+                Err(chunks.sending.get(&id).cloned())
+            }
+        };
+        match waiting {
+            Ok((open, done)) => self.send_sealed(tenant, open, done).await,
+            Err(Some(mut waiting)) => {
+                // A dropped sender means the chunk's outcomes are written too.
+                let _ = waiting.wait_for(|done| *done).await;
+            }
+            Err(None) => {}
+        }
+    }
+
+    async fn send_sealed(&self, tenant: &TenantId, open: Open, done: watch::Sender<bool>) {
+        let id = open.id;
+        self.dispatch(tenant, open.members, Body::Batch(open.batch))
+            .await;
+        if let Some(chunks) = &self.chunks {
+            chunks.lock().expect("chunks lock").sending.remove(&id);
+        }
+        done.send_replace(true);
+    }
+
+    /// Sends one Invoke carrying `members` and ends each of them with its answer.
+    async fn dispatch(&self, tenant: &TenantId, mut members: Vec<Member>, mut body: Body) {
+        // The ordering rules once more, just before the Invoke goes out: since these records
+        // were taken, an earlier record of their lane may have failed, or (streams) a lower
+        // sequence number elsewhere.
+        let keep: Vec<bool> = members
+            .iter()
+            .map(
+                |member| match self.ledger.blocked(member.lane, member.index) {
+                    Some(outcome) => {
+                        self.end(tenant, member, outcome);
+                        false
+                    }
+                    None => true,
+                },
+            )
+            .collect();
+        if keep.contains(&false) {
+            let mut kept = keep.iter();
+            members.retain(|_| *kept.next().expect("one flag per member"));
+            if let Body::Batch(batch) = &mut body {
+                batch.retain(|index| keep[index]);
+            }
+        }
+        if members.is_empty() {
+            return;
+        }
+        if !self.context.info.deadline.can_start() {
+            for member in &members {
+                self.end(tenant, member, Outcome::not_started());
+            }
+            return;
+        }
+        let payload = match &body {
+            Body::Plain(payload) => payload.as_slice(),
+            // A record that fits the limit alone but not inside a batch goes as a plain
+            // envelope; the backend accepts both shapes.
+            Body::Batch(batch) if members.len() == 1 && batch.len() > ASYNC_PAYLOAD_LIMIT => {
+                batch.record(0)
+            }
+            Body::Batch(batch) => batch.payload(),
+        };
+        let label = &self.ledger.meta(members[0].index).id;
+        let trace = members[0].trace_header.as_deref();
+        let sent = {
+            let _slot = self.invokes.acquire().await.expect("never closed");
+            isolated(
+                send(label, tenant, payload, trace, self.context),
+                "sending the Invoke",
+            )
+            .await
+            .unwrap_or_else(Sent::Failed)
+        };
+        match sent {
+            Sent::Invoked { attempts } => {
+                for member in &members {
+                    self.end(tenant, member, Outcome::Invoked { attempts });
+                }
+            }
+            Sent::Failed(outcome) => {
+                for member in &members {
+                    self.end(tenant, member, outcome.clone());
+                }
+            }
+            Sent::Refused(rejection) if members.len() == 1 => {
+                let meta = self.ledger.meta(members[0].index);
+                let outcome = isolated(
+                    quarantine::reject(meta, rejection, self.context),
+                    "quarantining the record",
+                )
+                .await
+                .unwrap_or_else(|outcome| outcome);
+                self.end(tenant, &members[0], outcome);
+            }
+            Sent::Refused(rejection) => {
+                let Body::Batch(batch) = body else {
+                    unreachable!("a plain Invoke carries one record")
+                };
+                tracing::warn!(
+                    message = "tenant batch refused; sending its records one by one",
+                    tenant_id = tenant.as_str(),
+                    records = members.len(),
+                    reason = rejection.reason,
+                    detail = rejection.detail.as_str(),
+                );
+                for (position, member) in members.into_iter().enumerate() {
+                    let mut single = BatchPayload::new(tenant);
+                    single.push(batch.record(position));
+                    Box::pin(self.dispatch(tenant, vec![member], Body::Batch(single))).await;
+                }
+            }
+        }
+    }
+
+    fn end(&self, tenant: &TenantId, member: &Member, outcome: Outcome) {
+        self.ledger.finish(
+            member.index,
+            member.lane,
+            Some(tenant),
+            Some(&member.correlation_id),
+            outcome,
+        );
+    }
+}
