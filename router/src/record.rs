@@ -185,3 +185,21 @@ mod tests {
         assert_eq!(cmp(&big, &n129), Greater);
     }
 }
+
+#[cfg(test)]
+mod isolation_tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_while_decoding_now_fails_that_record() {
+        let (pending, claimed) = Pending::decode_now(|| panic!("on purpose"));
+        assert!(claimed.is_none());
+        let Pending::Ready(decoded) = pending else {
+            panic!("decoded now")
+        };
+        match *decoded {
+            Err(Verdict::Fail(outcome)) => assert_eq!(outcome.reason(), Some("internal-error")),
+            other => panic!("{other:?}"),
+        }
+    }
+}

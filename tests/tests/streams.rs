@@ -559,3 +559,56 @@ async fn upstream_stream_shapes_parse() {
     let report = router.route_event(&event, &info()).await.unwrap();
     assert!(!report.outcomes.is_empty());
 }
+
+/// The stream gate spans keys: once key A's record has failed, key B's later record with a
+/// higher sequence number is not started, although key B itself never failed. The order is made
+/// deterministic by a slow first record of key B: key A's failure is known before B's second
+/// record is taken.
+#[tokio::test]
+async fn a_failure_in_one_key_stops_higher_records_of_every_other_key() {
+    use cross_crate_tests::{TestKey, body, claims, kinesis_record, sign};
+    let data = |tenant: &str| {
+        body(
+            tenant,
+            &sign(TestKey::Es256, &claims(tenant)),
+            json!({"n": 1}),
+        )
+        .into_bytes()
+    };
+    let event = json!({"Records": [
+        kinesis_record("100", "key-b", &data("acme")),
+        kinesis_record("200", "key-a", &data("globex")),
+        kinesis_record("300", "key-b", &data("acme")),
+    ]})
+    .to_string();
+    let server = bare_server().await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .and(wiremock::matchers::body_string_contains("\"id\":\"100\""))
+        .respond_with(ResponseTemplate::new(202).set_delay(Duration::from_millis(400)))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .and(wiremock::matchers::body_string_contains("\"id\":\"200\""))
+        .respond_with(lambda_error(500, "ServiceException"))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    accept_the_rest(&server).await;
+    let router = router(&server, &[("ROUTER_RETRY_MAX_ATTEMPTS", "1")]);
+    let report = router.route_event(&event, &info()).await.expect("a batch");
+
+    assert_eq!(report.outcomes[0], Outcome::Invoked { attempts: 1 });
+    assert_eq!(report.outcomes[1].reason(), Some("backend-unavailable"));
+    assert_eq!(
+        report.outcomes[2].reason(),
+        Some("earlier-record-failed"),
+        "{:?}",
+        report.outcomes[2]
+    );
+    let invoked = ids_invoked(&invocations(&server).await);
+    assert!(!invoked.contains(&"300".to_owned()), "{invoked:?}");
+    assert_eq!(reported(&report.response), ["200"]);
+}

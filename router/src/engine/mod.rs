@@ -188,3 +188,95 @@ async fn prepare<B: Backend>(
         trace_header: decoded.trace_header,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::backend::{InvokeFailure, InvokeRequest};
+    use crate::config::Config;
+    use crate::invocation::InvocationInfo;
+    use crate::record::DecodeResult;
+
+    /// Accepts every Invoke and remembers the tenants.
+    #[derive(Default)]
+    struct Accepting(Mutex<Vec<String>>);
+
+    impl Backend for Accepting {
+        async fn invoke(&self, request: InvokeRequest<'_>) -> Result<(), InvokeFailure> {
+            self.0.lock().unwrap().push(request.tenant.to_string());
+            Ok(())
+        }
+        fn has_quarantine(&self) -> bool {
+            false
+        }
+        async fn quarantine(&self, _: String, _: &str) -> Result<(), String> {
+            Err("none".into())
+        }
+    }
+
+    fn panicking(_: &RawValue, id: &str, _: &Config, _: &InvocationInfo) -> DecodeResult {
+        panic!("decoding {id} panicked on purpose")
+    }
+
+    /// A panic while one deferred record is decoded fails that record alone, in both modes.
+    #[tokio::test]
+    async fn a_panic_while_decoding_fails_that_record_only() {
+        for delivery in ["record", "tenant-batch"] {
+            let env = HashMap::from([
+                ("ROUTER_BACKEND_FUNCTION", "backend"),
+                ("ROUTER_VALIDATION", "trusted"),
+                ("ROUTER_DELIVERY", delivery),
+            ]);
+            let config = Config::from_lookup(|name| env.get(name).map(|v| v.to_string())).unwrap();
+            let record = |id: &str, tenant: &str| {
+                serde_json::json!({"messageId": id, "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
+                    "body": serde_json::json!({"tenantId": tenant}).to_string()})
+            };
+            let event = serde_json::json!({"Records": [
+                record("m1", "acme"), record("m2", "acme"), record("m3", "globex"),
+            ]})
+            .to_string();
+            let info = InvocationInfo::with_budget(Duration::from_secs(5), Duration::ZERO);
+            let mut batch = crate::source::read(&event, &config, &info)
+                .unwrap()
+                .unwrap();
+            let Pending::Deferred { raw, .. } = batch.records[1].decoded else {
+                panic!("SQS records are decoded when routed")
+            };
+            batch.records[1].decoded = Pending::Deferred {
+                raw,
+                decode: panicking,
+            };
+            let backend = Accepting::default();
+            let identity = Identity {
+                verifier: None,
+                trusted_tenants: None,
+            };
+            let stats = BatchStats::default();
+            let context = RouteContext {
+                backend: &backend,
+                identity: &identity,
+                config: &config,
+                info: &info,
+                source: batch.source,
+                ordering: batch.ordering,
+                stats: &stats,
+            };
+            let (_, outcomes) = route(batch.records, &context).await;
+            assert_eq!(outcomes[0], Outcome::Invoked { attempts: 1 }, "{delivery}");
+            assert_eq!(outcomes[1].reason(), Some("internal-error"), "{delivery}");
+            assert!(outcomes[1].is_reported(), "{delivery}");
+            assert_eq!(outcomes[2], Outcome::Invoked { attempts: 1 }, "{delivery}");
+            let mut tenants = backend.0.into_inner().unwrap();
+            tenants.sort();
+            assert_eq!(tenants, ["acme", "globex"], "{delivery}");
+        }
+    }
+}
