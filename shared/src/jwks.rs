@@ -82,13 +82,7 @@ impl JwksSource {
             }
             return Ok(Self::File(PathBuf::from(path)));
         }
-        let https = reqwest::Url::parse(trimmed).is_ok_and(|u| {
-            u.scheme() == "https"
-                && u.has_host()
-                && u.username().is_empty()
-                && u.password().is_none()
-        });
-        if https || is_loopback_http(trimmed) {
+        if crate::endpoint::is_allowed(trimmed) {
             return Ok(Self::Url(trimmed.to_owned()));
         }
         Err(JwksError::BadSource(spec.to_owned()))
@@ -101,23 +95,6 @@ impl JwksSource {
             Self::Inline(_) => "inline JSON".to_owned(),
         }
     }
-}
-
-/// Plain HTTP is accepted only for a loopback host (tests, local runs), judged on the parsed URL so
-/// that `http://localhost@evil.example/` (user-info) cannot pass for loopback.
-fn is_loopback_http(url: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(url) else {
-        return false;
-    };
-    let loopback = url.host_str().is_some_and(|host| {
-        host == "localhost"
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    });
-    url.scheme() == "http" && loopback && url.username().is_empty() && url.password().is_none()
 }
 
 /// A public key the router verifies tokens with.

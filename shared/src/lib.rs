@@ -5,6 +5,7 @@
 //! Nothing here talks to AWS; both binaries build on these types so that the router and the backend
 //! agree on the wire format and on what a valid tenant is.
 
+pub mod endpoint;
 pub mod envelope;
 pub mod function;
 pub mod jwks;
