@@ -4,11 +4,13 @@
 //! [`Envelope`]; also unwrapping SNS and EventBridge messages carried in a body, and the rejection
 //! of a record that does not parse at all ([`unreadable_record`]).
 
+use std::borrow::Cow;
+
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use shared::{ENVELOPE_VERSION, Envelope, Source, TenantId};
 
-use super::document::Document;
+use super::document::{Document, JsonText};
 use crate::config::{Config, TenantFrom, TokenFrom};
 use crate::invocation::{BatchError, InvocationInfo};
 use crate::outcome::Rejection;
@@ -50,7 +52,7 @@ pub(crate) fn build<D: Document>(
     let tenant_from = config.tenant_from.get(source);
     let (claimed, from) = match tenant_from {
         TenantFrom::Payload(pointer) => match payload.string_at(pointer) {
-            Ok(found) => (found.map(str::to_owned), format!("payload {pointer}")),
+            Ok(found) => (found.map(Cow::into_owned), format!("payload {pointer}")),
             Err(()) => {
                 return (
                     Err(Rejection::new(
@@ -83,6 +85,27 @@ pub(crate) fn build<D: Document>(
         Err(rejection) => return (Err(rejection), claimed),
     };
 
+    // Read before the token is taken out (each read of a payload costs a pass over it), and
+    // never from inside the token: the correlation id is logged, the token never is.
+    let token_pointer = match config.token_from.get(source) {
+        TokenFrom::Payload(pointer) => Some(pointer.as_str()),
+        TokenFrom::Attribute(_) => None,
+    };
+    let correlation_pointer = config.correlation_id_pointer.as_str();
+    let in_token = token_pointer.is_some_and(|token| {
+        correlation_pointer == token
+            || correlation_pointer
+                .strip_prefix(token)
+                .is_some_and(|rest| rest.starts_with('/'))
+    });
+    let trace_header = trace_header.or_else(|| info.trace_id.clone());
+    let correlation_id = (!in_token)
+        .then(|| payload.string_at(correlation_pointer).ok().flatten())
+        .flatten()
+        .map(Cow::into_owned)
+        .or_else(|| trace_header.clone())
+        .unwrap_or_else(new_correlation_id);
+
     // The token never travels further than the router, whatever the validation mode.
     let token = match config.token_from.get(source) {
         TokenFrom::Payload(pointer) => match payload.take_string_at(pointer) {
@@ -99,15 +122,6 @@ pub(crate) fn build<D: Document>(
         },
         other => token_elsewhere(other).flatten(),
     };
-
-    let trace_header = trace_header.or_else(|| info.trace_id.clone());
-    let correlation_id = payload
-        .string_at(&config.correlation_id_pointer)
-        .ok()
-        .flatten()
-        .map(str::to_owned)
-        .or_else(|| trace_header.clone())
-        .unwrap_or_else(new_correlation_id);
 
     let envelope = Envelope {
         version: ENVELOPE_VERSION,
@@ -166,18 +180,13 @@ pub(crate) fn rfc3339_ms(ms: i64) -> String {
 
 /// Unwraps a message published through SNS or EventBridge and carried in an SQS body, returning
 /// the inner payload and what it was unwrapped from.
-pub(crate) fn unwrap_carried(body: Value) -> Result<(Value, Option<&'static str>), Rejection> {
-    let Value::Object(mut map) = body else {
-        return Ok((body, None));
-    };
-    let is_sns = map.get("Type").and_then(Value::as_str) == Some("Notification")
-        && map.get("Message").is_some_and(Value::is_string)
-        && map.contains_key("TopicArn");
-    if is_sns {
-        let Some(Value::String(message)) = map.remove("Message") else {
-            unreachable!("checked above")
-        };
-        let inner = serde_json::from_str(&message).map_err(|e| {
+pub(crate) fn unwrap_carried(
+    body: JsonText,
+) -> Result<(JsonText, Option<&'static str>), Rejection> {
+    let is_sns = matches!(body.string_at("/Type"), Ok(Some(t)) if t == "Notification")
+        && body.member("TopicArn").is_some();
+    if is_sns && let Ok(Some(message)) = body.string_at("/Message") {
+        let inner = JsonText::new(message.into_owned()).map_err(|e| {
             Rejection::new(
                 "malformed-body",
                 format!("the SNS Message is not JSON: {e}"),
@@ -185,16 +194,15 @@ pub(crate) fn unwrap_carried(body: Value) -> Result<(Value, Option<&'static str>
         })?;
         return Ok((inner, Some("sns")));
     }
-    if is_eventbridge(&map) {
-        let detail = map.remove("detail").expect("checked above");
+    if let (Some(_), Some(_), Some(detail)) = (
+        body.member("detail-type"),
+        body.member("source"),
+        body.member("detail"),
+    ) {
+        let detail = JsonText::new(detail.to_owned()).expect("a member's value is JSON");
         return Ok((detail, Some("eventbridge")));
     }
-    Ok((Value::Object(map), None))
-}
-
-/// Whether a JSON object has the shape of an EventBridge event.
-pub(crate) fn is_eventbridge(map: &Map<String, Value>) -> bool {
-    map.contains_key("detail-type") && map.contains_key("source") && map.contains_key("detail")
+    Ok((body, None))
 }
 
 /// A new random correlation id in UUID v4 form. It only has to be unique enough to follow one
@@ -259,16 +267,21 @@ mod tests {
 
     #[test]
     fn unwraps_sns_and_eventbridge() {
-        let sns = json!({"Type": "Notification", "TopicArn": "arn:t", "Message": "{\"a\":1}"});
-        assert_eq!(unwrap_carried(sns).unwrap(), (json!({"a": 1}), Some("sns")));
+        let text = |v: serde_json::Value| JsonText::new(v.to_string()).unwrap();
+        let unwrapped = |v| {
+            let (inner, by) = unwrap_carried(text(v)).unwrap();
+            (inner.into_raw().get().to_owned(), by)
+        };
+        let sns = json!({"Type": "Notification", "TopicArn": "arn:t", "Message": "{\"a\": 1}"});
+        assert_eq!(unwrapped(sns), ("{\"a\": 1}".to_owned(), Some("sns")));
         let eb = json!({"detail-type": "x", "source": "y", "detail": {"b": 2}});
-        assert_eq!(
-            unwrap_carried(eb).unwrap(),
-            (json!({"b": 2}), Some("eventbridge"))
-        );
+        assert_eq!(unwrapped(eb), ("{\"b\":2}".to_owned(), Some("eventbridge")));
         let plain = json!({"c": 3});
-        assert_eq!(unwrap_carried(plain.clone()).unwrap(), (plain, None));
+        assert_eq!(unwrapped(plain), ("{\"c\":3}".to_owned(), None));
         let bad = json!({"Type": "Notification", "TopicArn": "arn:t", "Message": "not json"});
-        assert_eq!(unwrap_carried(bad).unwrap_err().reason, "malformed-body");
+        assert_eq!(
+            unwrap_carried(text(bad)).unwrap_err().reason,
+            "malformed-body"
+        );
     }
 }

@@ -2,13 +2,15 @@
 //! or (`super::dynamodb`) a DynamoDB item image. The shared rules in `super::build` use only this
 //! trait, so they never learn the payload's form.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 /// A decoded payload that JSON pointers can read from.
 pub trait Document {
     /// The string at `pointer`; `Err` when something else than a string is there.
-    fn string_at(&self, pointer: &str) -> Result<Option<&str>, ()>;
+    fn string_at(&self, pointer: &str) -> Result<Option<Cow<'_, str>>, ()>;
     /// Removes what is at `pointer` and returns it if it was a string; `Err` if it was another type.
     fn take_string_at(&mut self, pointer: &str) -> Result<Option<String>, ()>;
     /// The payload as exact JSON text.
@@ -16,10 +18,10 @@ pub trait Document {
 }
 
 impl Document for Value {
-    fn string_at(&self, pointer: &str) -> Result<Option<&str>, ()> {
+    fn string_at(&self, pointer: &str) -> Result<Option<Cow<'_, str>>, ()> {
         match self.pointer(pointer) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
+            Some(Value::String(s)) => Ok(Some(Cow::Borrowed(s))),
             Some(_) => Err(()),
         }
     }
@@ -69,5 +71,339 @@ mod tests {
         assert_eq!(take_at(&mut v, "/t"), Some(json!("x")));
         assert_eq!(take_at(&mut v, "/missing"), None);
         assert_eq!(v, json!({"a": {"keep": 3}}));
+    }
+}
+
+/// A JSON payload kept as its text (an SQS body, Kinesis data, an EventBridge `detail`).
+///
+/// A pointer is resolved by reading only the objects and arrays on its path, with every value
+/// borrowed from the text; the token is cut out of the text, so everything else reaches the
+/// backend byte for byte — numbers of any precision, key order and escapes as the producer wrote
+/// them — and the payload is never rebuilt as a tree and written out again. When a key appears
+/// more than once in an object, reads take the last one, as `serde_json`, Python's `json` and
+/// JavaScript's `JSON.parse` do, and removing the token removes every copy.
+#[derive(Debug)]
+pub struct JsonText {
+    text: String,
+    /// The top-level object's members, read once (`None` when the payload is not an object, or
+    /// after the text changed).
+    members: Option<Vec<Member>>,
+}
+
+/// One member of an object: its key and the byte range of its value in the object's text.
+#[derive(Debug, Clone)]
+struct Member {
+    key: Box<str>,
+    value: std::ops::Range<usize>,
+}
+
+/// An object's members as borrowed slices, in text order.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+/// A key, borrowed from the text unless it holds escapes.
+#[derive(serde::Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    members.push((key, value));
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+/// Where `inner` (a slice of `outer`) starts in `outer`.
+fn offset_in(outer: &str, inner: &str) -> usize {
+    inner.as_ptr() as usize - outer.as_ptr() as usize
+}
+
+/// The byte range of `raw` (a slice of `outer`) in `outer`.
+fn span_in(outer: &str, raw: &RawValue) -> std::ops::Range<usize> {
+    let start = offset_in(outer, raw.get());
+    start..start + raw.get().len()
+}
+
+/// One pointer token, unescaped (RFC 6901: `~1` is `/`, `~0` is `~`).
+fn unescape_token(token: &str) -> Cow<'_, str> {
+    if token.contains('~') {
+        Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+    } else {
+        Cow::Borrowed(token)
+    }
+}
+
+/// The value `token` names in the object or array `container` (JSON text), as a range of it.
+fn child(container: &str, token: &str) -> Option<std::ops::Range<usize>> {
+    match container.as_bytes().first()? {
+        b'{' => {
+            let Members(members) = serde_json::from_str(container).ok()?;
+            let key = unescape_token(token);
+            members
+                .iter()
+                .rev()
+                .find(|(k, _)| *k == key)
+                .map(|(_, value)| span_in(container, value))
+        }
+        b'[' => {
+            let items: Vec<&RawValue> = serde_json::from_str(container).ok()?;
+            let index: usize = token.parse().ok()?;
+            items.get(index).map(|item| span_in(container, item))
+        }
+        _ => None,
+    }
+}
+
+impl JsonText {
+    /// Reads `text` as a JSON payload; `Err` when it is not JSON.
+    pub fn new(text: String) -> Result<Self, serde_json::Error> {
+        let members = match text.trim_start().as_bytes().first() {
+            Some(b'{') => {
+                let Members(members) = serde_json::from_str(&text)?;
+                Some(
+                    members
+                        .into_iter()
+                        .map(|(key, value)| Member {
+                            key: key.into(),
+                            value: span_in(&text, value),
+                        })
+                        .collect(),
+                )
+            }
+            _ => {
+                serde_json::from_str::<serde::de::IgnoredAny>(&text)?;
+                None
+            }
+        };
+        Ok(Self { text, members })
+    }
+
+    /// The exact text of the top-level member `key`, if the payload is an object holding it.
+    pub fn member(&self, key: &str) -> Option<&str> {
+        let members = self.members.as_ref()?;
+        let member = members.iter().rev().find(|m| &*m.key == key)?;
+        Some(&self.text[member.value.clone()])
+    }
+
+    /// The byte range of the value at `pointer`.
+    fn find(&self, pointer: &str) -> Option<std::ops::Range<usize>> {
+        let rest = pointer.strip_prefix('/')?;
+        let mut tokens = rest.split('/');
+        let first = unescape_token(tokens.next()?);
+        let mut range = match &self.members {
+            Some(members) => members
+                .iter()
+                .rev()
+                .find(|m| *m.key == *first)?
+                .value
+                .clone(),
+            None => child(&self.text, &first)?,
+        };
+        for token in tokens {
+            let inner = child(&self.text[range.clone()], token)?;
+            range = range.start + inner.start..range.start + inner.end;
+        }
+        Some(range)
+    }
+
+    /// The string at `range`, unescaped; `Err` when another type is there.
+    fn string(&self, range: std::ops::Range<usize>) -> Result<Cow<'_, str>, ()> {
+        let text = &self.text[range];
+        if !text.starts_with('"') {
+            return Err(());
+        }
+        let Key(value) = serde_json::from_str(text).map_err(|_| ())?;
+        Ok(value)
+    }
+
+    /// Removes every member or element at `pointer` from the text, returning the last one's
+    /// value as the pointer reads it.
+    fn remove(&mut self, pointer: &str) -> Option<String> {
+        let (parent, last) = pointer.rsplit_once('/')?;
+        let parent_range = if parent.is_empty() {
+            0..self.text.len()
+        } else {
+            self.find(parent)?
+        };
+        let container = &self.text[parent_range.clone()];
+        let trimmed_start = container.len() - container.trim_start().len();
+        let container = container.trim();
+        let base = parent_range.start + trimmed_start;
+        // Byte ranges (in `container`) of the members to cut, each with the separator that goes
+        // with it, and the value to return.
+        let (cuts, value) = match container.as_bytes().first()? {
+            b'{' => {
+                let Members(members) = serde_json::from_str(container).ok()?;
+                let key = unescape_token(last);
+                let spans: Vec<_> = members.iter().map(|(_, v)| span_in(container, v)).collect();
+                let matching: Vec<usize> = (0..members.len())
+                    .filter(|&i| members[i].0 == key)
+                    .collect();
+                let value = matching
+                    .last()
+                    .map(|&i| container[spans[i].clone()].to_owned())?;
+                (cut_ranges(container, &spans, &matching), value)
+            }
+            b'[' => {
+                let items: Vec<&RawValue> = serde_json::from_str(container).ok()?;
+                let index: usize = last.parse().ok()?;
+                let spans: Vec<_> = items.iter().map(|v| span_in(container, v)).collect();
+                let value = container[spans.get(index)?.clone()].to_owned();
+                (cut_ranges(container, &spans, &[index]), value)
+            }
+            _ => return None,
+        };
+        for cut in cuts.into_iter().rev() {
+            self.text
+                .replace_range(base + cut.start..base + cut.end, "");
+        }
+        self.members = None;
+        Some(value)
+    }
+}
+
+/// The ranges to cut from an object's or array's text (`container`) to remove the entries at
+/// `remove` (indexes into `spans`, the entries' value ranges, in order). An entry's segment runs
+/// from the end of the entry before it (or just after the opening bracket) to the end of its
+/// value, so it holds the comma before it and its key; cutting the segments of the removed
+/// entries leaves valid JSON, except that when the first entry goes, the first entry kept loses
+/// the comma before it too.
+fn cut_ranges(
+    container: &str,
+    spans: &[std::ops::Range<usize>],
+    remove: &[usize],
+) -> Vec<std::ops::Range<usize>> {
+    let segment = |i: usize| {
+        let start = if i == 0 { 1 } else { spans[i - 1].end };
+        start..spans[i].end
+    };
+    let mut cuts: Vec<std::ops::Range<usize>> = remove.iter().map(|&i| segment(i)).collect();
+    if remove.first() == Some(&0)
+        && let Some(kept) = (0..spans.len()).find(|i| !remove.contains(i))
+    {
+        let from = spans[kept - 1].end;
+        let after = &container[from..spans[kept].start];
+        if let Some(rest) = after.trim_start().strip_prefix(',') {
+            cuts.push(from..spans[kept].start - rest.len());
+        }
+    }
+    cuts.sort_by_key(|cut| cut.start);
+    let mut merged: Vec<std::ops::Range<usize>> = Vec::new();
+    for cut in cuts {
+        match merged.last_mut() {
+            Some(previous) if previous.end >= cut.start => previous.end = previous.end.max(cut.end),
+            _ => merged.push(cut),
+        }
+    }
+    merged
+}
+
+impl Document for JsonText {
+    fn string_at(&self, pointer: &str) -> Result<Option<Cow<'_, str>>, ()> {
+        match self.find(pointer) {
+            None => Ok(None),
+            Some(range) => self.string(range).map(Some),
+        }
+    }
+
+    fn take_string_at(&mut self, pointer: &str) -> Result<Option<String>, ()> {
+        let Some(range) = self.find(pointer) else {
+            return Ok(None);
+        };
+        // Only a string is a token: anything else stays where it is and the record is refused.
+        let value = self.string(range)?.into_owned();
+        self.remove(pointer);
+        Ok(Some(value))
+    }
+
+    fn into_raw(self) -> Box<RawValue> {
+        RawValue::from_string(self.text)
+            .expect("the text was read as JSON and only whole members were cut")
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    fn doc(text: &str) -> JsonText {
+        JsonText::new(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn reads_strings_at_pointers_through_objects_and_arrays() {
+        let d = doc(r#"{"t":"acme","a":{"b/c":"x","l":["zero",{"k":"v\u00e9"}]},"n":1}"#);
+        assert_eq!(d.string_at("/t"), Ok(Some("acme".into())));
+        assert_eq!(d.string_at("/a/b~1c"), Ok(Some("x".into())));
+        assert_eq!(d.string_at("/a/l/0"), Ok(Some("zero".into())));
+        assert_eq!(d.string_at("/a/l/1/k"), Ok(Some("vé".into())));
+        assert_eq!(d.string_at("/n"), Err(()));
+        assert_eq!(d.string_at("/missing"), Ok(None));
+        assert_eq!(d.string_at("/a/l/9"), Ok(None));
+    }
+
+    #[test]
+    fn the_token_is_cut_out_and_the_rest_is_kept_byte_for_byte() {
+        for (before, pointer, after) in [
+            (r#"{"tenantToken":"T","x":1}"#, "/tenantToken", r#"{"x":1}"#),
+            (
+                r#"{"x":1.50,"tenantToken":"T"}"#,
+                "/tenantToken",
+                r#"{"x":1.50}"#,
+            ),
+            (
+                r#"{"a":1, "tenantToken" : "T" ,"b":2}"#,
+                "/tenantToken",
+                r#"{"a":1 ,"b":2}"#,
+            ),
+            (r#"{ "tenantToken":"T" }"#, "/tenantToken", r#"{ }"#),
+            (
+                r#"{"auth":{"jwt":"T","k":2},"n":12345678901234567890123}"#,
+                "/auth/jwt",
+                r#"{"auth":{"k":2},"n":12345678901234567890123}"#,
+            ),
+            (r#"{"l":["a","T","b"]}"#, "/l/1", r#"{"l":["a","b"]}"#),
+            (
+                r#"{"t":"T","x":"\u0041","t":"U"}"#,
+                "/t",
+                r#"{"x":"\u0041"}"#,
+            ),
+            (r#"{"t":"T", "t":"U" , "x":1}"#, "/t", r#"{ "x":1}"#),
+            (r#"{"t":"T","t":"U"}"#, "/t", r#"{}"#),
+            (r#"{"l":["T","b"]}"#, "/l/0", r#"{"l":["b"]}"#),
+        ] {
+            let mut d = doc(before);
+            assert!(d.take_string_at(pointer).unwrap().is_some(), "{before}");
+            let raw = d.into_raw();
+            assert_eq!(raw.get(), after, "{before}");
+        }
+        let mut d = doc(r#"{"t":"first","t":"last"}"#);
+        assert_eq!(d.take_string_at("/t"), Ok(Some("last".into())));
+        let mut d = doc(r#"{"t":5}"#);
+        assert_eq!(d.take_string_at("/t"), Err(()));
+        assert_eq!(d.into_raw().get(), r#"{"t":5}"#);
+    }
+
+    #[test]
+    fn non_objects_and_invalid_text() {
+        assert!(JsonText::new("{not json".into()).is_err());
+        assert!(JsonText::new(r#"{"a":1} trailing"#.into()).is_err());
+        let d = doc(r#"[{"tenantId":"acme"}]"#);
+        assert_eq!(d.string_at("/0/tenantId"), Ok(Some("acme".into())));
+        assert_eq!(doc("\"text\"").string_at("/x"), Ok(None));
     }
 }

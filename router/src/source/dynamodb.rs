@@ -178,7 +178,7 @@ fn walk<'v>(mut value: &'v AttributeValue, tokens: &[&str]) -> Option<&'v Attrib
 }
 
 impl Document for Image {
-    fn string_at(&self, pointer: &str) -> Result<Option<&str>, ()> {
+    fn string_at(&self, pointer: &str) -> Result<Option<std::borrow::Cow<'_, str>>, ()> {
         let Some(rest) = pointer.strip_prefix('/') else {
             return Ok(None);
         };
@@ -188,7 +188,7 @@ impl Document for Image {
         };
         match walk(first, &tokens[1..]) {
             None => Ok(None),
-            Some(AttributeValue::S(s)) => Ok(Some(s)),
+            Some(AttributeValue::S(s)) => Ok(Some(s.as_str().into())),
             Some(_) => Err(()),
         }
     }
@@ -407,8 +407,8 @@ mod tests {
             r#"{"tenantId": {"S": "acme"}, "auth": {"M": {"token": {"S": "t"}}},
                 "list": {"L": [{"S": "zero"}, {"N": "1"}]}, "n": {"N": "5"}}"#,
         ));
-        assert_eq!(image.string_at("/tenantId"), Ok(Some("acme")));
-        assert_eq!(image.string_at("/list/0"), Ok(Some("zero")));
+        assert_eq!(image.string_at("/tenantId"), Ok(Some("acme".into())));
+        assert_eq!(image.string_at("/list/0"), Ok(Some("zero".into())));
         assert_eq!(image.string_at("/list/1"), Err(()));
         assert_eq!(image.string_at("/n"), Err(()));
         assert_eq!(image.string_at("/missing"), Ok(None));

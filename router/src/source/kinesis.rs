@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use shared::Source;
 
 use super::build::{self, Parts};
+use super::document::JsonText;
 use super::kpl;
 use crate::config::{Config, TenantFrom};
 use crate::invocation::{BatchError, InvocationInfo};
@@ -76,7 +77,7 @@ pub fn decode<'a>(
                         let envelope_id = format!("{id}:{sub}");
                         let (decoded, claimed_tenant) = Pending::decode_now(|| {
                             decode_payload(
-                                serde_json::from_slice::<Value>(&user.data),
+                                json_text(&user.data),
                                 &envelope_id,
                                 &arn,
                                 &user.partition_key,
@@ -122,7 +123,7 @@ pub fn decode<'a>(
         let partition_key = record.kinesis.partition_key.clone();
         let (decoded, claimed_tenant) = Pending::decode_now(|| {
             decode_payload(
-                serde_json::from_slice::<Value>(data),
+                json_text(data),
                 &id,
                 &arn,
                 &partition_key,
@@ -145,9 +146,15 @@ pub fn decode<'a>(
     Ok(records)
 }
 
+/// The record data as a JSON payload, or why it is not one.
+fn json_text(data: &[u8]) -> Result<JsonText, String> {
+    let text = std::str::from_utf8(data).map_err(|e| e.to_string())?;
+    JsonText::new(text.to_owned()).map_err(|e| e.to_string())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn decode_payload(
-    payload: Result<Value, serde_json::Error>,
+    payload: Result<JsonText, String>,
     envelope_id: &str,
     arn: &str,
     partition_key: &str,

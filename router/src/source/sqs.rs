@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use shared::Source;
 
 use super::build::{self, Parts};
+use super::document::JsonText;
 use crate::config::{Config, TenantFrom, TokenFrom};
 use crate::invocation::{BatchError, InvocationInfo};
 use crate::outcome::{Outcome, Rejection};
@@ -160,7 +161,7 @@ fn decode_message(
             None,
         );
     };
-    let body: Value = match serde_json::from_str(&body) {
+    let body = match JsonText::new(body.into_owned()) {
         Ok(body) => body,
         Err(e) => {
             return (
