@@ -383,3 +383,81 @@ fn fuzz_mutated_fixtures() {
         },
     );
 }
+
+/// The verifier's acceptance oracle: a record whose valid token was changed in any way (a byte
+/// replaced, inserted or removed, the token cut short, two segments swapped) is never invoked,
+/// while the same record with the token as signed is (so the oracle is not vacuous). Covers an
+/// RSA, an ECDSA and an Ed25519 key, and the verified-token cache, which sees every original
+/// token before its mutation.
+#[test]
+fn fuzz_mutated_tokens_are_never_invoked() {
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Replace(usize, u8),
+        Insert(usize, u8),
+        Remove(usize),
+        Truncate(usize),
+        SwapSegments(usize, usize),
+    }
+    let mutation = prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Replace(i, b)),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+        any::<usize>().prop_map(Mutation::Remove),
+        any::<usize>().prop_map(Mutation::Truncate),
+        (0..3usize, 0..3usize).prop_map(|(a, b)| Mutation::SwapSegments(a, b)),
+    ];
+    let keys = [TestKey::Rs256, TestKey::Es256, TestKey::EdDsa];
+    let tokens: Vec<String> = keys.iter().map(|k| sign(*k, &claims("acme"))).collect();
+    let router = fake_router(FakeBackend::recording(), &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let invoked = |token: &str| -> bool {
+        let body = json!({"tenantId": "acme", "tenantToken": token}).to_string();
+        let event = json!({"Records": [cross_crate_tests::sqs_record("t", &body, cross_crate_tests::T0_MS)]})
+            .to_string();
+        let before = router.backend().invoked.lock().unwrap().len();
+        let report = runtime
+            .block_on(router.route_event(&event, &info()))
+            .unwrap();
+        let after = router.backend().invoked.lock().unwrap().len();
+        let invoked = matches!(report.outcomes[0], router::Outcome::Invoked { .. });
+        assert_eq!(invoked, after > before, "the outcome says what was sent");
+        invoked
+    };
+    fuzz(
+        "mutated_tokens_are_never_invoked",
+        &(0..keys.len(), mutation),
+        |(key, mutation)| {
+            let original = tokens[key].as_bytes();
+            let mut bytes = original.to_vec();
+            match mutation {
+                Mutation::Replace(i, b) => {
+                    let i = i % bytes.len();
+                    bytes[i] = b;
+                }
+                Mutation::Insert(i, b) => bytes.insert(i % (bytes.len() + 1), b),
+                Mutation::Remove(i) => {
+                    bytes.remove(i % bytes.len());
+                }
+                Mutation::Truncate(i) => bytes.truncate(i % bytes.len()),
+                Mutation::SwapSegments(a, b) => {
+                    let mut segments: Vec<&[u8]> = original.split(|c| *c == b'.').collect();
+                    segments.swap(a, b);
+                    bytes = segments.join(&b'.');
+                }
+            }
+            let mutated = String::from_utf8_lossy(&bytes).into_owned();
+            // The control: the token as signed goes through (and is cached as verified).
+            prop_assert!(invoked(&tokens[key]));
+            if mutated != tokens[key] {
+                prop_assert!(
+                    !invoked(&mutated),
+                    "a mutated token was accepted: {mutated:?}"
+                );
+            }
+            Ok(())
+        },
+    );
+}
