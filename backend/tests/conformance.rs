@@ -6,93 +6,13 @@
 //! Without the emulator the tests say so and stop, except under CI (`CI` set), where its absence
 //! is a failure.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use aws_sdk_lambda::config::retry::RetryConfig;
-use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_lambda::primitives::Blob;
 use local::service::{FunctionSpec, Service};
 use serde_json::{Value, json};
-
-fn emulator() -> Option<PathBuf> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/rie/aws-lambda-rie-x86_64");
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("the Runtime Interface Emulator is missing: run scripts/fetch-rie.sh first");
-    }
-    eprintln!(
-        "SKIPPED: no emulator at {}; run scripts/fetch-rie.sh",
-        path.display()
-    );
-    None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The emulator running one function; stopped on drop.
-struct Rie {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Rie {
-    fn start(emulator: &PathBuf, executable: &PathBuf, variables: &[(&str, String)]) -> Rie {
-        let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let runtime_api = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(emulator)
-            .arg("--runtime-interface-emulator-address")
-            .arg(address.to_string())
-            .arg("--runtime-api-address")
-            .arg(&runtime_api)
-            .arg(executable)
-            .envs(variables.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the emulator runs");
-        let started = Instant::now();
-        while TcpStream::connect(address).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "the emulator did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Rie { child, address }
-    }
-}
-
-impl Drop for Rie {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client(address: SocketAddr) -> aws_sdk_lambda::Client {
-    aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("t", "t", None, None, "tests"))
-            .endpoint_url(format!("http://{address}"))
-            .retry_config(RetryConfig::disabled())
-            .build(),
-    )
-}
+use testkit::{Rie, emulator, lambda_client, script};
 
 /// Invokes synchronously and returns the answer body as JSON.
 async fn invoke(
@@ -119,7 +39,7 @@ async fn stand_in(functions: Vec<FunctionSpec>) -> (Arc<Service>, aws_sdk_lambda
     let (address, _) = local::api::serve(service.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    (service, client(address))
+    (service, lambda_client(&format!("http://{address}")))
 }
 
 fn tenant_config_dir() -> String {
@@ -130,13 +50,7 @@ fn tenant_config_dir() -> String {
 }
 
 fn envelope(tenant: &str, id: &str) -> String {
-    json!({
-        "version": 1, "tenantId": tenant, "source": "sqs", "eventSourceArn": "arn:aws:sqs:us-east-1:1:q",
-        "id": id, "idempotencyKey": format!("arn:aws:sqs:us-east-1:1:q#{id}"),
-        "arrivedAt": "2026-01-01T00:00:00.000Z", "correlationId": format!("corr-{id}"),
-        "payload": {"item": {"title": "Ship it", "id": 1}}
-    })
-    .to_string()
+    testkit::envelope(tenant, id, json!({"item": {"title": "Ship it", "id": 1}})).to_string()
 }
 
 /// The environment's log stream differs by design (the emulator names it `$LATEST`).
@@ -156,7 +70,7 @@ async fn the_backend_answers_the_same_under_the_emulator_and_the_stand_in() {
         &backend,
         &[("BACKEND_TENANT_CONFIG_DIR", tenant_config_dir())],
     );
-    let rie_client = client(rie.address);
+    let rie_client = lambda_client(&rie.endpoint());
     // The stand-in serves the same executable twice: tenant-isolated, and (to send an invocation
     // without a tenant, which its Invoke API refuses for isolated functions) not isolated.
     let (service, stand_in) = stand_in(vec![
@@ -201,12 +115,9 @@ async fn the_backend_answers_the_same_under_the_emulator_and_the_stand_in() {
 /// A function written as a shell script that reports what the Runtime API and the process
 /// environment gave it.
 fn probe() -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::temp_dir().join(format!("tenant-router-probe-{}.sh", std::process::id()));
-    std::fs::write(
-        &path,
-        r#"#!/bin/sh
-api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+    script(
+        "probe.sh",
+        r#"api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
 body=$(mktemp)
 while true; do
   # Once the Runtime API is gone (the emulator or the stand-in stopped), so is the function: a
@@ -228,12 +139,8 @@ while true; do
     "$(present "$(value lambda-runtime-invoked-function-arn)")" \
     "$(value content-type)" "$vars" "$(cat "$body")" > "$body.out"
   curl -sS -X POST --data-binary @"$body.out" "$api/$id/response" > /dev/null
-done
-"#,
+done"#,
     )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,7 +155,13 @@ async fn the_runtime_api_gives_a_function_what_the_emulator_gives_it() {
     }])
     .await;
     let payload = r#"{"hello":"tenant"}"#;
-    let under_rie = invoke(&client(rie.address), "function", Some("acme"), payload).await;
+    let under_rie = invoke(
+        &lambda_client(&rie.endpoint()),
+        "function",
+        Some("acme"),
+        payload,
+    )
+    .await;
     let under_stand_in = invoke(&stand_in, "probe", Some("acme"), payload).await;
     assert_eq!(under_rie, under_stand_in);
     assert_eq!(under_rie["tenant"], "acme");

@@ -8,28 +8,18 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aws_sdk_lambda::config::retry::RetryConfig;
-use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use cross_crate_tests::{TestKey, fixtures_dir, workload};
 use local::replay::{replay, settings_for};
 use local::service::{Faults, Service, Settings};
 use serde_json::{Value, json};
+use testkit::{lambda_client, scratch};
 
 fn backend() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_backend"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("tenant-router-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(format!("{n}-{name}"))
 }
 
 fn settings() -> Settings {
@@ -226,34 +216,16 @@ async fn the_recorded_fixtures_replay_as_the_main_job_does() {
     assert!(table.contains("tenant") && table.contains("environments") && table.contains("acme"));
 }
 
-fn client(address: std::net::SocketAddr) -> aws_sdk_lambda::Client {
-    aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("t", "t", None, None, "tests"))
-            .endpoint_url(format!("http://{address}"))
-            .retry_config(RetryConfig::disabled())
-            .build(),
-    )
-}
-
 async fn stand_in(settings: Settings) -> (Arc<Service>, aws_sdk_lambda::Client) {
     let service = Service::new(settings).unwrap();
     let (address, _) = local::api::serve(service.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    (service, client(address))
+    (service, lambda_client(&format!("http://{address}")))
 }
 
 fn envelope(tenant: &str, id: &str, item: Value) -> String {
-    json!({
-        "version": 1, "tenantId": tenant, "source": "sqs", "eventSourceArn": "arn:aws:sqs:us-east-1:1:q",
-        "id": id, "idempotencyKey": format!("arn:aws:sqs:us-east-1:1:q#{id}"),
-        "arrivedAt": "2026-01-01T00:00:00.000Z", "correlationId": format!("corr-{id}"),
-        "payload": {"item": item}
-    })
-    .to_string()
+    testkit::envelope(tenant, id, json!({ "item": item })).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,12 +434,7 @@ async fn fault_run(
 async fn async_function_errors_are_retried_twice_then_reach_the_failure_destination() {
     let (service, client) = stand_in(settings()).await;
     // No to-do item: the backend's handler fails.
-    let payload = json!({
-        "version": 1, "tenantId": "acme", "source": "sqs", "eventSourceArn": "arn:q", "id": "bad-1",
-        "idempotencyKey": "arn:q#bad-1", "arrivedAt": "2026-01-01T00:00:00Z",
-        "correlationId": "c", "payload": [1, 2]
-    })
-    .to_string();
+    let payload = testkit::envelope("acme", "bad-1", json!([1, 2])).to_string();
     let output = client
         .invoke()
         .function_name("backend")

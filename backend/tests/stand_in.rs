@@ -4,33 +4,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aws_sdk_lambda::config::retry::RetryConfig;
-use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_lambda::operation::invoke::InvokeError;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use local::service::{FunctionSpec, Service, Settings};
 use serde_json::{Value, json};
-
-fn scratch(name: &str) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("tenant-router-stand-in-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(format!("{n}-{name}"))
-}
-
-/// A function written as a shell script (for crashes and hangs no real runtime would produce).
-fn script(name: &str, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = scratch(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
+use testkit::{lambda_client, scratch, script};
 
 fn settings(extra: Vec<FunctionSpec>) -> Settings {
     let mut settings = local::replay::settings_for(PathBuf::from(env!("CARGO_BIN_EXE_backend")));
@@ -49,26 +30,13 @@ async fn stand_in(settings: Settings) -> (Arc<Service>, aws_sdk_lambda::Client) 
     let (address, _) = local::api::serve(service.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let client = aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("t", "t", None, None, "tests"))
-            .endpoint_url(format!("http://{address}"))
-            .retry_config(RetryConfig::disabled())
-            .build(),
-    );
-    (service, client)
+    (service, lambda_client(&format!("http://{address}")))
 }
 
 fn envelope(tenant: &str, id: &str) -> Vec<u8> {
-    json!({
-        "version": 1, "tenantId": tenant, "source": "sqs", "eventSourceArn": "arn:q", "id": id,
-        "idempotencyKey": format!("arn:q#{id}"), "arrivedAt": "2026-01-01T00:00:00Z",
-        "correlationId": "c", "payload": {"item": {"title": "t"}}
-    })
-    .to_string()
-    .into_bytes()
+    testkit::envelope(tenant, id, json!({"item": {"title": "t"}}))
+        .to_string()
+        .into_bytes()
 }
 
 async fn sync_invoke(

@@ -3,17 +3,14 @@
 //! implementing the Runtime API with curl (the real backend is exercised in backend/tests).
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn echo_function() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("local-lambda-echo-{}.sh", std::process::id()));
-    std::fs::write(
-        &path,
-        r#"#!/bin/sh
-api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+    testkit::script(
+        "echo.sh",
+        r#"api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
 body=$(mktemp)
 while true; do
   headers=$(curl -sS -D - -o "$body" "$api/next" | tr -d '\r')
@@ -21,12 +18,8 @@ while true; do
   tenant=$(echo "$headers" | awk -F': ' 'tolower($1)=="lambda-runtime-aws-tenant-id"{print $2}')
   echo "handled $id for $tenant"
   printf '{"tenant":"%s"}' "$tenant" | curl -sS -X POST --data-binary @- "$api/$id/response" >/dev/null
-done
-"#,
+done"#,
     )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
 }
 
 fn fixtures() -> PathBuf {
@@ -88,11 +81,7 @@ fn replay_prints_responses_and_a_table_per_tenant() {
 
 #[test]
 fn serve_answers_the_invoke_api_until_interrupted() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = testkit::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_local-lambda"))
         .arg("serve")
         .arg("--listen")

@@ -4,52 +4,16 @@
 //!
 //! Without the emulator the test says so and stops, except under CI (`CI` set).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use aws_sdk_lambda::config::retry::RetryConfig;
-use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_lambda::primitives::Blob;
+use testkit::{Rie, emulator, lambda_client};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
-}
-
-fn emulator() -> Option<PathBuf> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/rie/aws-lambda-rie-x86_64");
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("the Runtime Interface Emulator is missing: run scripts/fetch-rie.sh first");
-    }
-    eprintln!(
-        "SKIPPED: no emulator at {}; run scripts/fetch-rie.sh",
-        path.display()
-    );
-    None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn settings(endpoint: &str) -> Vec<(&'static str, String)> {
@@ -111,34 +75,12 @@ async fn the_router_runs_unchanged_under_the_emulator() {
 
         // Under the emulator.
         let under_rie = sink().await;
-        let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let _rie = Running(
-            Command::new(&emulator)
-                .arg("--runtime-interface-emulator-address")
-                .arg(address.to_string())
-                .arg("--runtime-api-address")
-                .arg(format!("127.0.0.1:{}", free_port()))
-                .arg(env!("CARGO_BIN_EXE_router"))
-                .envs(settings(&under_rie.uri()))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
+        let rie = Rie::start(
+            &emulator,
+            Path::new(env!("CARGO_BIN_EXE_router")),
+            &settings(&under_rie.uri()),
         );
-        let started = Instant::now();
-        while TcpStream::connect(address).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let client = aws_sdk_lambda::Client::from_conf(
-            aws_sdk_lambda::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .credentials_provider(Credentials::new("t", "t", None, None, "tests"))
-                .endpoint_url(format!("http://{address}"))
-                .retry_config(RetryConfig::disabled())
-                .build(),
-        );
+        let client = lambda_client(&rie.endpoint());
         let output = client
             .invoke()
             .function_name("function")

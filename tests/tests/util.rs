@@ -3,8 +3,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_lambda::config::retry::RetryConfig;
-use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use cross_crate_tests::{fixtures_dir, router_env};
 use router::InvocationInfo;
 use router::{AwsBackend, Config, Router};
@@ -102,29 +100,11 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
 /// A router whose SDK clients talk to `server` (Lambda and SQS alike).
 pub fn router(server: &MockServer, overrides: &[(&str, &str)]) -> Router<AwsBackend> {
     let config = config(overrides);
-    let lambda = aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-            .endpoint_url(server.uri())
-            .retry_config(RetryConfig::disabled())
-            .build(),
-    );
-    let quarantine = config.quarantine_queue_url.clone().map(|url| {
-        let sqs = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::Config::builder()
-                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                    "test", "test", None, None, "tests",
-                ))
-                .endpoint_url(server.uri())
-                .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
-                .build(),
-        );
-        (sqs, url)
-    });
+    let lambda = testkit::lambda_client(&server.uri());
+    let quarantine = config
+        .quarantine_queue_url
+        .clone()
+        .map(|url| (testkit::sqs_client(&server.uri()), url));
     let backend = AwsBackend::new(lambda, config.backend_function.clone(), quarantine);
     Router::new(config, backend).expect("the router starts")
 }

@@ -118,12 +118,18 @@ async fn run_lane<B: Backend>(
             continue;
         }
         let meta = ledger.meta(index);
-        let prepared = isolated(prepare(meta, pending, context), "routing the record")
-            .await
-            .unwrap_or_else(|outcome| Err(Verdict::Fail(outcome).into()));
+        // The work of a record is boxed: a lane waiting for its turn (every lane of a large
+        // `tenant-batch` batch waits at once) then holds a few words, not the largest state of
+        // proving and sending.
+        let prepared = Box::pin(isolated(
+            prepare(meta, pending, context),
+            "routing the record",
+        ))
+        .await
+        .unwrap_or_else(|outcome| Err(Verdict::Fail(outcome).into()));
         let unsent = match prepared {
             Ok(ready) => {
-                packer.deliver(number, index, ready, &mut hold).await;
+                Box::pin(packer.deliver(number, index, ready, &mut hold)).await;
                 continue;
             }
             Err(unsent) => unsent,
@@ -131,14 +137,14 @@ async fn run_lane<B: Backend>(
         packer.pass(index);
         // Ending a record that was not sent has effects (the quarantine queue): the lane's
         // earlier records are delivered first, and a failure among them stops this one.
-        packer.settle(&mut hold).await;
+        Box::pin(packer.settle(&mut hold)).await;
         let outcome = match ledger.blocked(number, index) {
             Some(outcome) => outcome,
             None => match unsent.verdict {
-                Verdict::Reject(rejection) => isolated(
+                Verdict::Reject(rejection) => Box::pin(isolated(
                     quarantine::reject(meta, rejection, context),
                     "quarantining the record",
-                )
+                ))
                 .await
                 .unwrap_or_else(|outcome| outcome),
                 Verdict::Fail(outcome) => outcome,

@@ -8,7 +8,8 @@
 //!
 //! Order within a lane: a lane's record may join the chunk that holds the lane's previous record
 //! (one Invoke keeps their order); any other chunk only after that one has been sent and the
-//! ordering gate has been asked again. Every Invoke, in both modes, goes through
+//! ordering gate has been asked again. One tenant's chunks are sent one after the other, in the
+//! order they were filled; different tenants' at once. Every Invoke, in both modes, goes through
 //! [`Packer::dispatch`]: the gate is asked once more just before it goes out, and its answer
 //! ends exactly the records it carried. A chunk the service refuses as unusable (400, 413,
 //! 415) is split and its records sent one by one, so one bad record cannot fail its neighbours.
@@ -81,16 +82,30 @@ struct Chunks {
     sending: HashMap<u64, watch::Receiver<bool>>,
     /// Bytes of the open chunks.
     held_bytes: usize,
+    /// Per tenant, the chunk sealed last: the next one is sent after it.
+    last_sealed: HashMap<TenantId, u64>,
+}
+
+/// A chunk taken out to be sent: done when `done` turns true; sent once `after` (the tenant's
+/// chunk sealed before it, if still on its way) is done.
+struct Sealed {
+    open: Open,
+    done: watch::Sender<bool>,
+    after: Option<watch::Receiver<bool>>,
 }
 
 impl Chunks {
     /// Takes `tenant`'s open chunk out to be sent.
-    fn seal(&mut self, tenant: &TenantId) -> Option<(Open, watch::Sender<bool>)> {
+    fn seal(&mut self, tenant: &TenantId) -> Option<Sealed> {
         let open = self.open.remove(tenant)?;
         self.held_bytes -= open.batch.len();
         let (done, waiting) = watch::channel(false);
         self.sending.insert(open.id, waiting);
-        Some((open, done))
+        let after = self
+            .last_sealed
+            .insert(tenant.clone(), open.id)
+            .and_then(|previous| self.sending.get(&previous).cloned());
+        Some(Sealed { open, done, after })
     }
 }
 
@@ -107,11 +122,11 @@ pub struct Packer<'e, B> {
 
 enum Step {
     /// Added to its tenant's open chunk; the chunk that was full before it, to send.
-    Appended(Option<(Open, watch::Sender<bool>)>),
+    Appended(Option<Sealed>),
     /// The chunk holding the lane's previous record must be delivered first.
     Deliver(TenantId, u64),
     /// The chunk holding the lane's previous record is full: it goes first.
-    Send(Open, watch::Sender<bool>),
+    Send(Sealed),
 }
 
 /// Whose turn it is to be placed (`tenant-batch`).
@@ -215,10 +230,7 @@ impl<'e, B: Backend> Packer<'e, B> {
                     {
                         Step::Deliver(held_tenant.clone(), *held)
                     }
-                    Some(_) if full => {
-                        let (open, done) = chunks.seal(&tenant).expect("an open chunk");
-                        Step::Send(open, done)
-                    }
+                    Some(_) if full => Step::Send(chunks.seal(&tenant).expect("an open chunk")),
                     _ => {
                         let sealed = if full { chunks.seal(&tenant) } else { None };
                         let id = chunks.next_id;
@@ -244,13 +256,13 @@ impl<'e, B: Backend> Packer<'e, B> {
             match step {
                 Step::Appended(sealed) => {
                     self.pass(index);
-                    if let Some((open, done)) = sealed {
-                        self.send_sealed(&tenant, open, done).await;
+                    if let Some(sealed) = sealed {
+                        self.send_sealed(&tenant, sealed).await;
                     }
                     return self.within_budget().await;
                 }
                 Step::Deliver(held_tenant, held) => self.complete(&held_tenant, held).await,
-                Step::Send(open, done) => self.send_sealed(&tenant, open, done).await,
+                Step::Send(sealed) => self.send_sealed(&tenant, sealed).await,
             }
             hold.0 = None;
             // The lane's previous record may have failed meanwhile.
@@ -286,15 +298,15 @@ impl<'e, B: Backend> Packer<'e, B> {
             tenants
                 .into_iter()
                 .filter_map(|tenant| {
-                    let (open, done) = chunks.seal(&tenant)?;
-                    Some((tenant, open, done))
+                    let sealed = chunks.seal(&tenant)?;
+                    Some((tenant, sealed))
                 })
                 .collect()
         };
         futures::stream::iter(sealed)
             .for_each_concurrent(
                 self.context.config.max_in_flight,
-                |(tenant, open, done)| async move { self.send_sealed(&tenant, open, done).await },
+                |(tenant, sealed)| async move { self.send_sealed(&tenant, sealed).await },
             )
             .await;
     }
@@ -316,10 +328,10 @@ impl<'e, B: Backend> Packer<'e, B> {
                     .max_by_key(|(_, open)| open.batch.len())
                     .map(|(tenant, _)| tenant.clone())
                     .expect("bytes are held by open chunks");
-                let (open, done) = chunks.seal(&largest).expect("an open chunk");
-                (largest, open, done)
+                let sealed = chunks.seal(&largest).expect("an open chunk");
+                (largest, sealed)
             };
-            self.send_sealed(&sealed.0, sealed.1, sealed.2).await;
+            self.send_sealed(&sealed.0, sealed.1).await;
         }
     }
 
@@ -338,7 +350,7 @@ impl<'e, B: Backend> Packer<'e, B> {
             }
         };
         match waiting {
-            Ok((open, done)) => self.send_sealed(tenant, open, done).await,
+            Ok(sealed) => self.send_sealed(tenant, sealed).await,
             Err(Some(mut waiting)) => {
                 // A dropped sender means the chunk's outcomes are written too.
                 let _ = waiting.wait_for(|done| *done).await;
@@ -347,7 +359,13 @@ impl<'e, B: Backend> Packer<'e, B> {
         }
     }
 
-    async fn send_sealed(&self, tenant: &TenantId, open: Open, done: watch::Sender<bool>) {
+    /// Sends a sealed chunk once the tenant's chunk before it is done (one tenant's chunks go
+    /// one after the other, in the order they were filled), then marks it done.
+    async fn send_sealed(&self, tenant: &TenantId, sealed: Sealed) {
+        let Sealed { open, done, after } = sealed;
+        if let Some(mut after) = after {
+            let _ = after.wait_for(|done| *done).await;
+        }
         let id = open.id;
         self.dispatch(tenant, open.members, Body::Batch(open.batch))
             .await;

@@ -9,8 +9,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_lambda::config::retry::RetryConfig;
-use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use cross_crate_tests::{fixtures_dir, router_env};
 use router::InvocationInfo;
 use router::{AwsBackend, Config, Router};
@@ -36,15 +34,7 @@ async fn main() -> anyhow::Result<()> {
 
     let env = router_env();
     let config = Config::from_lookup(|name| env.get(name).cloned())?;
-    let lambda = aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("local", "local", None, None, "demo"))
-            .endpoint_url(server.uri())
-            .retry_config(RetryConfig::disabled())
-            .build(),
-    );
+    let lambda = testkit::lambda_client(&server.uri());
     let backend = AwsBackend::new(lambda, config.backend_function.clone(), None);
     let router = Router::new(config, backend)?;
 

@@ -1,0 +1,175 @@
+//! The ONE set of helpers shared by the test binaries of this workspace (and the `demo` binary):
+//! AWS SDK clients pointed at a local endpoint, AWS's Runtime Interface Emulator (RIE) and the
+//! processes it runs, shell-script functions, and the envelopes the backend accepts.
+//!
+//! It depends on no crate of the workspace (router, backend, local, cross-crate-tests), so any of
+//! them can dev-depend on it without a cycle.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The region every test client uses.
+pub const REGION: &str = "us-east-1";
+
+/// The event source ARN of [`envelope`].
+pub const QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:1:q";
+
+/// Builds a client of the SDK crate `$sdk` for `$endpoint`: region [`REGION`], static test
+/// credentials, the SDK's retries disabled (every service crate has the same builder).
+macro_rules! local_client {
+    ($sdk:ident, $endpoint:expr) => {{
+        use $sdk::config::retry::RetryConfig;
+        use $sdk::config::{BehaviorVersion, Credentials, Region};
+        $sdk::Client::from_conf(
+            $sdk::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(REGION))
+                .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
+                .endpoint_url($endpoint)
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        )
+    }};
+}
+
+/// An aws-sdk-lambda client for `endpoint` (such as `http://127.0.0.1:9001`): region
+/// [`REGION`], static test credentials, the SDK's retries disabled.
+pub fn lambda_client(endpoint: &str) -> aws_sdk_lambda::Client {
+    local_client!(aws_sdk_lambda, endpoint)
+}
+
+/// An aws-sdk-sqs client for `endpoint`, configured as [`lambda_client`] is.
+pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    local_client!(aws_sdk_sqs, endpoint)
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Blocks until something accepts connections at `address`; panics after `timeout`.
+pub fn wait_until_listening(address: SocketAddr, timeout: Duration) {
+    let started = Instant::now();
+    while TcpStream::connect(address).is_err() {
+        assert!(
+            started.elapsed() < timeout,
+            "nothing listened at {address} within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The Runtime Interface Emulator in `target/rie/` (put there by `scripts/fetch-rie.sh`).
+/// Without it: `None` after printing `SKIPPED`, so the test can stop; under CI (`CI` set) a
+/// panic, since there its absence is a failure.
+pub fn emulator() -> Option<PathBuf> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/rie/aws-lambda-rie-x86_64");
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("the Runtime Interface Emulator is missing: run scripts/fetch-rie.sh first");
+    }
+    eprintln!(
+        "SKIPPED: no emulator at {}; run scripts/fetch-rie.sh",
+        path.display()
+    );
+    None
+}
+
+/// A child process killed (and reaped) when this is dropped.
+#[derive(Debug)]
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The emulator running one function; stopped on drop.
+#[derive(Debug)]
+pub struct Rie {
+    _child: ChildGuard,
+    address: SocketAddr,
+}
+
+impl Rie {
+    /// Starts `emulator` running `executable` with `variables` added to the environment, and
+    /// waits (up to ten seconds, else panics) until its Invoke API listens.
+    pub fn start(emulator: &Path, executable: &Path, variables: &[(&str, String)]) -> Rie {
+        let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let runtime_api = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(emulator)
+            .arg("--runtime-interface-emulator-address")
+            .arg(address.to_string())
+            .arg("--runtime-api-address")
+            .arg(&runtime_api)
+            .arg(executable)
+            .envs(variables.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the emulator runs");
+        let child = ChildGuard(child);
+        wait_until_listening(address, Duration::from_secs(10));
+        Rie {
+            _child: child,
+            address,
+        }
+    }
+
+    /// Where the emulator's Invoke API listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The Invoke API's endpoint URL, for [`lambda_client`].
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+/// A fresh path for `name` in this process's scratch directory (under the system temp
+/// directory), unique across calls.
+pub fn scratch(name: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("tenant-router-testkit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{n}-{name}"))
+}
+
+/// A function written as a shell script: `#!/bin/sh`, then `body`, in a fresh [`scratch`] path,
+/// mode 755.
+pub fn script(name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = scratch(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// The envelope the backend accepts, for `tenant`, record `id` and `payload`: version 1 from
+/// SQS ([`QUEUE_ARN`]), idempotency key `<arn>#<id>`, arrived 2026-01-01T00:00:00.000Z,
+/// correlation id `corr-<id>`.
+pub fn envelope(tenant: &str, id: &str, payload: Value) -> Value {
+    json!({
+        "version": 1, "tenantId": tenant, "source": "sqs", "eventSourceArn": QUEUE_ARN,
+        "id": id, "idempotencyKey": format!("{QUEUE_ARN}#{id}"),
+        "arrivedAt": "2026-01-01T00:00:00.000Z", "correlationId": format!("corr-{id}"),
+        "payload": payload
+    })
+}
