@@ -332,3 +332,57 @@ async fn invalid_records_are_rejected_alone_and_the_rest_batched() {
         .collect();
     assert_eq!(carried, [["m-0", "m-1", "m-2", "m-3"]]);
 }
+
+/// `ROUTER_BATCH_HOLD_BYTES` bounds what waits to be sent: with many tenants in one batch, the
+/// largest chunk goes early, so there are more chunks than tenants, none larger than the budget
+/// plus one record, and still every record once, each tenant's in batch order.
+#[tokio::test]
+async fn the_hold_budget_sends_the_largest_chunk_early() {
+    let server = lambda_server().await;
+    let router = router(
+        &server,
+        &[
+            ("ROUTER_DELIVERY", "tenant-batch"),
+            ("ROUTER_BATCH_HOLD_BYTES", "60000"),
+        ],
+    );
+    // 40 records of ~5 KB over 4 tenants, interleaved: 200 KB in all, 50 KB per tenant.
+    let records = (0..40)
+        .map(|i| record(i, &format!("tenant-{}", i % 4), 5_000))
+        .collect();
+    let event = sqs_event(records).to_string();
+    let report = router.route_event(&event, &info()).await.unwrap();
+    assert!(all_invoked(&report.outcomes), "{:?}", report.outcomes);
+    let chunks = chunks(&server).await;
+    assert!(
+        chunks.len() > 4,
+        "{} chunks: the budget sent none early",
+        chunks.len()
+    );
+    let largest_record = chunks
+        .iter()
+        .filter(|(_, ids, _)| ids.len() == 1)
+        .map(|(_, _, size)| *size)
+        .max()
+        .unwrap_or(6_000);
+    for (tenant, ids, size) in &chunks {
+        assert!(*size <= 60_000 + largest_record, "{tenant}: {size} bytes");
+        assert!(!ids.is_empty());
+    }
+    for n in 0..4 {
+        let tenant = format!("tenant-{n}");
+        let carried: Vec<String> = chunks
+            .iter()
+            .filter(|(t, _, _)| *t == tenant)
+            .flat_map(|(_, ids, _)| ids.clone())
+            .collect();
+        let expected: Vec<String> = (0..40)
+            .filter(|i| i % 4 == n)
+            .map(|i| format!("m-{i}"))
+            .collect();
+        assert_eq!(
+            carried, expected,
+            "{tenant}: each record once, in batch order"
+        );
+    }
+}

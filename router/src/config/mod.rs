@@ -59,6 +59,9 @@ pub struct Config {
     pub delivery: Delivery,
     /// Most bytes in one envelope batch (`tenant-batch`); at most the async payload limit.
     pub batch_max_bytes: usize,
+    /// Most bytes of open envelope batches held at once (`tenant-batch`); past it the largest
+    /// is sent early.
+    pub batch_hold_bytes: usize,
     /// Retry policy for transient Invoke failures.
     pub retry: RetryPolicy,
     /// No record is started, and no retry is waited for, within this margin of the deadline.
@@ -111,6 +114,11 @@ impl Config {
             quarantine_queue_url: quarantine_queue_url(&get)?,
             delivery,
             batch_max_bytes,
+            batch_hold_bytes: positive_or(
+                &get,
+                "ROUTER_BATCH_HOLD_BYTES",
+                DEFAULT_BATCH_HOLD_BYTES,
+            )?,
             retry: retry_policy(&get)?,
             deadline_margin: Duration::from_millis(number_or(
                 &get,
@@ -128,6 +136,13 @@ impl Config {
         })
     }
 }
+
+/// Default of `ROUTER_BATCH_HOLD_BYTES` (1 MiB): one full chunk. Each held byte costs about
+/// three in memory while chunks are sent (the chunk, the SDK's copy of the request body, the
+/// HTTP buffers), so this keeps a 10,000-record batch of 100 tenants at the memory of `record`
+/// mode (BENCHMARKS.md, memory); a larger value trades memory for fewer Invokes when one event
+/// carries many tenants.
+pub const DEFAULT_BATCH_HOLD_BYTES: usize = 1024 * 1024;
 
 /// `ROUTER_DELIVERY` and `ROUTER_BATCH_MAX_BYTES` (at most the async Invoke payload limit).
 fn delivery(get: &impl Lookup) -> Result<(Delivery, usize), ConfigError> {
@@ -238,6 +253,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.delivery, Delivery::TenantBatch);
         assert_eq!(c.batch_max_bytes, 262_144);
+        assert_eq!(c.batch_hold_bytes, DEFAULT_BATCH_HOLD_BYTES);
+        let c = config(&with(&[("ROUTER_BATCH_HOLD_BYTES", "8388608")])).unwrap();
+        assert_eq!(c.batch_hold_bytes, 8 * 1024 * 1024);
         let err = config(&with(&[("ROUTER_DELIVERY", "batch")])).unwrap_err();
         assert!(
             err.to_string().contains("\"record\" or \"tenant-batch\""),
@@ -303,6 +321,8 @@ mod tests {
             ("ROUTER_DELIVERY", "bulk"),
             ("ROUTER_BATCH_MAX_BYTES", "0"),
             ("ROUTER_BATCH_MAX_BYTES", "1048577"),
+            ("ROUTER_BATCH_HOLD_BYTES", "0"),
+            ("ROUTER_BATCH_HOLD_BYTES", "lots"),
             ("ROUTER_INVOKE_TIMEOUT_MS", "0"),
             ("ROUTER_JWT_MAX_TOKEN_BYTES", "0"),
             ("ROUTER_JWT_ISSUER", " , "),

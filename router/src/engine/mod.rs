@@ -30,7 +30,6 @@ use shared::TenantId;
 
 pub use context::{BatchStats, RouteContext};
 pub use identity::Identity;
-pub use packing::HOLD_BUDGET;
 
 use crate::backend::Backend;
 use crate::outcome::{Outcome, Verdict};

@@ -4,7 +4,8 @@
 //! - `tenant-batch`: a record joins its tenant's open chunk, an envelope batch
 //!   ([`shared::BatchPayload`]) of at most `ROUTER_BATCH_MAX_BYTES`; a chunk is sent when the
 //!   next record does not fit, when a lane needs it delivered before its next record may go,
-//!   when the chunks held together exceed [`HOLD_BUDGET`], and at the end of the batch.
+//!   when the chunks held together exceed `ROUTER_BATCH_HOLD_BYTES` (the largest goes), so a large
+//!   batch of many tenants never holds every envelope, and at the end of the batch.
 //!
 //! Order within a lane: a lane's record may join the chunk that holds the lane's previous record
 //! (one Invoke keeps their order); any other chunk only after that one has been sent and the
@@ -19,7 +20,7 @@ use std::sync::Mutex;
 
 use futures::StreamExt;
 use shared::{ASYNC_PAYLOAD_LIMIT, BatchPayload, TenantId};
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{Notify, Semaphore, oneshot, watch};
 
 use super::context::RouteContext;
 use super::isolation::isolated;
@@ -29,10 +30,7 @@ use super::send::{Sent, send};
 use crate::backend::Backend;
 use crate::config::Delivery;
 use crate::outcome::Outcome;
-
-/// Most bytes of open chunks held at once in `tenant-batch` mode; past it the largest is sent,
-/// so a large batch of many tenants never holds every envelope (BENCHMARKS.md, memory).
-pub const HOLD_BUDGET: usize = 8 * 1024 * 1024;
+use crate::record::Ordering;
 
 /// A proven record, wrapped and ready to be sent.
 pub struct Ready {
@@ -80,7 +78,7 @@ struct Chunks {
     open: HashMap<TenantId, Open>,
     /// Chunks on their way, by id: done when the value turns true.
     sending: HashMap<u64, watch::Receiver<bool>>,
-    /// Bytes of the open chunks.
+    /// Bytes of the chunks not yet delivered (open, or sealed and on their way).
     held_bytes: usize,
     /// Per tenant, the chunk sealed last: the next one is sent after it.
     last_sealed: HashMap<TenantId, u64>,
@@ -92,20 +90,27 @@ struct Sealed {
     open: Open,
     done: watch::Sender<bool>,
     after: Option<watch::Receiver<bool>>,
+    /// Its bytes, counted in `held_bytes` until it is delivered.
+    bytes: usize,
 }
 
 impl Chunks {
     /// Takes `tenant`'s open chunk out to be sent.
     fn seal(&mut self, tenant: &TenantId) -> Option<Sealed> {
         let open = self.open.remove(tenant)?;
-        self.held_bytes -= open.batch.len();
+        let bytes = open.batch.len();
         let (done, waiting) = watch::channel(false);
         self.sending.insert(open.id, waiting);
         let after = self
             .last_sealed
             .insert(tenant.clone(), open.id)
             .and_then(|previous| self.sending.get(&previous).cloned());
-        Some(Sealed { open, done, after })
+        Some(Sealed {
+            open,
+            done,
+            after,
+            bytes,
+        })
     }
 }
 
@@ -116,6 +121,8 @@ pub struct Packer<'e, B> {
     /// `None` in `record` mode.
     chunks: Option<Mutex<Chunks>>,
     turns: Mutex<Turns>,
+    /// Told whenever a chunk has been delivered (`tenant-batch`).
+    delivered: Notify,
     /// At most `max_in_flight` Invokes at once, in both modes.
     invokes: Semaphore,
 }
@@ -145,17 +152,20 @@ impl<'e, B: Backend> Packer<'e, B> {
             context,
             chunks,
             turns: Mutex::default(),
+            delivered: Notify::new(),
             invokes: Semaphore::new(context.config.max_in_flight),
         }
     }
 
-    /// How many lanes run at once: `max_in_flight` in `record` mode (each waits for its own
-    /// Invoke); every lane in `tenant-batch` mode, where a lane mostly waits for its turn and
-    /// the Invokes are bounded on their own.
+    /// How many lanes run at once: `max_in_flight`, except for an ordered batch in
+    /// `tenant-batch` mode, where every lane runs (a lane there mostly waits for its turn, and
+    /// one whose next record is the turn must never wait for a free slot behind lanes that
+    /// wait for later turns). Every record of an unordered batch is a lane of its own, started
+    /// in batch order, so there the turn always belongs to a started lane or to the next one.
     pub fn lane_concurrency(&self) -> Option<usize> {
-        match self.chunks {
-            None => Some(self.context.config.max_in_flight),
-            Some(_) => None,
+        match (&self.chunks, self.context.ordering) {
+            (Some(_), Ordering::Lanes | Ordering::Stream) => None,
+            _ => Some(self.context.config.max_in_flight),
         }
     }
 
@@ -212,6 +222,7 @@ impl<'e, B: Backend> Packer<'e, B> {
                 .dispatch(&tenant, vec![member], Body::Plain(payload))
                 .await;
         };
+        self.within_budget(payload.len()).await;
         let mut member = Some(member);
         loop {
             let step = {
@@ -234,10 +245,17 @@ impl<'e, B: Backend> Packer<'e, B> {
                     _ => {
                         let sealed = if full { chunks.seal(&tenant) } else { None };
                         let id = chunks.next_id;
-                        let open = chunks.open.entry(tenant.clone()).or_insert_with(|| Open {
-                            id,
-                            batch: BatchPayload::new(&tenant),
-                            members: Vec::new(),
+                        let open = chunks.open.entry(tenant.clone()).or_insert_with(|| {
+                            // Room for the whole chunk at once (as far as the hold budget lets
+                            // one chunk grow): growing by doubling would copy it and, for a while,
+                            // hold it two or three times.
+                            let mut batch = BatchPayload::new(&tenant);
+                            batch.reserve(limit.min(self.context.config.batch_hold_bytes));
+                            Open {
+                                id,
+                                batch,
+                                members: Vec::new(),
+                            }
                         });
                         let created = open.members.is_empty();
                         let before = if created { 0 } else { open.batch.len() };
@@ -259,7 +277,7 @@ impl<'e, B: Backend> Packer<'e, B> {
                     if let Some(sealed) = sealed {
                         self.send_sealed(&tenant, sealed).await;
                     }
-                    return self.within_budget().await;
+                    return;
                 }
                 Step::Deliver(held_tenant, held) => self.complete(&held_tenant, held).await,
                 Step::Send(sealed) => self.send_sealed(&tenant, sealed).await,
@@ -311,27 +329,38 @@ impl<'e, B: Backend> Packer<'e, B> {
             .await;
     }
 
-    /// Sends the largest open chunk while the open chunks hold more than [`HOLD_BUDGET`].
-    async fn within_budget(&self) {
+    /// Waits, with the turn, until `more` bytes fit under `batch_hold_bytes` with the chunks
+    /// not yet delivered: the largest open chunk is sent, or, with none open, the next delivery
+    /// is awaited. Memory stays bounded however large the batch, and records keep their order.
+    async fn within_budget(&self, more: usize) {
         let Some(chunks) = &self.chunks else {
             return;
         };
         loop {
-            let sealed = {
+            let delivered = self.delivered.notified();
+            tokio::pin!(delivered);
+            delivered.as_mut().enable();
+            let largest = {
                 let mut chunks = chunks.lock().expect("chunks lock");
-                if chunks.held_bytes <= HOLD_BUDGET {
+                if chunks.held_bytes + more <= self.context.config.batch_hold_bytes
+                    || chunks.held_bytes == 0
+                {
                     return;
                 }
                 let largest = chunks
                     .open
                     .iter()
                     .max_by_key(|(_, open)| open.batch.len())
-                    .map(|(tenant, _)| tenant.clone())
-                    .expect("bytes are held by open chunks");
-                let sealed = chunks.seal(&largest).expect("an open chunk");
-                (largest, sealed)
+                    .map(|(tenant, _)| tenant.clone());
+                largest.map(|tenant| {
+                    let sealed = chunks.seal(&tenant).expect("an open chunk");
+                    (tenant, sealed)
+                })
             };
-            self.send_sealed(&sealed.0, sealed.1).await;
+            match largest {
+                Some((tenant, sealed)) => self.send_sealed(&tenant, sealed).await,
+                None => delivered.await,
+            }
         }
     }
 
@@ -362,7 +391,12 @@ impl<'e, B: Backend> Packer<'e, B> {
     /// Sends a sealed chunk once the tenant's chunk before it is done (one tenant's chunks go
     /// one after the other, in the order they were filled), then marks it done.
     async fn send_sealed(&self, tenant: &TenantId, sealed: Sealed) {
-        let Sealed { open, done, after } = sealed;
+        let Sealed {
+            open,
+            done,
+            after,
+            bytes,
+        } = sealed;
         if let Some(mut after) = after {
             let _ = after.wait_for(|done| *done).await;
         }
@@ -370,9 +404,12 @@ impl<'e, B: Backend> Packer<'e, B> {
         self.dispatch(tenant, open.members, Body::Batch(open.batch))
             .await;
         if let Some(chunks) = &self.chunks {
-            chunks.lock().expect("chunks lock").sending.remove(&id);
+            let mut chunks = chunks.lock().expect("chunks lock");
+            chunks.sending.remove(&id);
+            chunks.held_bytes -= bytes;
         }
         done.send_replace(true);
+        self.delivered.notify_waiters();
     }
 
     /// Sends one Invoke carrying `members` and ends each of them with its answer.

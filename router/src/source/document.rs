@@ -171,7 +171,14 @@ fn child(container: &str, token: &str) -> Option<std::ops::Range<usize>> {
 impl JsonText {
     /// Reads `text` as a JSON payload; `Err` when it is not JSON.
     pub fn new(text: String) -> Result<Self, serde_json::Error> {
-        let members = match text.trim_start().as_bytes().first() {
+        // Values found inside the text are exact slices of it, and a payload with no white space
+        // around it becomes the envelope's raw value without a copy.
+        let text = if text.trim().len() < text.len() {
+            text.trim().to_owned()
+        } else {
+            text
+        };
+        let members = match text.as_bytes().first() {
             Some(b'{') => {
                 let Members(members) = serde_json::from_str(&text)?;
                 Some(
@@ -230,49 +237,66 @@ impl JsonText {
         Ok(value)
     }
 
-    /// Removes every member or element at `pointer` from the text, returning the last one's
-    /// value as the pointer reads it.
-    fn remove(&mut self, pointer: &str) -> Option<String> {
-        let (parent, last) = pointer.rsplit_once('/')?;
+    /// Removes every member or element at `pointer` from the text.
+    fn remove(&mut self, pointer: &str) {
+        let Some((parent, last)) = pointer.rsplit_once('/') else {
+            return;
+        };
+        let key = unescape_token(last);
+        // A member of the top-level object, the usual case: its members are known already.
+        if parent.is_empty()
+            && let Some(members) = &self.members
+        {
+            let spans: Vec<_> = members.iter().map(|m| m.value.clone()).collect();
+            let matching: Vec<usize> = (0..members.len())
+                .filter(|&i| *members[i].key == *key)
+                .collect();
+            let cuts = cut_ranges(&self.text, &spans, &matching);
+            self.cut(0, cuts);
+            return;
+        }
         let parent_range = if parent.is_empty() {
             0..self.text.len()
         } else {
-            self.find(parent)?
+            let Some(range) = self.find(parent) else {
+                return;
+            };
+            range
         };
         let container = &self.text[parent_range.clone()];
-        let trimmed_start = container.len() - container.trim_start().len();
-        let container = container.trim();
-        let base = parent_range.start + trimmed_start;
-        // Byte ranges (in `container`) of the members to cut, each with the separator that goes
-        // with it, and the value to return.
-        let (cuts, value) = match container.as_bytes().first()? {
-            b'{' => {
-                let Members(members) = serde_json::from_str(container).ok()?;
-                let key = unescape_token(last);
+        let cuts = match container.as_bytes().first() {
+            Some(b'{') => {
+                let Ok(Members(members)) = serde_json::from_str(container) else {
+                    return;
+                };
                 let spans: Vec<_> = members.iter().map(|(_, v)| span_in(container, v)).collect();
                 let matching: Vec<usize> = (0..members.len())
                     .filter(|&i| members[i].0 == key)
                     .collect();
-                let value = matching
-                    .last()
-                    .map(|&i| container[spans[i].clone()].to_owned())?;
-                (cut_ranges(container, &spans, &matching), value)
+                cut_ranges(container, &spans, &matching)
             }
-            b'[' => {
-                let items: Vec<&RawValue> = serde_json::from_str(container).ok()?;
-                let index: usize = last.parse().ok()?;
+            Some(b'[') => {
+                let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(container) else {
+                    return;
+                };
+                let Ok(index) = key.parse::<usize>() else {
+                    return;
+                };
                 let spans: Vec<_> = items.iter().map(|v| span_in(container, v)).collect();
-                let value = container[spans.get(index)?.clone()].to_owned();
-                (cut_ranges(container, &spans, &[index]), value)
+                cut_ranges(container, &spans, &[index])
             }
-            _ => return None,
+            _ => return,
         };
+        self.cut(parent_range.start, cuts);
+    }
+
+    /// Cuts `cuts` (ranges relative to `base`, in order) out of the text.
+    fn cut(&mut self, base: usize, cuts: Vec<std::ops::Range<usize>>) {
         for cut in cuts.into_iter().rev() {
             self.text
                 .replace_range(base + cut.start..base + cut.end, "");
         }
         self.members = None;
-        Some(value)
     }
 }
 
