@@ -440,10 +440,7 @@ impl<'e, B: Backend> Packer<'e, B> {
             return;
         }
         if !self.context.info.deadline.can_start() {
-            for member in &members {
-                self.end(tenant, member, Outcome::not_started());
-            }
-            return;
+            return self.end_unsent(tenant, &members, Outcome::not_started());
         }
         let payload = match &body {
             Body::Plain(payload) => payload.as_slice(),
@@ -463,7 +460,7 @@ impl<'e, B: Backend> Packer<'e, B> {
                 "sending the Invoke",
             )
             .await
-            .unwrap_or_else(Sent::Failed)
+            .unwrap_or_else(Sent::Abandoned)
         };
         match sent {
             Sent::Invoked { attempts } => {
@@ -476,6 +473,7 @@ impl<'e, B: Backend> Packer<'e, B> {
                     self.end(tenant, member, outcome.clone());
                 }
             }
+            Sent::Abandoned(outcome) => self.end_unsent(tenant, &members, outcome),
             Sent::Refused(rejection) if members.len() == 1 => {
                 let meta = self.ledger.meta(members[0].index);
                 let outcome = isolated(
@@ -503,6 +501,28 @@ impl<'e, B: Backend> Packer<'e, B> {
                     Box::pin(self.dispatch(tenant, vec![member], Body::Batch(single))).await;
                 }
             }
+        }
+    }
+
+    /// Ends the records of an Invoke that never went out: the first of each ordered lane with
+    /// `outcome`, the lane's later ones as not sent because of it (`earlier-record-failed`), as
+    /// if each had been taken after the other.
+    fn end_unsent(&self, tenant: &TenantId, members: &[Member], outcome: Outcome) {
+        let mut first_of: HashMap<usize, usize> = HashMap::new();
+        for member in members {
+            let first = match self.context.ordering {
+                Ordering::Independent => None,
+                Ordering::Lanes | Ordering::Stream => {
+                    Some(*first_of.entry(member.lane).or_insert(member.index))
+                }
+            };
+            let outcome = match first {
+                Some(first) if first != member.index => {
+                    Outcome::earlier_in_lane(&self.ledger.meta(first).id)
+                }
+                _ => outcome.clone(),
+            };
+            self.end(tenant, member, outcome);
         }
     }
 

@@ -19,6 +19,8 @@ pub enum Sent {
     Refused(Rejection),
     /// A transient or deployment failure outlived the retries or the deadline.
     Failed(Outcome),
+    /// Not sent at all: the deadline came before the first attempt.
+    Abandoned(Outcome),
 }
 
 /// Invokes with retries that honour the retry policy and never outlive the deadline. `label`
@@ -37,7 +39,11 @@ pub async fn send<B: Backend>(
         attempt += 1;
         let remaining = deadline.remaining();
         if remaining.is_zero() {
-            return Sent::Failed(Outcome::deadline("the Invoke succeeded"));
+            let outcome = Outcome::deadline("the Invoke succeeded");
+            return match attempt {
+                1 => Sent::Abandoned(outcome),
+                _ => Sent::Failed(outcome),
+            };
         }
         let request = InvokeRequest {
             tenant,
