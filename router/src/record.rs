@@ -8,7 +8,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
 
 use serde_json::value::RawValue;
-use shared::{Envelope, TenantId};
+use serde_json::{Map, Value};
+use shared::{ENVELOPE_VERSION, EnvelopeHead, Source, TenantId};
 
 use crate::config::Config;
 use crate::invocation::InvocationInfo;
@@ -143,10 +144,107 @@ pub struct Decoded {
     /// Arrival time at the source service, in milliseconds since the epoch.
     pub arrived_at_ms: i64,
     /// The envelope to send once the tenant is proven.
-    pub envelope: Envelope,
+    pub envelope: Outgoing,
     /// X-Ray trace header for the Invoke: the record's own (SQS `AWSTraceHeader`), else the
     /// invocation's.
     pub trace_header: Option<String>,
+}
+
+/// An envelope ready to be written for the record's tenant: its fields, and its payload as JSON
+/// text from which the token was cut.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The record's source.
+    pub source: Source,
+    /// ARN of the queue, stream or table.
+    pub event_source_arn: String,
+    /// The record's id at its source.
+    pub id: String,
+    /// `<eventSourceArn>#<id>`.
+    pub idempotency_key: String,
+    /// Arrival time, RFC 3339.
+    pub arrived_at: String,
+    /// The correlation id.
+    pub correlation_id: String,
+    /// Source-specific facts.
+    pub attributes: Map<String, Value>,
+    /// The decoded record, token removed.
+    pub payload: PayloadText,
+}
+
+impl Outgoing {
+    /// The Invoke payload: the envelope for `tenant` (`shared::Envelope`'s format, written by
+    /// `shared::EnvelopeHead`).
+    pub fn to_payload(&self, tenant: &TenantId) -> Vec<u8> {
+        let head = EnvelopeHead {
+            version: ENVELOPE_VERSION,
+            tenant_id: tenant,
+            source: self.source,
+            event_source_arn: &self.event_source_arn,
+            id: &self.id,
+            idempotency_key: &self.idempotency_key,
+            arrived_at: &self.arrived_at,
+            correlation_id: &self.correlation_id,
+            attributes: &self.attributes,
+        };
+        let mut out = Vec::with_capacity(256 + self.payload.len());
+        head.write(self.payload.pieces(), &mut out);
+        out
+    }
+}
+
+/// One JSON value as text with byte ranges cut out of it (the token's member): the pieces left
+/// join into one valid JSON value. Only the source modules build it, from text they have read as
+/// JSON, cutting whole members.
+#[derive(Debug)]
+pub struct PayloadText {
+    text: String,
+    cuts: Vec<std::ops::Range<usize>>,
+}
+
+impl PayloadText {
+    /// `text` (one JSON value) whole.
+    pub(crate) fn whole(text: String) -> Self {
+        Self {
+            text,
+            cuts: Vec::new(),
+        }
+    }
+
+    /// `text` without `cuts` (in order, not overlapping).
+    pub(crate) fn cut(text: String, cuts: Vec<std::ops::Range<usize>>) -> Self {
+        Self { text, cuts }
+    }
+
+    /// The pieces, in order.
+    pub fn pieces(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.cuts
+            .iter()
+            .map(move |cut| {
+                let piece = &self.text[start..cut.start];
+                start = cut.end;
+                piece
+            })
+            .chain(std::iter::once(
+                &self.text[self.cuts.last().map_or(0, |cut| cut.end)..],
+            ))
+    }
+
+    /// Bytes once joined.
+    pub fn len(&self) -> usize {
+        self.text.len() - self.cuts.iter().map(|cut| cut.len()).sum::<usize>()
+    }
+
+    /// Whether it is empty (never, for a JSON value).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The joined text.
+    pub fn joined(&self) -> String {
+        self.pieces().collect()
+    }
 }
 
 /// Compares two stream sequence numbers: decimal strings of up to 129 digits, compared as

@@ -15,6 +15,7 @@ pub mod tenant;
 pub mod token;
 
 pub use envelope::{
-    ASYNC_PAYLOAD_LIMIT, BatchPayload, Delivery, ENVELOPE_VERSION, Envelope, EnvelopeBatch, Source,
+    ASYNC_PAYLOAD_LIMIT, BatchPayload, Delivery, ENVELOPE_VERSION, Envelope, EnvelopeBatch,
+    EnvelopeHead, Source,
 };
 pub use tenant::{TenantId, TenantIdError};

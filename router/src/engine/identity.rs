@@ -92,7 +92,7 @@ impl Identity {
 /// The Invoke payload of a proven record: its envelope, refused when larger than the async
 /// Invoke limit.
 pub fn wrap(decoded: &Decoded) -> Result<Vec<u8>, Rejection> {
-    let payload = decoded.envelope.to_payload();
+    let payload = decoded.envelope.to_payload(&decoded.tenant);
     if payload.len() > ASYNC_PAYLOAD_LIMIT {
         return Err(Rejection::new(
             "envelope-too-large",

@@ -8,13 +8,13 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use shared::{ENVELOPE_VERSION, Envelope, Source, TenantId};
+use shared::{Envelope, Source, TenantId};
 
 use super::document::{Document, JsonText};
 use crate::config::{Config, TenantFrom, TokenFrom};
 use crate::invocation::{BatchError, InvocationInfo};
 use crate::outcome::Rejection;
-use crate::record::{Decoded, Pending, Record, RecordMeta};
+use crate::record::{Decoded, Outgoing, Pending, Record, RecordMeta};
 
 /// What a source module found in a record, before the shared rules run.
 pub(crate) struct Parts<'a, D> {
@@ -123,9 +123,7 @@ pub(crate) fn build<D: Document>(
         other => token_elsewhere(other).flatten(),
     };
 
-    let envelope = Envelope {
-        version: ENVELOPE_VERSION,
-        tenant_id: tenant.clone(),
+    let envelope = Outgoing {
         source,
         idempotency_key: Envelope::idempotency_key_for(&event_source_arn, id),
         event_source_arn,
@@ -133,7 +131,7 @@ pub(crate) fn build<D: Document>(
         arrived_at: rfc3339_ms(arrived_at_ms),
         correlation_id,
         attributes,
-        payload: payload.into_raw(),
+        payload: payload.into_text(),
     };
     (
         Ok(Decoded {
@@ -270,7 +268,7 @@ mod tests {
         let text = |v: serde_json::Value| JsonText::new(v.to_string()).unwrap();
         let unwrapped = |v| {
             let (inner, by) = unwrap_carried(text(v)).unwrap();
-            (inner.into_raw().get().to_owned(), by)
+            (inner.into_text().joined(), by)
         };
         let sns = json!({"Type": "Notification", "TopicArn": "arn:t", "Message": "{\"a\": 1}"});
         assert_eq!(unwrapped(sns), ("{\"a\": 1}".to_owned(), Some("sns")));

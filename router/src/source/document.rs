@@ -7,6 +7,8 @@ use std::borrow::Cow;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::record::PayloadText;
+
 /// A decoded payload that JSON pointers can read from.
 pub trait Document {
     /// The string at `pointer`; `Err` when something else than a string is there.
@@ -14,7 +16,7 @@ pub trait Document {
     /// Removes what is at `pointer` and returns it if it was a string; `Err` if it was another type.
     fn take_string_at(&mut self, pointer: &str) -> Result<Option<String>, ()>;
     /// The payload as exact JSON text.
-    fn into_raw(self) -> Box<RawValue>;
+    fn into_text(self) -> PayloadText;
 }
 
 impl Document for Value {
@@ -34,8 +36,8 @@ impl Document for Value {
         }
     }
 
-    fn into_raw(self) -> Box<RawValue> {
-        serde_json::value::to_raw_value(&self).expect("a JSON value serialises")
+    fn into_text(self) -> PayloadText {
+        PayloadText::whole(self.to_string())
     }
 }
 
@@ -86,8 +88,11 @@ mod tests {
 pub struct JsonText {
     text: String,
     /// The top-level object's members, read once (`None` when the payload is not an object, or
-    /// after the text changed).
+    /// after something was cut).
     members: Option<Vec<Member>>,
+    /// Byte ranges cut out of `text` (the token's members), in order: the text is not moved
+    /// until the payload is written.
+    cuts: Vec<std::ops::Range<usize>>,
 }
 
 /// One member of an object: its key and the byte range of its value in the object's text.
@@ -196,7 +201,11 @@ impl JsonText {
                 None
             }
         };
-        Ok(Self { text, members })
+        Ok(Self {
+            text,
+            members,
+            cuts: Vec::new(),
+        })
     }
 
     /// The exact text of the top-level member `key`, if the payload is an object holding it.
@@ -290,13 +299,18 @@ impl JsonText {
         self.cut(parent_range.start, cuts);
     }
 
-    /// Cuts `cuts` (ranges relative to `base`, in order) out of the text.
+    /// Cuts `cuts` (ranges relative to `base`, in order) out of the text. A second cut first
+    /// applies the first, so that every range refers to the text as it then is.
     fn cut(&mut self, base: usize, cuts: Vec<std::ops::Range<usize>>) {
-        for cut in cuts.into_iter().rev() {
-            self.text
-                .replace_range(base + cut.start..base + cut.end, "");
-        }
         self.members = None;
+        self.cuts
+            .extend(cuts.into_iter().map(|cut| base + cut.start..base + cut.end));
+    }
+
+    /// The text with the cuts applied, as a new document (reads after a cut, rare).
+    fn applied(&self) -> Self {
+        let text = PayloadText::cut(self.text.clone(), self.cuts.clone()).joined();
+        Self::new(text).expect("cutting whole members leaves JSON")
     }
 }
 
@@ -338,6 +352,12 @@ fn cut_ranges(
 
 impl Document for JsonText {
     fn string_at(&self, pointer: &str) -> Result<Option<Cow<'_, str>>, ()> {
+        if !self.cuts.is_empty() {
+            let applied = self.applied();
+            return applied
+                .string_at(pointer)
+                .map(|found| found.map(|s| Cow::Owned(s.into_owned())));
+        }
         match self.find(pointer) {
             None => Ok(None),
             Some(range) => self.string(range).map(Some),
@@ -345,6 +365,9 @@ impl Document for JsonText {
     }
 
     fn take_string_at(&mut self, pointer: &str) -> Result<Option<String>, ()> {
+        if !self.cuts.is_empty() {
+            *self = self.applied();
+        }
         let Some(range) = self.find(pointer) else {
             return Ok(None);
         };
@@ -354,9 +377,8 @@ impl Document for JsonText {
         Ok(Some(value))
     }
 
-    fn into_raw(self) -> Box<RawValue> {
-        RawValue::from_string(self.text)
-            .expect("the text was read as JSON and only whole members were cut")
+    fn into_text(self) -> PayloadText {
+        PayloadText::cut(self.text, self.cuts)
     }
 }
 
@@ -412,14 +434,13 @@ mod text_tests {
         ] {
             let mut d = doc(before);
             assert!(d.take_string_at(pointer).unwrap().is_some(), "{before}");
-            let raw = d.into_raw();
-            assert_eq!(raw.get(), after, "{before}");
+            assert_eq!(d.into_text().joined(), after, "{before}");
         }
         let mut d = doc(r#"{"t":"first","t":"last"}"#);
         assert_eq!(d.take_string_at("/t"), Ok(Some("last".into())));
         let mut d = doc(r#"{"t":5}"#);
         assert_eq!(d.take_string_at("/t"), Err(()));
-        assert_eq!(d.into_raw().get(), r#"{"t":5}"#);
+        assert_eq!(d.into_text().joined(), r#"{"t":5}"#);
     }
 
     #[test]

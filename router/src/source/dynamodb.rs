@@ -237,8 +237,8 @@ impl Document for Image {
         }
     }
 
-    fn into_raw(self) -> Box<RawValue> {
-        RawValue::from_string(plain_text(&self.0)).expect("the converter writes valid JSON")
+    fn into_text(self) -> crate::record::PayloadText {
+        crate::record::PayloadText::whole(plain_text(&self.0))
     }
 }
 
@@ -416,7 +416,7 @@ mod tests {
         assert_eq!(image.take_string_at("/auth/token"), Ok(None));
         assert_eq!(image.take_string_at("/n"), Err(()));
         assert_eq!(
-            image.into_raw().get(),
+            image.into_text().joined(),
             r#"{"auth":{},"list":["zero",1],"tenantId":"acme"}"#
         );
     }
