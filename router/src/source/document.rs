@@ -98,8 +98,15 @@ pub struct JsonText {
 /// One member of an object: its key and the byte range of its value in the object's text.
 #[derive(Debug, Clone)]
 struct Member {
-    key: Box<str>,
+    key: KeyText,
     value: std::ops::Range<usize>,
+}
+
+/// A member's key: where it lies in the text, or, when it holds escapes, its unescaped text.
+#[derive(Debug, Clone)]
+enum KeyText {
+    Span(std::ops::Range<usize>),
+    Owned(Box<str>),
 }
 
 /// An object's members as borrowed slices, in text order.
@@ -190,7 +197,13 @@ impl JsonText {
                     members
                         .into_iter()
                         .map(|(key, value)| Member {
-                            key: key.into(),
+                            key: match key {
+                                Cow::Borrowed(key) => {
+                                    let start = offset_in(&text, key);
+                                    KeyText::Span(start..start + key.len())
+                                }
+                                Cow::Owned(key) => KeyText::Owned(key.into()),
+                            },
                             value: span_in(&text, value),
                         })
                         .collect(),
@@ -208,10 +221,18 @@ impl JsonText {
         })
     }
 
+    /// A member's key, unescaped.
+    fn key<'s>(&'s self, member: &'s Member) -> &'s str {
+        match &member.key {
+            KeyText::Span(span) => &self.text[span.clone()],
+            KeyText::Owned(key) => key,
+        }
+    }
+
     /// The exact text of the top-level member `key`, if the payload is an object holding it.
     pub fn member(&self, key: &str) -> Option<&str> {
         let members = self.members.as_ref()?;
-        let member = members.iter().rev().find(|m| &*m.key == key)?;
+        let member = members.iter().rev().find(|m| self.key(m) == key)?;
         Some(&self.text[member.value.clone()])
     }
 
@@ -224,7 +245,7 @@ impl JsonText {
             Some(members) => members
                 .iter()
                 .rev()
-                .find(|m| *m.key == *first)?
+                .find(|m| self.key(m) == first)?
                 .value
                 .clone(),
             None => child(&self.text, &first)?,
@@ -258,7 +279,7 @@ impl JsonText {
         {
             let spans: Vec<_> = members.iter().map(|m| m.value.clone()).collect();
             let matching: Vec<usize> = (0..members.len())
-                .filter(|&i| *members[i].key == *key)
+                .filter(|&i| self.key(&members[i]) == key)
                 .collect();
             let cuts = cut_ranges(&self.text, &spans, &matching);
             self.cut(0, cuts);
