@@ -240,12 +240,6 @@ impl BatchPayload {
         }
     }
 
-    /// Makes room for `bytes` more without moving the buffer (a chunk that will grow to its
-    /// limit is then never copied as it grows).
-    pub fn reserve(&mut self, bytes: usize) {
-        self.buffer.reserve(bytes);
-    }
-
     /// Size of the payload with the envelopes added so far.
     pub fn len(&self) -> usize {
         self.buffer.len()

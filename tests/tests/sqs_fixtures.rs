@@ -252,3 +252,36 @@ async fn an_empty_batch_succeeds_and_a_foreign_event_is_an_error() {
         "{error}"
     );
 }
+
+/// A payload that gives the tenant's key, or the token's, twice is refused: JSON parsers
+/// disagree on which copy counts, so the router never proves one tenant while the backend's
+/// parser reads the other. Nothing is invoked.
+#[tokio::test]
+async fn a_key_given_twice_on_the_tenant_or_token_path_is_refused() {
+    use cross_crate_tests::{T0_MS, TestKey, claims, sign, sqs_event, sqs_record};
+    let token = sign(TestKey::Es256, &claims("acme"));
+    let bodies = [
+        format!(r#"{{"tenantId":"globex","tenantId":"acme","tenantToken":"{token}"}}"#),
+        format!(r#"{{"tenantId":"acme","tenantToken":"{token}","tenantToken":"{token}"}}"#),
+    ];
+    let records = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| sqs_record(&format!("m{i}"), b, T0_MS))
+        .collect();
+    let server = lambda_server().await;
+    let router = router(&server, &[]);
+    let report = router
+        .route_event(
+            &sqs_event(records).to_string(),
+            &InvocationInfo::with_budget(
+                std::time::Duration::from_secs(10),
+                std::time::Duration::from_millis(100),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.outcomes[0].reason(), Some("missing-tenant"));
+    assert_eq!(report.outcomes[1].reason(), Some("token-malformed"));
+    assert!(invocations(&server).await.is_empty());
+}

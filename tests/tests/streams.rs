@@ -612,3 +612,60 @@ async fn a_failure_in_one_key_stops_higher_records_of_every_other_key() {
     assert!(!invoked.contains(&"300".to_owned()), "{invoked:?}");
     assert_eq!(reported(&report.response), ["200"]);
 }
+
+/// In `tenant-batch` mode a stream record stopped by the gate at its turn does not stop its
+/// lane's earlier record still waiting in a chunk: that record, below the lowest failure, is
+/// delivered, and only the failure and what is above it are reported.
+#[tokio::test]
+async fn a_record_stopped_at_its_turn_leaves_its_lanes_earlier_record_to_be_delivered() {
+    use cross_crate_tests::{TestKey, body, claims, kinesis_record, sign};
+    let data = |tenant: &str, token_for: &str| {
+        body(
+            tenant,
+            &sign(TestKey::Es256, &claims(token_for)),
+            json!({"n": 1}),
+        )
+        .into_bytes()
+    };
+    let event = json!({"Records": [
+        kinesis_record("3", "key-l", &data("acme", "acme")),
+        // Rejected (the token is another tenant's) and, with no quarantine queue, reported.
+        kinesis_record("5", "key-m", &data("globex", "initech")),
+        kinesis_record("20", "key-l", &data("acme", "acme")),
+    ]})
+    .to_string();
+    let server = lambda_server().await;
+    let router = router(&server, &[("ROUTER_DELIVERY", "tenant-batch")]);
+    let report = router.route_event(&event, &info()).await.expect("a batch");
+    assert_eq!(
+        report.outcomes[0],
+        Outcome::Invoked { attempts: 1 },
+        "{:?}",
+        report.outcomes
+    );
+    assert_eq!(report.outcomes[1].reason(), Some("tenant-mismatch"));
+    assert_eq!(report.outcomes[2].reason(), Some("earlier-record-failed"));
+    assert_eq!(reported(&report.response), ["5"]);
+    let invoked = ids_invoked(&chunk_records(&server).await);
+    assert_eq!(invoked, ["3"]);
+}
+
+/// The envelopes every Invoke carried (a tenant batch's records, or a plain envelope).
+async fn chunk_records(server: &MockServer) -> Vec<Invocation> {
+    invocations(server)
+        .await
+        .into_iter()
+        .flat_map(
+            |i| match i.envelope.get("records").and_then(Value::as_array) {
+                Some(records) => records
+                    .iter()
+                    .map(|e| Invocation {
+                        envelope: e.clone(),
+                        ..i.clone()
+                    })
+                    .collect(),
+                None => vec![i],
+            },
+        )
+        .collect()
+}

@@ -47,6 +47,12 @@ pub async fn route<'a, B: Backend>(
     context: &RouteContext<'_, B>,
 ) -> (Vec<RecordMeta<'a>>, Vec<Outcome>) {
     let (metas, lanes) = split_lanes(records);
+    // `Packer::lane_concurrency` bounds an unordered batch's lanes, which is safe only because
+    // each of its records is a lane of its own.
+    debug_assert!(
+        context.ordering != crate::record::Ordering::Independent
+            || lanes.iter().all(|lane| lane.len() == 1)
+    );
     let outcomes = {
         let ledger = Ledger::new(&metas, context.ordering, lanes.len(), context.source);
         let packer = Packer::new(&ledger, context);
@@ -111,8 +117,14 @@ async fn run_lane<B: Backend>(
     let mut hold = Hold::default();
     for (index, pending) in lane {
         packer.turn(index).await;
-        if let Some(outcome) = ledger.blocked(number, index) {
+        if ledger.blocked(number, index).is_some() {
+            // The lane's earlier record may still wait in a chunk: it is delivered first (it
+            // may be below the failure that stops this one), then the gate is asked again.
             packer.pass(index);
+            Box::pin(packer.settle(&mut hold)).await;
+            let outcome = ledger
+                .blocked(number, index)
+                .expect("a lane or stream, once stopped, stays stopped");
             ledger.finish(index, number, None, None, outcome);
             continue;
         }
@@ -140,6 +152,17 @@ async fn run_lane<B: Backend>(
         let outcome = match ledger.blocked(number, index) {
             Some(outcome) => outcome,
             None => match unsent.verdict {
+                // Past the margin nothing new starts, a quarantine write neither.
+                Verdict::Reject(rejection) if !context.info.deadline.can_start() => {
+                    Outcome::Rejected {
+                        reason: rejection.reason,
+                        detail: format!(
+                            "{}; not quarantined: the invocation deadline is too close",
+                            rejection.detail
+                        ),
+                        quarantined: false,
+                    }
+                }
                 Verdict::Reject(rejection) => Box::pin(isolated(
                     quarantine::reject(meta, rejection, context),
                     "quarantining the record",

@@ -245,17 +245,10 @@ impl<'e, B: Backend> Packer<'e, B> {
                     _ => {
                         let sealed = if full { chunks.seal(&tenant) } else { None };
                         let id = chunks.next_id;
-                        let open = chunks.open.entry(tenant.clone()).or_insert_with(|| {
-                            // Room for the whole chunk at once (as far as the hold budget lets
-                            // one chunk grow): growing by doubling would copy it and, for a while,
-                            // hold it two or three times.
-                            let mut batch = BatchPayload::new(&tenant);
-                            batch.reserve(limit.min(self.context.config.batch_hold_bytes));
-                            Open {
-                                id,
-                                batch,
-                                members: Vec::new(),
-                            }
+                        let open = chunks.open.entry(tenant.clone()).or_insert_with(|| Open {
+                            id,
+                            batch: BatchPayload::new(&tenant),
+                            members: Vec::new(),
                         });
                         let created = open.members.is_empty();
                         let before = if created { 0 } else { open.batch.len() };

@@ -57,7 +57,10 @@ pub(crate) fn build<D: Document>(
                 return (
                     Err(Rejection::new(
                         "missing-tenant",
-                        format!("the value at payload {pointer} is not a string"),
+                        format!(
+                            "the value at payload {pointer} is not one string (another type, \
+                             or a key on its path given twice)"
+                        ),
                     )),
                     None,
                 );
@@ -114,7 +117,10 @@ pub(crate) fn build<D: Document>(
                 return (
                     Err(Rejection::new(
                         "token-malformed",
-                        format!("the token at payload {pointer} is not a string"),
+                        format!(
+                            "the token at payload {pointer} is not one string (another type, \
+                             or a key on its path given twice)"
+                        ),
                     )),
                     claimed,
                 );

@@ -81,9 +81,10 @@ mod tests {
 /// A pointer is resolved by reading only the objects and arrays on its path, with every value
 /// borrowed from the text; the token is cut out of the text, so everything else reaches the
 /// backend byte for byte — numbers of any precision, key order and escapes as the producer wrote
-/// them — and the payload is never rebuilt as a tree and written out again. When a key appears
-/// more than once in an object, reads take the last one, as `serde_json`, Python's `json` and
-/// JavaScript's `JSON.parse` do, and removing the token removes every copy.
+/// them — and the payload is never rebuilt as a tree and written out again. A key given twice on
+/// the path of a pointer makes the read fail (parsers disagree on which copy counts, so neither
+/// a tenant nor a token is ever read from such a payload); `member` (for the SNS and EventBridge
+/// wrappers) takes the last copy.
 #[derive(Debug)]
 pub struct JsonText {
     text: String,
@@ -159,24 +160,33 @@ fn unescape_token(token: &str) -> Cow<'_, str> {
     }
 }
 
-/// The value `token` names in the object or array `container` (JSON text), as a range of it.
-fn child(container: &str, token: &str) -> Option<std::ops::Range<usize>> {
-    match container.as_bytes().first()? {
-        b'{' => {
-            let Members(members) = serde_json::from_str(container).ok()?;
+/// The value `token` names in the object or array `container` (JSON text), as a range of it;
+/// `Err` when the object holds that key more than once (which copy a reader takes differs
+/// between JSON parsers, so an identity is never read from such a path).
+fn child(container: &str, token: &str) -> Result<Option<std::ops::Range<usize>>, ()> {
+    match container.as_bytes().first() {
+        Some(b'{') => {
+            let Ok(Members(members)) = serde_json::from_str(container) else {
+                return Ok(None);
+            };
             let key = unescape_token(token);
-            members
-                .iter()
-                .rev()
-                .find(|(k, _)| *k == key)
-                .map(|(_, value)| span_in(container, value))
+            let mut found = members.iter().filter(|(k, _)| *k == key);
+            match (found.next(), found.next()) {
+                (Some(_), Some(_)) => Err(()),
+                (Some((_, value)), None) => Ok(Some(span_in(container, value))),
+                (None, _) => Ok(None),
+            }
         }
-        b'[' => {
-            let items: Vec<&RawValue> = serde_json::from_str(container).ok()?;
-            let index: usize = token.parse().ok()?;
-            items.get(index).map(|item| span_in(container, item))
+        Some(b'[') => {
+            let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(container) else {
+                return Ok(None);
+            };
+            let Ok(index) = token.parse::<usize>() else {
+                return Ok(None);
+            };
+            Ok(items.get(index).map(|item| span_in(container, item)))
         }
-        _ => None,
+        _ => Ok(None),
     }
 }
 
@@ -185,8 +195,10 @@ impl JsonText {
     pub fn new(text: String) -> Result<Self, serde_json::Error> {
         // Values found inside the text are exact slices of it, and a payload with no white space
         // around it becomes the envelope's raw value without a copy.
-        let text = if text.trim().len() < text.len() {
-            text.trim().to_owned()
+        let json_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+        let trimmed = text.trim_matches(json_space);
+        let text = if trimmed.len() < text.len() {
+            trimmed.to_owned()
         } else {
             text
         };
@@ -236,25 +248,34 @@ impl JsonText {
         Some(&self.text[member.value.clone()])
     }
 
-    /// The byte range of the value at `pointer`.
-    fn find(&self, pointer: &str) -> Option<std::ops::Range<usize>> {
-        let rest = pointer.strip_prefix('/')?;
+    /// The byte range of the value at `pointer`; `Err` when a key on the path is given twice.
+    fn find(&self, pointer: &str) -> Result<Option<std::ops::Range<usize>>, ()> {
+        let Some(rest) = pointer.strip_prefix('/') else {
+            return Ok(None);
+        };
         let mut tokens = rest.split('/');
-        let first = unescape_token(tokens.next()?);
-        let mut range = match &self.members {
-            Some(members) => members
-                .iter()
-                .rev()
-                .find(|m| self.key(m) == first)?
-                .value
-                .clone(),
-            None => child(&self.text, &first)?,
+        let first = tokens.next().unwrap_or_default();
+        let found = match &self.members {
+            Some(members) => {
+                let key = unescape_token(first);
+                let mut found = members.iter().filter(|m| self.key(m) == key);
+                match (found.next(), found.next()) {
+                    (Some(_), Some(_)) => return Err(()),
+                    (found, _) => found.map(|m| m.value.clone()),
+                }
+            }
+            None => child(&self.text, first)?,
+        };
+        let Some(mut range) = found else {
+            return Ok(None);
         };
         for token in tokens {
-            let inner = child(&self.text[range.clone()], token)?;
+            let Some(inner) = child(&self.text[range.clone()], token)? else {
+                return Ok(None);
+            };
             range = range.start + inner.start..range.start + inner.end;
         }
-        Some(range)
+        Ok(Some(range))
     }
 
     /// The string at `range`, unescaped; `Err` when another type is there.
@@ -288,7 +309,7 @@ impl JsonText {
         let parent_range = if parent.is_empty() {
             0..self.text.len()
         } else {
-            let Some(range) = self.find(parent) else {
+            let Ok(Some(range)) = self.find(parent) else {
                 return;
             };
             range
@@ -351,8 +372,14 @@ fn cut_ranges(
         start..spans[i].end
     };
     let mut cuts: Vec<std::ops::Range<usize>> = remove.iter().map(|&i| segment(i)).collect();
+    // `remove` is in order: the first entry kept is where it first skips an index.
+    let first_kept = remove
+        .iter()
+        .enumerate()
+        .position(|(position, &index)| position != index)
+        .unwrap_or(remove.len());
     if remove.first() == Some(&0)
-        && let Some(kept) = (0..spans.len()).find(|i| !remove.contains(i))
+        && let Some(kept) = (first_kept < spans.len()).then_some(first_kept)
     {
         let from = spans[kept - 1].end;
         let after = &container[from..spans[kept].start];
@@ -379,7 +406,7 @@ impl Document for JsonText {
                 .string_at(pointer)
                 .map(|found| found.map(|s| Cow::Owned(s.into_owned())));
         }
-        match self.find(pointer) {
+        match self.find(pointer)? {
             None => Ok(None),
             Some(range) => self.string(range).map(Some),
         }
@@ -389,7 +416,7 @@ impl Document for JsonText {
         if !self.cuts.is_empty() {
             *self = self.applied();
         }
-        let Some(range) = self.find(pointer) else {
+        let Some(range) = self.find(pointer)? else {
             return Ok(None);
         };
         // Only a string is a token: anything else stays where it is and the record is refused.
@@ -444,6 +471,30 @@ mod text_tests {
                 r#"{"auth":{"k":2},"n":12345678901234567890123}"#,
             ),
             (r#"{"l":["a","T","b"]}"#, "/l/1", r#"{"l":["a","b"]}"#),
+            (r#"{"l":["T","b"]}"#, "/l/0", r#"{"l":["b"]}"#),
+        ] {
+            let mut d = doc(before);
+            assert!(d.take_string_at(pointer).unwrap().is_some(), "{before}");
+            assert_eq!(d.into_text().joined(), after, "{before}");
+        }
+        // A key given twice on the path: neither copy is read, nothing is cut.
+        let mut d = doc(r#"{"t":"first","t":"last"}"#);
+        assert_eq!(d.string_at("/t"), Err(()));
+        assert_eq!(d.take_string_at("/t"), Err(()));
+        let mut d = doc(r#"{"auth":{"jwt":"A"},"auth":{"jwt":"B"}}"#);
+        assert_eq!(d.take_string_at("/auth/jwt"), Err(()));
+        let d = doc(r#"{"a":{"t":"x","t":"y"}}"#);
+        assert_eq!(d.string_at("/a/t"), Err(()));
+        assert_eq!(d.into_text().joined(), r#"{"a":{"t":"x","t":"y"}}"#);
+        let mut d = doc(r#"{"t":5}"#);
+        assert_eq!(d.take_string_at("/t"), Err(()));
+        assert_eq!(d.into_text().joined(), r#"{"t":5}"#);
+    }
+
+    #[test]
+    fn cutting_entries_keeps_json_valid() {
+        // Through `remove` directly: every copy at the last step, first entries included.
+        for (before, pointer, after) in [
             (
                 r#"{"t":"T","x":"\u0041","t":"U"}"#,
                 "/t",
@@ -451,17 +502,22 @@ mod text_tests {
             ),
             (r#"{"t":"T", "t":"U" , "x":1}"#, "/t", r#"{ "x":1}"#),
             (r#"{"t":"T","t":"U"}"#, "/t", r#"{}"#),
-            (r#"{"l":["T","b"]}"#, "/l/0", r#"{"l":["b"]}"#),
         ] {
             let mut d = doc(before);
-            assert!(d.take_string_at(pointer).unwrap().is_some(), "{before}");
+            d.remove(pointer);
             assert_eq!(d.into_text().joined(), after, "{before}");
         }
-        let mut d = doc(r#"{"t":"first","t":"last"}"#);
-        assert_eq!(d.take_string_at("/t"), Ok(Some("last".into())));
-        let mut d = doc(r#"{"t":5}"#);
-        assert_eq!(d.take_string_at("/t"), Err(()));
-        assert_eq!(d.into_text().joined(), r#"{"t":5}"#);
+        // Many copies first: linear, not quadratic.
+        let mut many = String::from("{");
+        for _ in 0..50_000 {
+            many.push_str(r#""t":"","#);
+        }
+        many.push_str(r#""x":1}"#);
+        let mut d = doc(&many);
+        d.remove("/t");
+        assert_eq!(d.into_text().joined(), r#"{"x":1}"#);
+        // Only JSON's own white space is trimmed.
+        assert!(JsonText::new("\u{a0}{}".into()).is_err());
     }
 
     #[test]
