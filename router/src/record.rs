@@ -58,16 +58,6 @@ pub enum Pending<'a> {
         /// Its source's decoder.
         decode: DecodeFn,
     },
-    /// Read up front into parts borrowed from the event (no second pass over the record), and
-    /// decoded from them when the record is routed.
-    Parts(Box<dyn DeferredParts<'a> + 'a>),
-}
-
-/// A record's parts as its source read them up front, decoded when the record is routed.
-pub trait DeferredParts<'a>: Send {
-    /// Decodes the record with id `id`: the decoded record (or why it is unusable) and the
-    /// tenant id it claims.
-    fn decode(self: Box<Self>, id: &str, config: &Config, info: &InvocationInfo) -> DecodeResult;
 }
 
 impl std::fmt::Debug for Pending<'_> {
@@ -75,7 +65,6 @@ impl std::fmt::Debug for Pending<'_> {
         match self {
             Pending::Ready(decoded) => f.debug_tuple("Ready").field(decoded).finish(),
             Pending::Deferred { .. } => f.write_str("Deferred"),
-            Pending::Parts(_) => f.write_str("Parts"),
         }
     }
 }
@@ -109,16 +98,16 @@ impl Pending<'_> {
         config: &Config,
         info: &InvocationInfo,
     ) -> Result<Decoded, Verdict> {
-        let decoded = match self {
-            Pending::Ready(decoded) => return *decoded,
-            Pending::Deferred { raw, decode } => decode(raw, &meta.id, config, info),
-            Pending::Parts(parts) => parts.decode(&meta.id, config, info),
-        };
-        let (decoded, claimed) = decoded;
-        if let Some(claimed) = claimed {
-            let _ = meta.claimed_tenant.set(claimed);
+        match self {
+            Pending::Ready(decoded) => *decoded,
+            Pending::Deferred { raw, decode } => {
+                let (decoded, claimed) = decode(raw, &meta.id, config, info);
+                if let Some(claimed) = claimed {
+                    let _ = meta.claimed_tenant.set(claimed);
+                }
+                decoded.map_err(Verdict::Reject)
+            }
         }
-        decoded.map_err(Verdict::Reject)
     }
 }
 

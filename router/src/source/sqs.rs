@@ -22,17 +22,34 @@ use super::document::JsonText;
 use crate::config::{Config, TenantFrom, TokenFrom};
 use crate::invocation::{BatchError, InvocationInfo};
 use crate::outcome::{Outcome, Rejection};
-use crate::record::{DecodeResult, Decoded, DeferredParts, Pending, Record, RecordMeta};
+use crate::record::{DecodeResult, Decoded, Pending, Record, RecordMeta};
 
-/// Reads every record of an SQS batch once, into parts borrowed from the event: enough to report
-/// and order it now, and to decode it when it is routed ([`Pending::Parts`]) — the body, above
-/// all, is unescaped and read only then.
+/// What is read of an SQS record up front: enough to report and order it. The rest (the body
+/// above all) is decoded when the record's turn comes ([`Pending::Deferred`]).
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "messageId", borrow)]
+    message_id: Option<Cow<'a, str>>,
+    #[serde(rename = "eventSourceARN", borrow)]
+    event_source_arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    attributes: HeadAttributes<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct HeadAttributes<'a> {
+    #[serde(rename = "MessageGroupId", borrow)]
+    message_group_id: Option<Cow<'a, str>>,
+}
+
+/// Reads every record of an SQS batch far enough to report and order it; each record is decoded
+/// when it is routed.
 pub fn decode<'a>(raw: &[&'a RawValue]) -> Result<(Vec<Record<'a>>, bool), BatchError> {
     let mut fifo = false;
     let mut records = Vec::with_capacity(raw.len());
     for (index, raw) in raw.iter().enumerate() {
-        let message: Message<'a> = match serde_json::from_str(raw.get()) {
-            Ok(message) => message,
+        let head: Head<'_> = match serde_json::from_str(raw.get()) {
+            Ok(head) => head,
             Err(error) => {
                 // Unreadable, but reportable if its identifier can be found.
                 records.push(build::unreadable_record(
@@ -45,7 +62,7 @@ pub fn decode<'a>(raw: &[&'a RawValue]) -> Result<(Vec<Record<'a>>, bool), Batch
                 continue;
             }
         };
-        let id = match message.message_id.as_deref() {
+        let id = match head.message_id.as_deref() {
             Some(id) if !id.is_empty() => id.to_owned(),
             // An empty identifier would fail the whole batch at the ESM anyway; say why here.
             _ => {
@@ -54,23 +71,21 @@ pub fn decode<'a>(raw: &[&'a RawValue]) -> Result<(Vec<Record<'a>>, bool), Batch
                 )));
             }
         };
-        fifo |= message
+        fifo |= head
             .event_source_arn
             .as_deref()
             .is_some_and(|arn| arn.ends_with(".fifo"));
-        let lane = message
-            .attributes
-            .as_ref()
-            .and_then(|a| a.message_group_id.as_deref())
-            .map(str::to_owned);
         records.push(Record {
             meta: RecordMeta {
                 id,
                 raw,
-                lane,
+                lane: head.attributes.message_group_id.map(Cow::into_owned),
                 claimed_tenant: OnceLock::new(),
             },
-            decoded: Pending::Parts(Box::new(message)),
+            decoded: Pending::Deferred {
+                raw,
+                decode: decode_record,
+            },
         });
     }
     if !fifo {
@@ -82,27 +97,32 @@ pub fn decode<'a>(raw: &[&'a RawValue]) -> Result<(Vec<Record<'a>>, bool), Batch
     Ok((records, fifo))
 }
 
-impl<'a> DeferredParts<'a> for Message<'a> {
-    fn decode(self: Box<Self>, id: &str, config: &Config, info: &InvocationInfo) -> DecodeResult {
-        decode_message(*self, id, config, info)
+/// Decodes one SQS record ([`crate::record::DecodeFn`]).
+fn decode_record(raw: &RawValue, id: &str, config: &Config, info: &InvocationInfo) -> DecodeResult {
+    match serde_json::from_str::<Message<'_>>(raw.get()) {
+        Ok(message) => decode_message(message, id, config, info),
+        Err(error) => (
+            Err(Rejection::new(
+                "malformed-record",
+                format!("not an SQS message: {error}"),
+            )),
+            None,
+        ),
     }
 }
 
-/// An SQS message as the router reads it: borrowed from the event, and only the fields it uses
-/// (the SDK's `SqsMessage` owns every field and builds two hash maps per record). The body and
-/// the message attributes stay raw JSON until the record is routed.
+/// An SQS message as the router reads it when its turn comes: borrowed from the event, and only
+/// the fields it uses (the SDK's `SqsMessage` owns every field and builds two hash maps per record).
 #[derive(Deserialize)]
 struct Message<'a> {
-    #[serde(rename = "messageId", borrow, default)]
-    message_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    body: Option<&'a RawValue>,
+    body: Option<Cow<'a, str>>,
     #[serde(rename = "eventSourceARN", borrow, default)]
     event_source_arn: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     attributes: Option<Attributes<'a>>,
     #[serde(rename = "messageAttributes", borrow, default)]
-    message_attributes: Option<&'a RawValue>,
+    message_attributes: Option<HashMap<Cow<'a, str>, MessageAttribute<'a>>>,
 }
 
 /// The message attributes (SQS system attributes) the router reads.
@@ -122,10 +142,6 @@ struct Attributes<'a> {
     approximate_receive_count: Option<Cow<'a, str>>,
 }
 
-/// A JSON string, borrowed unless it holds escapes.
-#[derive(Deserialize)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-
 /// A user message attribute: only its string value is used.
 #[derive(Deserialize)]
 struct MessageAttribute<'a> {
@@ -144,18 +160,6 @@ fn decode_message(
             Err(Rejection::new("missing-body", "the message has no body")),
             None,
         );
-    };
-    let body = match serde_json::from_str::<Text<'_>>(body.get()) {
-        Ok(Text(body)) => body,
-        Err(error) => {
-            return (
-                Err(Rejection::new(
-                    "malformed-record",
-                    format!("not an SQS message: the body is not a string: {error}"),
-                )),
-                None,
-            );
-        }
     };
     let body = match JsonText::new(body.into_owned()) {
         Ok(body) => body,
@@ -196,19 +200,7 @@ fn decode_message(
     if let Some(carrier) = carried_by {
         attributes.insert("carriedBy".into(), Value::String(carrier.into()));
     }
-    // Read only when a setting names a message attribute.
-    let user_attributes: HashMap<Cow<'_, str>, MessageAttribute<'_>> =
-        match message.message_attributes {
-            Some(raw)
-                if matches!(
-                    config.tenant_from.get(Source::Sqs),
-                    TenantFrom::Attribute(_)
-                ) || matches!(config.token_from.get(Source::Sqs), TokenFrom::Attribute(_)) =>
-            {
-                serde_json::from_str(raw.get()).unwrap_or_default()
-            }
-            _ => HashMap::new(),
-        };
+    let user_attributes = message.message_attributes.unwrap_or_default();
     let attribute = |name: &str| {
         user_attributes
             .get(name)
@@ -297,7 +289,7 @@ mod tests {
         let mut decoded = Vec::new();
         for record in records {
             // Id and lane are known at once; the tenant only once the record is decoded.
-            assert!(matches!(record.decoded, Pending::Parts(_)));
+            assert!(matches!(record.decoded, Pending::Deferred { .. }));
             assert!(record.meta.claimed_tenant.get().is_none());
             let result = record.decoded.resolve(&record.meta, &config, &info);
             decoded.push((
