@@ -341,8 +341,9 @@ impl JsonText {
         self.cut(parent_range.start, cuts);
     }
 
-    /// Cuts `cuts` (ranges relative to `base`, in order) out of the text. A second cut first
-    /// applies the first, so that every range refers to the text as it then is.
+    /// Records `cuts` (ranges relative to `base`, in order) as cut out of the text; the text is
+    /// not moved until the payload is written. (`take_string_at` applies earlier cuts before it
+    /// looks again, so every range refers to the text as it then is.)
     fn cut(&mut self, base: usize, cuts: Vec<std::ops::Range<usize>>) {
         self.members = None;
         self.cuts
