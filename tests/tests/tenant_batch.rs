@@ -386,3 +386,54 @@ async fn the_hold_budget_sends_the_largest_chunk_early() {
         );
     }
 }
+
+/// A chunk that never goes out (the deadline came while the tenant's previous chunk was on its
+/// way) ends its first record of each FIFO group with the deadline and the group's later ones
+/// as `earlier-record-failed`, exactly as if each had been taken after the other.
+#[tokio::test]
+async fn a_chunk_that_never_goes_out_keeps_its_groups_rules() {
+    let server = bare_server().await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(wiremock::ResponseTemplate::new(202).set_delay(Duration::from_secs(3)))
+        .mount(&server)
+        .await;
+    let router = router(
+        &server,
+        &[
+            ("ROUTER_DELIVERY", "tenant-batch"),
+            ("ROUTER_RETRY_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    let records = vec![
+        into_fifo(record(0, "acme", 10), "g0", 0),
+        // Not JSON: rejected, and the chunk holding g0's first record must go before it.
+        into_fifo(sqs_record("m-1", "{not json", T0_MS), "g0", 1),
+        into_fifo(record(2, "acme", 10), "g1", 2),
+        into_fifo(record(3, "acme", 10), "g1", 3),
+    ];
+    let info =
+        router::InvocationInfo::with_budget(Duration::from_millis(600), Duration::from_millis(100));
+    let report = router
+        .route_event(&sqs_event(records).to_string(), &info)
+        .await
+        .unwrap();
+    let reasons: Vec<_> = report.outcomes.iter().map(|o| o.reason()).collect();
+    assert_eq!(
+        reasons,
+        [
+            Some("invoke-timeout"),
+            Some("earlier-record-failed"),
+            Some("deadline"),
+            Some("earlier-record-failed"),
+        ],
+        "{:?}",
+        report.outcomes
+    );
+    let carried: Vec<String> = chunks(&server)
+        .await
+        .into_iter()
+        .flat_map(|(_, ids, _)| ids)
+        .collect();
+    assert_eq!(carried, ["m-0"], "the second chunk never went out");
+}

@@ -497,24 +497,15 @@ impl<'e, B: Backend> Packer<'e, B> {
         }
     }
 
-    /// Ends the records of an Invoke that never went out: the first of each ordered lane with
-    /// `outcome`, the lane's later ones as not sent because of it (`earlier-record-failed`), as
-    /// if each had been taken after the other.
+    /// Ends the records of an Invoke that never went out, in order, as if each had been taken
+    /// after the other: the first of each ordered lane with `outcome`, and whatever the gate
+    /// then says of the rest (`earlier-record-failed`).
     fn end_unsent(&self, tenant: &TenantId, members: &[Member], outcome: Outcome) {
-        let mut first_of: HashMap<usize, usize> = HashMap::new();
         for member in members {
-            let first = match self.context.ordering {
-                Ordering::Independent => None,
-                Ordering::Lanes | Ordering::Stream => {
-                    Some(*first_of.entry(member.lane).or_insert(member.index))
-                }
-            };
-            let outcome = match first {
-                Some(first) if first != member.index => {
-                    Outcome::earlier_in_lane(&self.ledger.meta(first).id)
-                }
-                _ => outcome.clone(),
-            };
+            let outcome = self
+                .ledger
+                .blocked(member.lane, member.index)
+                .unwrap_or_else(|| outcome.clone());
             self.end(tenant, member, outcome);
         }
     }
