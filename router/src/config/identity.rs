@@ -93,42 +93,28 @@ pub struct IdentitySettings {
 
 /// Reads the identity settings.
 pub fn read(get: &impl Lookup) -> Result<IdentitySettings, ConfigError> {
-    let tenant_from = match get("ROUTER_TENANT_FROM") {
-        None => PerSource::all(TenantFrom::Payload("/tenantId".into())),
-        Some(v) => PerSource::parse(
-            &v,
-            TenantFrom::Payload("/tenantId".into()),
-            parse_tenant_from,
-        )
-        .map_err(|problem| ConfigError {
-            variable: "ROUTER_TENANT_FROM",
-            problem,
-        })?,
-    };
-    let token_from = match get("ROUTER_TOKEN_FROM") {
-        None => PerSource::all(TokenFrom::Payload("/tenantToken".into())),
-        Some(v) => PerSource::parse(
-            &v,
-            TokenFrom::Payload("/tenantToken".into()),
-            parse_token_from,
-        )
-        .map_err(|problem| ConfigError {
-            variable: "ROUTER_TOKEN_FROM",
-            problem,
-        })?,
-    };
-    let validation = match get("ROUTER_VALIDATION") {
-        None => PerSource::all(Validation::Jwt),
-        Some(v) => PerSource::parse(&v, Validation::Jwt, |value, _| match value {
+    let tenant_from = per_source(
+        get,
+        "ROUTER_TENANT_FROM",
+        TenantFrom::Payload("/tenantId".into()),
+        parse_tenant_from,
+    )?;
+    let token_from = per_source(
+        get,
+        "ROUTER_TOKEN_FROM",
+        TokenFrom::Payload("/tenantToken".into()),
+        parse_token_from,
+    )?;
+    let validation = per_source(
+        get,
+        "ROUTER_VALIDATION",
+        Validation::Jwt,
+        |value, _| match value {
             "jwt" => Ok(Validation::Jwt),
             "trusted" => Ok(Validation::Trusted),
             other => Err(format!("expected \"jwt\" or \"trusted\", got {other:?}")),
-        })
-        .map_err(|problem| ConfigError {
-            variable: "ROUTER_VALIDATION",
-            problem,
-        })?,
-    };
+        },
+    )?;
     let jwt = if validation.values().any(|v| *v == Validation::Jwt) {
         Some(jwt_settings(get)?)
     } else {
@@ -154,6 +140,20 @@ pub fn read(get: &impl Lookup) -> Result<IdentitySettings, ConfigError> {
         jwt,
         trusted_tenants,
     })
+}
+
+/// A per-source variable: `default` when unset, else parsed entry by entry with `parse`.
+fn per_source<T>(
+    get: &impl Lookup,
+    variable: &'static str,
+    default: T,
+    parse: impl Fn(&str, Option<Source>) -> Result<T, String>,
+) -> Result<PerSource<T>, ConfigError> {
+    match get(variable) {
+        None => Ok(PerSource::all(default)),
+        Some(v) => PerSource::parse(&v, default, parse)
+            .map_err(|problem| ConfigError { variable, problem }),
+    }
 }
 
 fn jwt_settings(get: &impl Lookup) -> Result<JwtSettings, ConfigError> {
