@@ -566,15 +566,8 @@ async fn upstream_stream_shapes_parse() {
 /// record is taken.
 #[tokio::test]
 async fn a_failure_in_one_key_stops_higher_records_of_every_other_key() {
-    use cross_crate_tests::{TestKey, body, claims, kinesis_record, sign};
-    let data = |tenant: &str| {
-        body(
-            tenant,
-            &sign(TestKey::Es256, &claims(tenant)),
-            json!({"n": 1}),
-        )
-        .into_bytes()
-    };
+    use cross_crate_tests::kinesis_record;
+    let data = |tenant: &str| data(tenant, tenant);
     let event = json!({"Records": [
         kinesis_record("100", "key-b", &data("acme")),
         kinesis_record("200", "key-a", &data("globex")),
@@ -618,15 +611,7 @@ async fn a_failure_in_one_key_stops_higher_records_of_every_other_key() {
 /// delivered, and only the failure and what is above it are reported.
 #[tokio::test]
 async fn a_record_stopped_at_its_turn_leaves_its_lanes_earlier_record_to_be_delivered() {
-    use cross_crate_tests::{TestKey, body, claims, kinesis_record, sign};
-    let data = |tenant: &str, token_for: &str| {
-        body(
-            tenant,
-            &sign(TestKey::Es256, &claims(token_for)),
-            json!({"n": 1}),
-        )
-        .into_bytes()
-    };
+    use cross_crate_tests::kinesis_record;
     let event = json!({"Records": [
         kinesis_record("3", "key-l", &data("acme", "acme")),
         // Rejected (the token is another tenant's) and, with no quarantine queue, reported.
@@ -668,4 +653,15 @@ async fn chunk_records(server: &MockServer) -> Vec<Invocation> {
             },
         )
         .collect()
+}
+
+/// Kinesis data of `tenant` whose token is signed for `token_for`.
+fn data(tenant: &str, token_for: &str) -> Vec<u8> {
+    use cross_crate_tests::{TestKey, body, claims, sign};
+    body(
+        tenant,
+        &sign(TestKey::Es256, &claims(token_for)),
+        json!({"n": 1}),
+    )
+    .into_bytes()
 }
