@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --locked -p backend -p local --bins
-exec target/debug/local-lambda replay --environment-output target/local-lambda-environments.log "$@" \
+exec target/debug/local-lambda replay --at 2026-01-01T00:00:01Z --environment-output target/local-lambda-environments.log "$@" \
   tests/fixtures/sqs/*.json tests/fixtures/kinesis/*.json tests/fixtures/dynamodb/*.json \
   tests/fixtures/eventbridge/*.json

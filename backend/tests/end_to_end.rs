@@ -13,10 +13,13 @@ use std::time::Duration;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use cross_crate_tests::{TestKey, fixtures_dir, workload};
-use local::replay::{replay, settings_for};
+use local::replay::{FIXTURES_RECORDED_AT_MS, replay, settings_for};
 use local::service::{Faults, Service, Settings};
 use serde_json::{Value, json};
 use testkit::{lambda_client, scratch};
+
+/// The recorded fixtures are replayed at the time they were recorded.
+const AT: Option<i64> = Some(FIXTURES_RECORDED_AT_MS);
 
 fn backend() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_backend"))
@@ -134,7 +137,7 @@ async fn two_hundred_records_of_five_tenants_reach_only_their_own_environments()
         settings.log.clone().unwrap(),
         settings.results.clone().unwrap(),
     );
-    let (summary, service) = replay(settings, &files, Duration::from_secs(60), lookup(&[]))
+    let (summary, service) = replay(settings, &files, Duration::from_secs(60), AT, lookup(&[]))
         .await
         .unwrap();
     for (file, response) in &summary.responses {
@@ -198,7 +201,7 @@ async fn the_recorded_fixtures_replay_as_the_main_job_does() {
         found.sort();
         files.extend(found);
     }
-    let (summary, service) = replay(settings(), &files, Duration::from_secs(60), lookup(&[]))
+    let (summary, service) = replay(settings(), &files, Duration::from_secs(60), AT, lookup(&[]))
         .await
         .unwrap();
     assert!(summary.responses.iter().all(|(_, r)| r.is_ok()));
@@ -274,6 +277,7 @@ async fn at_the_environment_limit_the_router_backs_off_and_still_delivers_everyt
         settings,
         &files,
         Duration::from_secs(120),
+        AT,
         lookup(&[
             ("ROUTER_RETRY_MAX_ATTEMPTS", "200"),
             ("ROUTER_RETRY_BASE_DELAY_MS", "5"),
@@ -365,6 +369,7 @@ async fn fault_run(
         settings,
         &files,
         Duration::from_secs(600),
+        AT,
         lookup(&[
             ("ROUTER_RETRY_MAX_ATTEMPTS", "8"),
             ("ROUTER_RETRY_BASE_DELAY_MS", "2"),

@@ -33,8 +33,10 @@ export interface BackendProps {
 }
 
 /**
- * The tenant-isolated backend (`TenancyConfig: PER_TENANT`), invoked asynchronously by the
- * router with a tenant id. Its async invoke config carries every outcome somewhere:
+ * The tenant-isolated backend (`TenancyConfig: PER_TENANT`), invoked by the router with a tenant
+ * id, asynchronously or, for the sources set to `request-response`, synchronously (the router then
+ * receives the result or the error itself, and the async invoke config below does not apply).
+ * Its async invoke config carries every outcome of an asynchronous invocation somewhere:
  * - OnSuccess: the backend's JSON result goes to the `results` EventBridge bus, where the
  *   platform attaches its own rules (detail-type `Lambda Function Invocation Result - Success`,
  *   the result under `detail.responsePayload`); an archive keeps them for replay.
@@ -48,9 +50,12 @@ export class Backend extends Construct {
   public readonly role: RustFunction['role'];
   public readonly failureQueue: sqs.Queue;
   public readonly resultsBus: events.EventBus;
+  /** The function's timeout: a synchronous Invoke of it may take this long. */
+  public readonly timeout: Duration;
 
   constructor(scope: Construct, id: string, props: BackendProps) {
     super(scope, id);
+    this.timeout = props.timeout ?? Duration.seconds(30);
     const retryAttempts = props.asyncRetryAttempts ?? 2;
     const maxEventAge = props.maxEventAge ?? Duration.hours(6);
     if (!Number.isInteger(retryAttempts) || retryAttempts < 0 || retryAttempts > 2) {
@@ -64,9 +69,9 @@ export class Backend extends Construct {
       name: 'backend',
       assetPath: props.assetPath,
       architecture: props.architecture,
-      description: 'Tenant-isolated backend (PER_TENANT), invoked asynchronously by the router',
+      description: 'Tenant-isolated backend (PER_TENANT), invoked by the router with a tenant id',
       memorySize: props.memorySize ?? 256,
-      timeout: props.timeout ?? Duration.seconds(30),
+      timeout: this.timeout,
       environment: { BACKEND_TENANT_CONFIG_DIR: '/var/task/tenants' },
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       logRemovalPolicy: props.removalPolicy,

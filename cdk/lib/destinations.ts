@@ -1,6 +1,7 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 
 /**
@@ -41,4 +42,22 @@ export function grantSendOnly(grantee: iam.IGrantable, sid: string, queue: sqs.I
       resources: [key.keyArn],
     }),
   );
+}
+
+/**
+ * What writing objects to an SSE-KMS bucket takes, and nothing more: s3:PutObject on its objects
+ * (as statement `sid`) and kms:GenerateDataKey on its key. Instead of grantPut, which also allows
+ * s3:PutObjectLegalHold, s3:PutObjectRetention, s3:PutObjectTagging, s3:PutObjectVersionTagging,
+ * s3:Abort* and kms:Encrypt, kms:ReEncrypt*. Returns the object ARN pattern granted.
+ */
+export function grantPutObjectOnly(grantee: iam.IGrantable, sid: string, bucket: s3.IBucket, key: kms.IKey): string {
+  const objects = bucket.arnForObjects('*');
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new iam.PolicyStatement({ sid, actions: ['s3:PutObject'], resources: [objects] }),
+  );
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    // No Sid, as in grantSendOnly: merged with the other statements on the same key.
+    new iam.PolicyStatement({ actions: ['kms:GenerateDataKey'], resources: [key.keyArn] }),
+  );
+  return objects;
 }

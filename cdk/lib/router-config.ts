@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Fn, Token } from 'aws-cdk-lib';
 
 /** The event sources the router recognises; per-source settings are keyed by them. */
 export const EVENT_SOURCE_NAMES = ['sqs', 'kinesis', 'dynamodb', 'eventbridge'] as const;
@@ -10,8 +10,58 @@ export type ValidationMode = 'jwt' | 'trusted';
 /** How the router delivers records to the backend (`ROUTER_DELIVERY`). */
 export type DeliveryMode = 'record' | 'tenant-batch';
 
-/** The async Invoke payload limit (1 MB): the router's default and maximum `ROUTER_BATCH_MAX_BYTES`. */
+/**
+ * How the router invokes the backend (`ROUTER_INVOCATION_TYPE`): `event` (asynchronous: Lambda
+ * queues the event and answers 202; its retries and destinations apply) or `request-response`
+ * (synchronous: the Invoke returns when the backend has finished, with its result or error).
+ */
+export type InvocationType = 'event' | 'request-response';
+
+/** Every value `ROUTER_INVOCATION_TYPE` accepts. */
+export const INVOCATION_TYPES: readonly InvocationType[] = ['event', 'request-response'];
+
+/**
+ * The keys of `ROUTER_INVOCATION_TYPE` after its default, in the order they are rendered: the
+ * event sources, plus `sqs-fifo`, which applies to FIFO queues only and overrides `sqs` for them.
+ */
+export const INVOCATION_TYPE_KEYS = ['sqs', 'sqs-fifo', 'kinesis', 'dynamodb', 'eventbridge'] as const;
+export type InvocationTypeKey = (typeof INVOCATION_TYPE_KEYS)[number];
+
+/**
+ * `ROUTER_INVOCATION_TYPE`, per source: the per-source setting plus `sqsFifo` (rendered
+ * `sqs-fifo=`), which FIFO queues take instead of `sqs`. A FIFO queue without `sqsFifo` follows
+ * `sqs`, then the default; unset everywhere, the router's default is `event`.
+ */
+export interface InvocationTypes extends PerSource<InvocationType> {
+  /** FIFO queues only; overrides `sqs` for them. */
+  readonly sqsFifo?: InvocationType;
+}
+
+/**
+ * The invocation types this app deploys unless told otherwise: `request-response` for the
+ * ordered sources (FIFO queue, Kinesis, DynamoDB), because only when each Invoke waits for the
+ * backend does the backend see a lane's records in order (an async Invoke only queues the event,
+ * and Lambda runs queued events in any order and retries them later); `event` for the rest.
+ */
+export const RECOMMENDED_INVOCATION_TYPES: InvocationTypes = {
+  default: 'event',
+  sqsFifo: 'request-response',
+  kinesis: 'request-response',
+  dynamodb: 'request-response',
+};
+
+/** The async Invoke payload limit (1 MB): the router's default, and the maximum `ROUTER_BATCH_MAX_BYTES` while every source uses `event`. */
 export const ASYNC_INVOKE_PAYLOAD_LIMIT = 1_048_576;
+
+/** The sync Invoke payload limit (6 MiB): the maximum `ROUTER_BATCH_MAX_BYTES` once a source uses `request-response`. */
+export const SYNC_INVOKE_PAYLOAD_LIMIT = 6_291_456;
+
+/**
+ * The JWS algorithms `ROUTER_JWT_ALGORITHMS` may list: the asymmetric ones the router verifies.
+ * No `HS*` (the router holds no shared secret) and never `none` (RFC 8725).
+ */
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'] as const;
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 
 /**
  * A setting with one default and optional per-source overrides, rendered in the router's
@@ -27,8 +77,9 @@ export interface PerSource<T extends string> {
 
 /**
  * The router's configuration, typed. Every field maps to one `ROUTER_*` variable of the
- * README's configuration reference; `ROUTER_BACKEND_FUNCTION` and `ROUTER_QUARANTINE_QUEUE_URL`
- * are wired by the stack itself. Nothing here is a secret: the JWKS is a set of public keys
+ * README's configuration reference; `ROUTER_BACKEND_FUNCTION`, `ROUTER_QUARANTINE_QUEUE_URL` and
+ * `ROUTER_QUARANTINE_BUCKET` are wired by the stack itself. Literal values are checked at synth;
+ * CDK tokens (parameters, imports) are passed through unchecked, since only the router can judge them. Nothing here is a secret: the JWKS is a set of public keys
  * fetched from an https URL, so the router's environment holds no credential.
  */
 export interface RouterConfig {
@@ -50,6 +101,11 @@ export interface RouterConfig {
   readonly jwtLeeway?: Duration;
   /** `ROUTER_JWT_TYP`: required `typ` header, e.g. `tenant+jwt`. */
   readonly jwtTyp?: string;
+  /**
+   * `ROUTER_JWT_ALGORITHMS`: the JWS algorithms accepted, a subset of {@link JWT_ALGORITHMS}
+   * (router default: all of them). A token signed with another one is rejected.
+   */
+  readonly jwtAlgorithms?: readonly JwtAlgorithm[];
   /** `ROUTER_JWT_MAX_TOKEN_BYTES` (router default 8192). */
   readonly jwtMaxTokenBytes?: number;
   /** `ROUTER_JWT_CACHE_SIZE` (router default 10000; 0 turns the cache off). */
@@ -71,8 +127,17 @@ export interface RouterConfig {
    */
   readonly delivery?: DeliveryMode;
   /**
-   * `ROUTER_BATCH_MAX_BYTES` (router default 1048576, the async Invoke payload limit, which is also
-   * the maximum): most bytes in one envelope batch. Only with `delivery: 'tenant-batch'`.
+   * `ROUTER_INVOCATION_TYPE` (router default `event` for every source): per source, whether an
+   * Invoke only queues the event or waits for the backend's result. With `request-response` for
+   * any source, the stack also derives the invoke and router timeouts from the backend's timeout
+   * ({@link routerTimeouts}). `TenantRouterStack` deploys {@link RECOMMENDED_INVOCATION_TYPES}
+   * when this is unset.
+   */
+  readonly invocationType?: InvocationTypes;
+  /**
+   * `ROUTER_BATCH_MAX_BYTES` (router default 1048576): most bytes in one envelope batch. Only with
+   * `delivery: 'tenant-batch'`. At most the Invoke payload limit: 1048576 (async) while every
+   * source uses `event`, 6291456 (sync) once one uses `request-response`.
    */
   readonly batchMaxBytes?: number;
   /** `ROUTER_RETRY_MAX_ATTEMPTS` (router default 5). */
@@ -83,7 +148,11 @@ export interface RouterConfig {
   readonly retryMaxDelay?: Duration;
   /** `ROUTER_DEADLINE_MARGIN_MS` (router default 500 ms). */
   readonly deadlineMargin?: Duration;
-  /** `ROUTER_INVOKE_TIMEOUT_MS` (router default 5000 ms). */
+  /**
+   * `ROUTER_INVOKE_TIMEOUT_MS`: time limit of one Invoke attempt (router default 5000 ms). Once a
+   * source uses `request-response` it must be at least the backend's timeout; unset, the stack
+   * then sets it to the backend's timeout + {@link INVOKE_TIMEOUT_MARGIN}.
+   */
   readonly invokeTimeout?: Duration;
   /** `ROUTER_CORRELATION_ID_FROM` (router default `payload:/correlationId`). */
   readonly correlationIdFrom?: string;
@@ -114,14 +183,22 @@ export const TENANT_ID_PATTERN = /^[a-zA-Z0-9._:/=+\-@ ]{1,256}$/;
 
 /** Renders a per-source setting in the router's syntax: default first, then overrides. */
 export function renderPerSource<T extends string>(name: string, setting: PerSource<T>): string {
+  return renderEntries(name, setting.default, EVENT_SOURCE_NAMES.map((source) => [source, setting[source]] as const));
+}
+
+/** Renders `ROUTER_INVOCATION_TYPE`: default first, then `sqs`, `sqs-fifo`, `kinesis`, `dynamodb`, `eventbridge`. */
+export function renderInvocationTypes(name: string, setting: InvocationTypes): string {
+  return renderEntries(name, setting.default, INVOCATION_TYPE_KEYS.map((key) => [key, invocationTypeField(setting, key)] as const));
+}
+
+function renderEntries(name: string, fallback: string | undefined, overrides: ReadonlyArray<readonly [string, string | undefined]>): string {
   const parts: string[] = [];
-  if (setting.default !== undefined) {
-    parts.push(checkedValue(name, setting.default));
+  if (fallback !== undefined) {
+    parts.push(checkedValue(name, fallback));
   }
-  for (const source of EVENT_SOURCE_NAMES) {
-    const value = setting[source];
+  for (const [key, value] of overrides) {
     if (value !== undefined) {
-      parts.push(`${source}=${checkedValue(name, value)}`);
+      parts.push(`${key}=${checkedValue(name, value)}`);
     }
   }
   if (parts.length === 0) {
@@ -131,6 +208,9 @@ export function renderPerSource<T extends string>(name: string, setting: PerSour
 }
 
 function checkedValue(name: string, value: string): string {
+  if (Token.isUnresolved(value)) {
+    return value;
+  }
   if (value.length === 0 || value.includes(';')) {
     throw new Error(`${name}: a value must be non-empty and contain no ';' (got ${JSON.stringify(value)})`);
   }
@@ -139,6 +219,20 @@ function checkedValue(name: string, value: string): string {
 
 /** Parses the router's `default;sqs=…` syntax (used for CDK context strings). */
 export function parsePerSource<T extends string = string>(name: string, text: string): PerSource<T> {
+  return parseEntries(name, text, EVENT_SOURCE_NAMES) as PerSource<T>;
+}
+
+/** Parses `ROUTER_INVOCATION_TYPE`'s syntax, `default;sqs=…;sqs-fifo=…` (used for CDK context strings). */
+export function parseInvocationTypes(name: string, text: string): InvocationTypes {
+  const { 'sqs-fifo': sqsFifo, ...rest } = parseEntries(name, text, INVOCATION_TYPE_KEYS);
+  const result: { [key: string]: string } = { ...rest };
+  if (sqsFifo !== undefined) {
+    result.sqsFifo = sqsFifo;
+  }
+  return result as InvocationTypes;
+}
+
+function parseEntries(name: string, text: string, keys: readonly string[]): { [key: string]: string } {
   const result: { [key: string]: string } = {};
   for (const raw of text.split(';')) {
     const entry = raw.trim();
@@ -147,20 +241,150 @@ export function parsePerSource<T extends string = string>(name: string, text: st
     }
     const eq = entry.indexOf('=');
     const prefix = eq > 0 ? entry.slice(0, eq) : '';
-    const key = (EVENT_SOURCE_NAMES as readonly string[]).includes(prefix) ? prefix : 'default';
+    const key = keys.includes(prefix) ? prefix : 'default';
     const value = key === 'default' ? entry : entry.slice(eq + 1);
     if (result[key] !== undefined) {
       throw new Error(`${name}: ${key} is given twice in ${JSON.stringify(text)}`);
     }
     result[key] = value;
   }
-  return result as PerSource<T>;
+  return result;
+}
+
+function invocationTypeField(setting: InvocationTypes, key: InvocationTypeKey): InvocationType | undefined {
+  return key === 'sqs-fifo' ? setting.sqsFifo : setting[key];
+}
+
+/**
+ * The invocation type the router uses for one key of `ROUTER_INVOCATION_TYPE`: FIFO queues take
+ * `sqs-fifo`, then `sqs`, then the default; the other sources their own key, then the default;
+ * `event` when nothing is set (the router's default).
+ */
+export function invocationTypeOf(setting: InvocationTypes | undefined, key: InvocationTypeKey): InvocationType {
+  const own = setting === undefined ? undefined : invocationTypeField(setting, key);
+  const sqs = key === 'sqs-fifo' ? setting?.sqs : undefined;
+  return own ?? sqs ?? setting?.default ?? 'event';
+}
+
+/**
+ * Whether any source is invoked `request-response`. A CDK token counts as one: the stack then
+ * keeps the timeouts a synchronous Invoke needs, the safe side when the value is not known yet.
+ */
+export function usesRequestResponse(setting: InvocationTypes | undefined): boolean {
+  return INVOCATION_TYPE_KEYS.some((key) => {
+    const type = invocationTypeOf(setting, key);
+    return type === 'request-response' || Token.isUnresolved(type);
+  });
+}
+
+/**
+ * The Invoke payload limit that bounds `ROUTER_BATCH_MAX_BYTES`: the sync limit once a source
+ * uses `request-response`, else the async limit.
+ */
+export function invokePayloadLimit(setting: InvocationTypes | undefined): number {
+  return usesRequestResponse(setting) ? SYNC_INVOKE_PAYLOAD_LIMIT : ASYNC_INVOKE_PAYLOAD_LIMIT;
 }
 
 /** Whether any source ends up validated by JWT (the router's own default is `jwt`). */
 export function usesJwt(validation: PerSource<ValidationMode> | undefined): boolean {
   const fallback = validation?.default ?? 'jwt';
   return EVENT_SOURCE_NAMES.some((source) => (validation?.[source] ?? fallback) === 'jwt');
+}
+
+/** Lambda's largest function timeout (15 minutes). */
+export const LAMBDA_MAX_TIMEOUT = Duration.minutes(15);
+
+/** The router's timeout unless a longer one is needed ({@link routerTimeouts}). */
+export const DEFAULT_ROUTER_TIMEOUT = Duration.seconds(60);
+
+/**
+ * What `request-response` adds to the backend's timeout for the default `ROUTER_INVOKE_TIMEOUT_MS`:
+ * the Invoke's round trip and the backend's start, so a backend that uses its whole timeout still
+ * answers within one attempt.
+ */
+export const INVOKE_TIMEOUT_MARGIN = Duration.seconds(1);
+
+/**
+ * Time the router's invocation needs besides one Invoke attempt and `ROUTER_DEADLINE_MARGIN_MS`:
+ * reading the batch, verifying tokens (a JWKS fetch), quarantine writes and the response.
+ */
+export const ROUTER_TIMEOUT_HEADROOM = Duration.seconds(5);
+
+/** The router's own defaults, which the timeout rules count with when a setting is unset. */
+const ROUTER_DEFAULT_INVOKE_TIMEOUT_MS = 5000;
+const ROUTER_DEFAULT_DEADLINE_MARGIN_MS = 500;
+
+/** The timeouts that keep the router, the backend and the queues consistent. */
+export interface RouterTimeouts {
+  /** `ROUTER_INVOKE_TIMEOUT_MS` to render; undefined leaves the router's default (5000 ms). */
+  readonly invokeTimeout?: Duration;
+  /** The router function's timeout (the source queues' visibility timeouts follow it). */
+  readonly routerTimeout: Duration;
+}
+
+/**
+ * One rule for both invocation types: the router's timeout is at least one Invoke attempt
+ * (`ROUTER_INVOKE_TIMEOUT_MS`) + `ROUTER_DEADLINE_MARGIN_MS` + {@link ROUTER_TIMEOUT_HEADROOM}.
+ * Under `request-response` (any source) each Invoke waits for the backend, so the invoke timeout
+ * is at least the backend's timeout: unset, it becomes the backend's timeout +
+ * {@link INVOKE_TIMEOUT_MARGIN}; a shorter given one is an error. Without a given router timeout
+ * the result is {@link DEFAULT_ROUTER_TIMEOUT}, or the least timeout (whole seconds) when that is
+ * longer. Throws naming the variable or prop. Durations that are CDK tokens are not checked.
+ */
+export function routerTimeouts(config: RouterConfig, backendTimeout: Duration, routerTimeout?: Duration): RouterTimeouts {
+  const backendMs = literalMillis(backendTimeout);
+  let invokeTimeout = config.invokeTimeout;
+  if (usesRequestResponse(config.invocationType)) {
+    if (invokeTimeout === undefined) {
+      if (backendMs === undefined) {
+        throw new Error('ROUTER_INVOKE_TIMEOUT_MS: the backend timeout is a token; give invokeTimeout (at least the backend timeout) for request-response');
+      }
+      invokeTimeout = Duration.millis(backendMs + INVOKE_TIMEOUT_MARGIN.toMilliseconds());
+    } else {
+      const givenMs = literalMillis(invokeTimeout);
+      if (givenMs !== undefined && backendMs !== undefined && givenMs < backendMs) {
+        throw new Error(
+          `ROUTER_INVOKE_TIMEOUT_MS: invokeTimeout (${givenMs} ms) is shorter than the backend's timeout (${backendMs} ms); ` +
+            'with request-response each Invoke waits for the backend to finish. Leave it unset for ' +
+            `${backendMs + INVOKE_TIMEOUT_MARGIN.toMilliseconds()} ms`,
+        );
+      }
+    }
+  }
+
+  const invokeMs = invokeTimeout === undefined ? ROUTER_DEFAULT_INVOKE_TIMEOUT_MS : literalMillis(invokeTimeout);
+  const marginMs = config.deadlineMargin === undefined ? ROUTER_DEFAULT_DEADLINE_MARGIN_MS : literalMillis(config.deadlineMargin);
+  if (invokeMs === undefined || marginMs === undefined) {
+    return { invokeTimeout, routerTimeout: routerTimeout ?? DEFAULT_ROUTER_TIMEOUT };
+  }
+  const headroomMs = ROUTER_TIMEOUT_HEADROOM.toMilliseconds();
+  const leastMs = invokeMs + marginMs + headroomMs;
+  const parts =
+    `ROUTER_INVOKE_TIMEOUT_MS (${invokeMs} ms) + ROUTER_DEADLINE_MARGIN_MS (${marginMs} ms) + ` +
+    `${headroomMs / 1000} s of headroom = ${leastMs} ms`;
+  const maxMs = LAMBDA_MAX_TIMEOUT.toMilliseconds();
+  if (leastMs > maxMs) {
+    throw new Error(
+      `ROUTER_INVOKE_TIMEOUT_MS: the router's timeout would have to be at least ${parts}, ` +
+        `beyond Lambda's ${maxMs / 1000} s; shorten the backend's timeout (backendTimeout) or invokeTimeout`,
+    );
+  }
+  if (routerTimeout === undefined) {
+    const seconds = Math.max(DEFAULT_ROUTER_TIMEOUT.toSeconds(), Math.ceil(leastMs / 1000));
+    return { invokeTimeout, routerTimeout: Duration.seconds(seconds) };
+  }
+  const routerMs = literalMillis(routerTimeout);
+  if (routerMs !== undefined && routerMs < leastMs) {
+    throw new Error(`routerTimeout (${routerMs / 1000} s) must be at least ${parts}, or no Invoke could finish within one invocation`);
+  }
+  if (routerMs !== undefined && routerMs > maxMs) {
+    throw new Error(`routerTimeout (${routerMs / 1000} s) exceeds Lambda's largest timeout (${maxMs / 1000} s)`);
+  }
+  return { invokeTimeout, routerTimeout };
+}
+
+function literalMillis(duration: Duration): number | undefined {
+  return duration.isUnresolved() ? undefined : duration.toMilliseconds();
 }
 
 /**
@@ -205,6 +429,9 @@ export function routerEnvironment(config: RouterConfig): { [name: string]: strin
   if (config.jwtTyp !== undefined) {
     env.ROUTER_JWT_TYP = nonEmpty('ROUTER_JWT_TYP', config.jwtTyp);
   }
+  if (config.jwtAlgorithms !== undefined) {
+    env.ROUTER_JWT_ALGORITHMS = checkJwtAlgorithms(config.jwtAlgorithms);
+  }
   if (config.jwtMaxTokenBytes !== undefined) {
     env.ROUTER_JWT_MAX_TOKEN_BYTES = integer('ROUTER_JWT_MAX_TOKEN_BYTES', config.jwtMaxTokenBytes, 1);
   }
@@ -234,6 +461,15 @@ export function routerEnvironment(config: RouterConfig): { [name: string]: strin
   if (config.maxInFlight !== undefined) {
     env.ROUTER_MAX_IN_FLIGHT = integer('ROUTER_MAX_IN_FLIGHT', config.maxInFlight, 1);
   }
+  if (config.invocationType !== undefined) {
+    for (const key of ['default', ...INVOCATION_TYPE_KEYS] as const) {
+      const type = key === 'default' ? config.invocationType.default : invocationTypeField(config.invocationType, key);
+      if (type !== undefined && !Token.isUnresolved(type) && !INVOCATION_TYPES.includes(type)) {
+        throw new Error(`ROUTER_INVOCATION_TYPE: ${key} must be 'event' or 'request-response', got ${JSON.stringify(type)}`);
+      }
+    }
+    env.ROUTER_INVOCATION_TYPE = renderInvocationTypes('ROUTER_INVOCATION_TYPE', config.invocationType);
+  }
   if (config.delivery !== undefined) {
     if (config.delivery !== 'record' && config.delivery !== 'tenant-batch') {
       throw new Error(`ROUTER_DELIVERY: delivery must be 'record' or 'tenant-batch', got ${JSON.stringify(config.delivery)}`);
@@ -244,7 +480,12 @@ export function routerEnvironment(config: RouterConfig): { [name: string]: strin
     if (config.delivery !== 'tenant-batch') {
       throw new Error("ROUTER_BATCH_MAX_BYTES: batchMaxBytes only applies to delivery 'tenant-batch'; set delivery: 'tenant-batch' or leave it unset");
     }
-    env.ROUTER_BATCH_MAX_BYTES = integer('ROUTER_BATCH_MAX_BYTES', config.batchMaxBytes, 1, ASYNC_INVOKE_PAYLOAD_LIMIT);
+    const limit = invokePayloadLimit(config.invocationType);
+    const why =
+      limit === SYNC_INVOKE_PAYLOAD_LIMIT
+        ? 'the sync Invoke payload limit, since a source uses request-response'
+        : `the async Invoke payload limit; ${SYNC_INVOKE_PAYLOAD_LIMIT} once a source uses request-response`;
+    env.ROUTER_BATCH_MAX_BYTES = integer('ROUTER_BATCH_MAX_BYTES', config.batchMaxBytes, 1, limit, why);
   }
   if (config.retryMaxAttempts !== undefined) {
     env.ROUTER_RETRY_MAX_ATTEMPTS = integer('ROUTER_RETRY_MAX_ATTEMPTS', config.retryMaxAttempts, 1);
@@ -294,6 +535,30 @@ function checkJwksUrl(url: string | undefined): string {
   return parsed.toString();
 }
 
+function checkJwtAlgorithms(algorithms: readonly string[]): string {
+  if (Token.isUnresolved(algorithms)) {
+    return Fn.join(',', [...algorithms]);
+  }
+  if (algorithms.length === 0) {
+    throw new Error('ROUTER_JWT_ALGORITHMS: give at least one algorithm, or leave it unset (the router then accepts all it supports)');
+  }
+  for (const algorithm of algorithms) {
+    if (Token.isUnresolved(algorithm)) {
+      continue;
+    }
+    if (algorithm.length === 0) {
+      throw new Error(`ROUTER_JWT_ALGORITHMS: empty entry in ${JSON.stringify(algorithms.join(','))}`);
+    }
+    if (!(JWT_ALGORITHMS as readonly string[]).includes(algorithm)) {
+      throw new Error(
+        `ROUTER_JWT_ALGORITHMS: ${JSON.stringify(algorithm)} is not one of ${JWT_ALGORITHMS.join(' ')} ` +
+          '(HS* and none are never accepted)',
+      );
+    }
+  }
+  return algorithms.join(',');
+}
+
 function checkMetricsNamespace(namespace: string): string {
   if (!METRICS_NAMESPACE_PATTERN.test(namespace) || /^aws\//i.test(namespace) || namespace !== namespace.trim()) {
     throw new Error(
@@ -323,10 +588,13 @@ function nonEmpty(name: string, value: string): string {
   return value;
 }
 
-function integer(name: string, value: number, min: number, max?: number): string {
+function integer(name: string, value: number, min: number, max?: number, why?: string): string {
+  if (Token.isUnresolved(value)) {
+    return Token.asString(value);
+  }
   if (!Number.isSafeInteger(value) || value < min || (max !== undefined && value > max)) {
     const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
-    throw new Error(`${name}: must be an integer ${range}, got ${value}`);
+    throw new Error(`${name}: must be an integer ${range}, got ${value}${why === undefined ? '' : ` (${why})`}`);
   }
   return String(value);
 }

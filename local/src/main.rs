@@ -40,6 +40,10 @@ enum Command {
         /// Time budget of each replayed router invocation, in milliseconds.
         #[arg(long, default_value_t = 60_000)]
         deadline_ms: u64,
+        /// Processing time the router sees (RFC 3339), e.g. when the events were recorded;
+        /// default: now.
+        #[arg(long, value_parser = router::replay::parse_time)]
+        at: Option<i64>,
         #[command(flatten)]
         common: Common,
         /// Event files.
@@ -151,6 +155,7 @@ async fn main() -> ExitCode {
         Command::Replay {
             backend,
             deadline_ms,
+            at,
             common,
             files,
         } => {
@@ -159,6 +164,7 @@ async fn main() -> ExitCode {
                 settings,
                 &files,
                 Duration::from_millis(deadline_ms),
+                at,
                 |name| std::env::var(name).ok(),
             )
             .await;

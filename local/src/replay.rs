@@ -71,11 +71,18 @@ pub struct Summary {
     pub tenants: BTreeMap<String, TenantSummary>,
 }
 
-/// Replays `files` through the router into the stand-in described by `settings`.
+/// Processing time of a replay of this repository's recorded fixtures: a second after they were
+/// recorded (2026-01-01T00:00:00Z). Tokens of direct EventBridge events are judged at processing
+/// time, so a replay of recorded events at a later date needs this to keep their meaning.
+pub const FIXTURES_RECORDED_AT_MS: i64 = 1_767_225_601_000;
+
+/// Replays `files` through the router into the stand-in described by `settings`. `at_ms` is the
+/// processing time the router sees (milliseconds since the epoch; `None`: the clock).
 pub async fn replay(
     settings: Settings,
     files: &[PathBuf],
     budget: Duration,
+    at_ms: Option<i64>,
     router_lookup: impl Fn(&str) -> Option<String>,
 ) -> anyhow::Result<(Summary, Arc<Service>)> {
     let service = Service::new(settings)?;
@@ -117,7 +124,10 @@ pub async fn replay(
                 continue;
             }
         };
-        let info = InvocationInfo::with_budget(budget, router.config().deadline_margin);
+        let mut info = InvocationInfo::with_budget(budget, router.config().deadline_margin);
+        if let Some(at_ms) = at_ms {
+            info.now_ms = at_ms;
+        }
         match router.route_event(&text, &info).await {
             Ok(report) => {
                 for (tenant, outcome) in report.tenants.iter().zip(&report.outcomes) {

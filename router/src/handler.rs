@@ -88,7 +88,8 @@ impl<B: Backend> Router<B> {
     }
 
     /// Handles one event and returns the response its event source mapping expects. For a direct
-    /// EventBridge event, a transient failure is an error, so that EventBridge retries it.
+    /// EventBridge event, an event not delivered (failed, or rejected and not quarantined) is an
+    /// error, so that Lambda's async retries and the on-failure destination keep it.
     /// The buffered log lines ([`shared::telemetry::init_buffered`]) are written before it returns.
     pub async fn handle(&self, event: &str, info: &InvocationInfo) -> Result<Value, BatchError> {
         let answer = self.handle_event(event, info).await;
@@ -98,12 +99,22 @@ impl<B: Backend> Router<B> {
 
     async fn handle_event(&self, event: &str, info: &InvocationInfo) -> Result<Value, BatchError> {
         let report = self.route_event(event, info).await?;
+        // A direct EventBridge event has no batch response to report it in: one that was not
+        // delivered — failed, or rejected and not in the quarantine queue — fails the invocation,
+        // so Lambda's async retries and the on-failure destination keep it.
         if report.source == Some(Source::Eventbridge)
-            && let Some(Outcome::Failed { reason, detail }) = report.outcomes.first()
+            && let Some(outcome) = report.outcomes.first()
+            && outcome.is_reported()
         {
+            let (Outcome::Failed { reason, detail } | Outcome::Rejected { reason, detail, .. }) =
+                outcome
+            else {
+                unreachable!("an invoked record is never reported")
+            };
             return Err(BatchError::RetryLater(format!(
-                "event {}: {reason}: {detail}",
-                report.ids[0]
+                "event {}: {} {reason}: {detail}",
+                report.ids[0],
+                outcome.name()
             )));
         }
         Ok(report.response)

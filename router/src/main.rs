@@ -50,11 +50,16 @@ async fn run() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Replay { deadline_ms, files }) => {
+        Some(Command::Replay {
+            deadline_ms,
+            at,
+            files,
+        }) => {
             let errors = replay(
                 &router,
                 &files,
                 Duration::from_millis(deadline_ms),
+                at,
                 &mut std::io::stdout().lock(),
             )
             .await;

@@ -1,4 +1,4 @@
-//! The command line: `router replay [--deadline-ms N] FILE...` runs the handler on recorded events
+//! The command line: `router replay [--deadline-ms N] [--at TIME] FILE...` runs the handler on recorded events
 //! and prints each batch response on its own stdout line; with no command inside Lambda
 //! (`AWS_LAMBDA_RUNTIME_API` set) the binary runs the Lambda runtime loop instead.
 
@@ -37,6 +37,11 @@ pub enum Command {
         /// Time budget of each simulated invocation, in milliseconds.
         #[arg(long, default_value_t = 60_000)]
         deadline_ms: u64,
+        /// Processing time the handler sees (RFC 3339), e.g. when the events were recorded;
+        /// default: now. Tokens are judged at the source's arrival time, except those of direct
+        /// EventBridge events, which are judged at processing time.
+        #[arg(long, value_parser = parse_time)]
+        at: Option<i64>,
         /// Event files (JSON); `-` reads standard input.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -77,12 +82,21 @@ pub struct ReplayError {
     pub reason: String,
 }
 
+/// An RFC 3339 time (`--at`) as milliseconds since the epoch.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-01-01T00:00:01Z: {e}"))
+}
+
 /// Replays each file through `router`, writing one response line per file to `out`. Files that
 /// cannot be read or are not event source batches are reported and skipped; the others still run.
+/// `at_ms` is the processing time the handler sees (`None`: the clock).
 pub async fn replay<B: Backend>(
     router: &Router<B>,
     files: &[PathBuf],
     budget: Duration,
+    at_ms: Option<i64>,
     out: &mut impl Write,
 ) -> Vec<ReplayError> {
     let mut errors = Vec::new();
@@ -98,7 +112,10 @@ pub async fn replay<B: Backend>(
                 continue;
             }
         };
-        let info = InvocationInfo::with_budget(budget, router.config().deadline_margin);
+        let mut info = InvocationInfo::with_budget(budget, router.config().deadline_margin);
+        if let Some(at_ms) = at_ms {
+            info.now_ms = at_ms;
+        }
         let span = tracing::info_span!(
             "invocation",
             function_request_id = format!("replay-{}", uuid::Uuid::new_v4()),

@@ -97,7 +97,7 @@ async fn replay_recognises_every_source_from_the_event_itself() {
     let server = server().await;
     let mut command = router(&server.uri());
     command
-        .arg("replay")
+        .args(["replay", "--at", "2026-01-01T00:00:01Z"])
         .arg(fixtures().join("kinesis/mixed-tenants.json"))
         .arg(fixtures().join("dynamodb/mid-batch-failure.json"))
         .arg(fixtures().join("eventbridge/acme.json"))

@@ -510,7 +510,7 @@ mod tests {
         let guard = EnvironmentGuard::default();
         let ran = AtomicBool::new(false);
         let err = guard
-            .invoke(Some("acme"), "r", &envelope("acme ", "m"), |_, _| async {
+            .invoke(Some("acme"), "r", &envelope("Acme", "m"), |_, _| async {
                 ran.store(true, Ordering::SeqCst);
                 Ok::<_, String>(Value::Null)
             })

@@ -29,6 +29,12 @@ pub enum TenantIdError {
         /// Length of the rejected value, in bytes.
         len: usize,
     },
+    /// The tenant id starts or ends with a space. HTTP drops white space around a header value
+    /// (RFC 9110 §5.5), so Lambda would see another tenant id than the one proven.
+    #[error(
+        "tenant id starts or ends with a space, which HTTP drops from the X-Amz-Tenant-Id header"
+    )]
+    SurroundingSpace,
     /// The tenant id holds a character outside Lambda's pattern.
     #[error("tenant id has a forbidden character {character:?} at byte {position}")]
     ForbiddenCharacter {
@@ -65,6 +71,9 @@ impl TenantId {
         // Every allowed character is one byte, so the byte length is the character count.
         if value.len() > MAX_TENANT_ID_LEN {
             return Err(TenantIdError::TooLong { len: value.len() });
+        }
+        if value.starts_with(' ') || value.ends_with(' ') {
+            return Err(TenantIdError::SurroundingSpace);
         }
         Ok(())
     }
@@ -115,12 +124,23 @@ mod tests {
 
     #[test]
     fn keeps_the_value_unchanged() {
-        // A trailing space is allowed by Lambda and must not be trimmed.
-        assert_eq!(TenantId::parse("acme ").unwrap().as_str(), "acme ");
+        assert_eq!(TenantId::parse("ac me").unwrap().as_str(), "ac me");
         assert_ne!(
             TenantId::parse("Acme").unwrap(),
             TenantId::parse("acme").unwrap()
         );
+    }
+
+    /// HTTP would drop these spaces from the header, so Lambda would see `acme`.
+    #[test]
+    fn a_space_at_either_end_is_refused() {
+        for bad in ["acme ", " acme", " ", "  acme  "] {
+            assert_eq!(
+                TenantId::parse(bad),
+                Err(TenantIdError::SurroundingSpace),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

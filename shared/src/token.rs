@@ -353,7 +353,7 @@ impl TokenVerifier {
         {
             return Err(TokenError::NotYetValid);
         }
-        // Byte equality: nothing is normalised, "Acme" and "acme " are other tenants.
+        // Byte equality: nothing is normalised, "Acme" and "acme" are other tenants.
         if claims.tenant.as_bytes() != tenant.as_str().as_bytes() {
             return Err(TokenError::TenantMismatch);
         }

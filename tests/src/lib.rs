@@ -497,10 +497,10 @@ pub fn token_failure_cases() -> Vec<(&'static str, String, String, &'static str)
             "tenant-mismatch",
         ),
         (
-            "tenant-mismatch-trailing-space",
+            "tenant-trailing-space",
             "acme ".into(),
             sign(TestKey::Es256, &claims("acme")),
-            "tenant-mismatch",
+            "invalid-tenant-id",
         ),
         (
             "token-9kib",

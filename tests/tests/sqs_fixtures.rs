@@ -115,7 +115,7 @@ async fn each_bad_record_is_rejected_with_its_reason_and_never_invoked() {
         ("wrong-aud", "token-audience"),
         ("no-tenant-claim", "token-missing-tenant-claim"),
         ("tenant-mismatch-case", "tenant-mismatch"),
-        ("tenant-mismatch-trailing-space", "tenant-mismatch"),
+        ("tenant-trailing-space", "invalid-tenant-id"),
         ("token-9kib", "token-too-large"),
         ("tenant-257-chars", "invalid-tenant-id"),
         ("tenant-forbidden-char", "invalid-tenant-id"),

@@ -31,12 +31,7 @@ async fn route(
 
 async fn quarantine_server() -> (MockServer, String) {
     let server = lambda_server().await;
-    Mock::given(method("POST"))
-        .and(header("x-amz-target", "AmazonSQS.SendMessage"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"MessageId":"q"}"#))
-        .mount(&server)
-        .await;
-    let url = format!("{}/123456789012/quarantine", server.uri());
+    let url = mount_quarantine(&server).await;
     (server, url)
 }
 

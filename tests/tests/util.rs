@@ -7,7 +7,7 @@ use cross_crate_tests::{fixtures_dir, router_env};
 use router::InvocationInfo;
 use router::{AwsBackend, Config, Router};
 use serde_json::Value;
-use wiremock::matchers::{method, path_regex};
+use wiremock::matchers::{header, method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Path of the Invoke API.
@@ -68,6 +68,32 @@ pub async fn accept_the_rest(server: &MockServer) {
         .with_priority(2)
         .mount(server)
         .await;
+}
+
+/// Makes `server` accept SQS `SendMessage` (the quarantine queue) and returns a queue URL on it.
+pub async fn mount_quarantine(server: &MockServer) -> String {
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "AmazonSQS.SendMessage"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"MessageId":"q"}"#))
+        .mount(server)
+        .await;
+    format!("{}/123456789012/quarantine", server.uri())
+}
+
+/// The quarantine messages `server` received, in arrival order.
+pub async fn quarantined(server: &MockServer) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| {
+            r.headers
+                .get("x-amz-target")
+                .is_some_and(|t| t == "AmazonSQS.SendMessage")
+        })
+        .map(|r| serde_json::from_slice(&r.body).expect("a JSON request"))
+        .collect()
 }
 
 /// A server with no default answer (tests mount their own).

@@ -1,8 +1,15 @@
 //! EventBridge events delivered to the router directly (a rule targeting it: one async invoke per
 //! event, no batch). The payload is `detail`; tenant and token pointers apply to it. The event's
-//! `id` is the record id, its `time` the arrival time, its `source` stands for the event source ARN.
-//! A rejection is quarantined or logged and answered with success; a transient failure makes the
-//! invocation fail, so EventBridge's retry policy and dead-letter queue apply.
+//! `id` is the record id, its `source` stands for the event source ARN.
+//!
+//! The event's `time` is set by whoever calls `PutEvents`, so it proves nothing: tokens and
+//! `ROUTER_MAX_RECORD_AGE_SECONDS` are judged at processing time (the envelope's `arrivedAt`), and
+//! `time` is passed on only as an attribute. Otherwise a leaked, long-expired token could be
+//! replayed by backdating the event.
+//!
+//! A record that is not delivered — a transient failure, or a rejection that is not in the
+//! quarantine queue — makes the invocation fail (`crate::handler`), so Lambda's async retries and
+//! the router's on-failure destination keep the event.
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -29,19 +36,15 @@ pub fn decode<'a>(
             ));
         }
     };
-    let arrived_at_ms = event
-        .get("time")
-        .and_then(Value::as_str)
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.timestamp_millis())
-        .unwrap_or(info.now_ms);
+    // Processing time, never the producer's `time` (see the module documentation).
+    let arrived_at_ms = info.now_ms;
     let source = event
         .get("source")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
     let mut attributes = Map::new();
-    for key in ["detail-type", "source", "account", "region"] {
+    for key in ["detail-type", "source", "account", "region", "time"] {
         if let Some(value) = event.get(key) {
             attributes.insert(camel(key), value.clone());
         }

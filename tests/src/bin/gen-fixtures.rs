@@ -191,7 +191,7 @@ fn sqs_cases() -> Vec<(&'static str, Value)> {
         single("case-1", "Acme", &token(TestKey::Es256, "acme")),
     ));
     cases.push((
-        "tenant-mismatch-trailing-space",
+        "tenant-trailing-space",
         single("space-1", "acme ", &token(TestKey::Es256, "acme")),
     ));
     cases.push((
