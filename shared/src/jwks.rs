@@ -7,6 +7,12 @@
 //!
 //! Only asymmetric keys are kept: symmetric (`oct`) keys and keys whose `use` is not `sig` are
 //! skipped, so an `HS*` token can never find a key (RFC 8725 §3.1).
+//!
+//! Each key verifies exactly one algorithm (RFC 8725 §3.1): its `alg`, else the one its type
+//! implies — the curve for EC and OKP keys, RS256 for an RSA key ([`rsa_default`] when the
+//! accepted list narrows it). A key whose algorithm is not in the accepted list
+//! ([`KeyStoreSettings::accepted`], `ROUTER_JWT_ALGORITHMS`) is skipped, so that list is enforced
+//! here, once.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,8 +20,48 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+/// A JWS algorithm (jsonwebtoken's), as the keys and `ROUTER_JWT_ALGORITHMS` name them.
+pub use jsonwebtoken::Algorithm;
+use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+
+/// Every algorithm a key may verify: the asymmetric JWS algorithms. The default accepted list.
+pub const ASYMMETRIC_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+fn is_rsa(alg: Algorithm) -> bool {
+    matches!(
+        alg,
+        Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512
+    )
+}
+
+/// The algorithm of an RSA key without `alg`: RS256, or, when `accepted` leaves out RS256 and
+/// holds exactly one RSA algorithm, that one. `None`: no single default (the key needs an `alg`).
+pub fn rsa_default(accepted: &[Algorithm]) -> Option<Algorithm> {
+    if accepted.contains(&Algorithm::RS256) {
+        return Some(Algorithm::RS256);
+    }
+    let mut rsa = accepted.iter().copied().filter(|a| is_rsa(*a));
+    match (rsa.next(), rsa.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
+    }
+}
 
 /// Largest JWKS document accepted from a URL or file, in bytes.
 pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -101,29 +147,17 @@ impl JwksSource {
 pub struct VerificationKey {
     /// The key id, if the JWK had one.
     pub kid: Option<String>,
-    /// The one algorithm this key may verify. `None` for an RSA key without `alg`, which then
-    /// verifies any RSA algorithm (RS256/384/512, PS256/384/512) and nothing else.
-    pub algorithm: Option<Algorithm>,
+    /// The one algorithm this key verifies: its `alg`, else the one its type implies.
+    pub algorithm: Algorithm,
     /// The key material.
     pub key: DecodingKey,
 }
 
 impl VerificationKey {
-    /// Whether this key may verify a token signed with `alg`. The key decides, never the token:
-    /// symmetric algorithms and algorithms of another key family are always refused.
+    /// Whether this key may verify a token signed with `alg`: only its own algorithm. The key
+    /// decides, never the token.
     pub fn allows(&self, alg: Algorithm) -> bool {
-        match self.algorithm {
-            Some(own) => own == alg,
-            None => matches!(
-                alg,
-                Algorithm::RS256
-                    | Algorithm::RS384
-                    | Algorithm::RS512
-                    | Algorithm::PS256
-                    | Algorithm::PS384
-                    | Algorithm::PS512
-            ),
-        }
+        self.algorithm == alg
     }
 }
 
@@ -137,8 +171,9 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// Builds a key set from a JWKS document, keeping only usable asymmetric signing keys.
-    pub fn from_json(json: &[u8]) -> Result<Self, String> {
+    /// Builds a key set from a JWKS document, keeping only usable asymmetric signing keys whose
+    /// algorithm is in `accepted`.
+    pub fn from_json(json: &[u8], accepted: &[Algorithm]) -> Result<Self, String> {
         let set: JwkSet = serde_json::from_slice(json).map_err(|e| e.to_string())?;
         let mut keys = KeySet::default();
         for (index, jwk) in set.keys.iter().enumerate() {
@@ -147,7 +182,7 @@ impl KeySet {
                 .key_id
                 .clone()
                 .unwrap_or_else(|| format!("#{index}"));
-            match verification_key(jwk) {
+            match verification_key(jwk, accepted) {
                 Ok(key) => {
                     let key = Arc::new(key);
                     if let Some(kid) = &key.kid {
@@ -184,7 +219,7 @@ impl KeySet {
     }
 }
 
-fn verification_key(jwk: &Jwk) -> Result<VerificationKey, String> {
+fn verification_key(jwk: &Jwk, accepted: &[Algorithm]) -> Result<VerificationKey, String> {
     if let Some(usage) = &jwk.common.public_key_use
         && *usage != PublicKeyUse::Signature
     {
@@ -204,22 +239,15 @@ fn verification_key(jwk: &Jwk) -> Result<VerificationKey, String> {
         (_, Some(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)) => {
             return Err("symmetric algorithms are refused".into());
         }
-        (AlgorithmParameters::RSA(_), alg) => {
-            if let Some(alg) = alg
-                && !matches!(
-                    alg,
-                    Algorithm::RS256
-                        | Algorithm::RS384
-                        | Algorithm::RS512
-                        | Algorithm::PS256
-                        | Algorithm::PS384
-                        | Algorithm::PS512
-                )
-            {
+        (AlgorithmParameters::RSA(_), Some(alg)) => {
+            if !is_rsa(alg) {
                 return Err(format!("algorithm {alg:?} does not fit an RSA key"));
             }
             alg
         }
+        (AlgorithmParameters::RSA(_), None) => rsa_default(accepted).ok_or(
+            "an RSA key without alg, and the accepted algorithms leave out RS256 and hold              several RSA algorithms: give the key an alg",
+        )?,
         (AlgorithmParameters::EllipticCurve(params), alg) => {
             let from_curve = match params.curve {
                 EllipticCurve::P256 => Algorithm::ES256,
@@ -232,7 +260,7 @@ fn verification_key(jwk: &Jwk) -> Result<VerificationKey, String> {
                     params.curve
                 ));
             }
-            Some(from_curve)
+            from_curve
         }
         (AlgorithmParameters::OctetKeyPair(params), alg) => {
             if params.curve != EllipticCurve::Ed25519 {
@@ -241,10 +269,15 @@ fn verification_key(jwk: &Jwk) -> Result<VerificationKey, String> {
             if alg.is_some_and(|alg| alg != Algorithm::EdDSA) {
                 return Err(format!("algorithm {alg:?} does not fit an Ed25519 key"));
             }
-            Some(Algorithm::EdDSA)
+            Algorithm::EdDSA
         }
         _ => return Err("unsupported key type".into()),
     };
+    if !accepted.contains(&algorithm) {
+        return Err(format!(
+            "its algorithm {algorithm:?} is not an accepted algorithm"
+        ));
+    }
     let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable key material: {e}"))?;
     Ok(VerificationKey {
         kid: jwk.common.key_id.clone(),
@@ -262,6 +295,9 @@ pub struct KeyStoreSettings {
     pub max_age: Duration,
     /// Time limit of one HTTPS fetch.
     pub fetch_timeout: Duration,
+    /// The algorithms keys may verify (`ROUTER_JWT_ALGORITHMS`); a key bound to another is
+    /// skipped.
+    pub accepted: Vec<Algorithm>,
 }
 
 impl Default for KeyStoreSettings {
@@ -270,6 +306,7 @@ impl Default for KeyStoreSettings {
             refresh_cooldown: Duration::from_secs(60),
             max_age: Duration::from_secs(600),
             fetch_timeout: Duration::from_secs(5),
+            accepted: ASYMMETRIC_ALGORITHMS.to_vec(),
         }
     }
 }
@@ -314,7 +351,7 @@ impl KeyStore {
             }
             JwksSource::File(_) | JwksSource::Inline(_) => {
                 let bytes = read_local(&source)?;
-                let keys = parse_set(&source, &bytes)?;
+                let keys = parse_set(&source, &bytes, &settings.accepted)?;
                 (keys, Some(Instant::now()), None)
             }
         };
@@ -338,6 +375,11 @@ impl KeyStore {
     /// an older generation must not be trusted.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether tokens signed with `alg` may be verified at all (`ROUTER_JWT_ALGORITHMS`).
+    pub fn accepts(&self, alg: Algorithm) -> bool {
+        self.settings.accepted.contains(&alg)
     }
 
     /// When the current key set was loaded (milliseconds since the epoch), if it ever was.
@@ -445,7 +487,7 @@ impl KeyStore {
             (JwksSource::Url(url), Some(http)) => fetch(http, url).await?,
             _ => read_local(&self.source)?,
         };
-        parse_set(&self.source, &bytes)
+        parse_set(&self.source, &bytes, &self.settings.accepted)
     }
 }
 
@@ -504,8 +546,12 @@ async fn fetch(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, JwksError> 
     Ok(body)
 }
 
-fn parse_set(source: &JwksSource, bytes: &[u8]) -> Result<KeySet, JwksError> {
-    let keys = KeySet::from_json(bytes).map_err(|reason| JwksError::Invalid {
+fn parse_set(
+    source: &JwksSource,
+    bytes: &[u8],
+    accepted: &[Algorithm],
+) -> Result<KeySet, JwksError> {
+    let keys = KeySet::from_json(bytes, accepted).map_err(|reason| JwksError::Invalid {
         location: source.location(),
         reason,
     })?;
@@ -560,7 +606,7 @@ mod tests {
             {"kty":"OKP","crv":"Ed25519","kid":"enc","use":"enc","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
             {"kty":"OKP","crv":"Ed25519","kid":"ok","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
         ]}"#;
-        let set = KeySet::from_json(json).unwrap();
+        let set = KeySet::from_json(json, &ASYMMETRIC_ALGORITHMS).unwrap();
         assert_eq!(set.len(), 1);
         assert_eq!(set.skipped.len(), 2);
         let key = set.find(Some("ok")).unwrap();
@@ -572,6 +618,57 @@ mod tests {
         ));
         // A single key is used for a token without kid.
         assert!(set.find(None).is_ok());
+    }
+
+    /// The modulus of the TEST-ONLY RSA key of `tests/fixtures/jwks.json`.
+    const RSA_N: &str = "uvCF24nnIiSw-6CyLgqnuRR5vC1Y-Pc3mXE7fpZ98oNUPa98FZbTAOLt5GLxFeK96SqynI-ZZFZBwUMXG4OGqPry8IiBGKR1fWQfe8ApfuQD4iagbnjCOdg7HYbKyI54TDypvRUydcUFBOHh4B6JPLvYcrR6IVeoU9VsqDRNonRy7RuHK0KIO_MBBFfdLB1BM5ywpHN62P_kmkdf31ZDRLtbXfR1kj7_z7mXItEA30Rb8IayjzoVkctvFdU1ysQgURzb3kaMLEpUufrjgpajT9ozliBPSkzEfOT3DGcKoEHam2wCrQ02Bfr2CwjZKqOzk6A6Y8PsAjBSO5_xeSJTuQ";
+
+    fn rsa_jwk(alg: Option<&str>) -> Vec<u8> {
+        let mut jwk = serde_json::json!({"kty": "RSA", "kid": "r", "n": RSA_N, "e": "AQAB"});
+        if let Some(alg) = alg {
+            jwk["alg"] = alg.into();
+        }
+        serde_json::json!({"keys": [jwk]}).to_string().into_bytes()
+    }
+
+    /// RFC 8725 §3.1: a key verifies one algorithm. An RSA key without `alg` is RS256 only, not
+    /// all six RSA algorithms; the accepted list narrows what any key may verify.
+    #[test]
+    fn each_key_is_bound_to_one_algorithm() {
+        let set = KeySet::from_json(&rsa_jwk(None), &ASYMMETRIC_ALGORITHMS).unwrap();
+        let key = set.find(Some("r")).unwrap();
+        assert_eq!(key.algorithm, Algorithm::RS256);
+        for other in [
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+        ] {
+            assert!(!key.allows(other), "{other:?}");
+        }
+        let set = KeySet::from_json(&rsa_jwk(Some("PS384")), &ASYMMETRIC_ALGORITHMS).unwrap();
+        assert_eq!(set.find(Some("r")).unwrap().algorithm, Algorithm::PS384);
+        // Narrowed to PS256: a key without alg is PS256; a key declaring RS256 is skipped.
+        let ps256 = [Algorithm::PS256, Algorithm::ES256];
+        let set = KeySet::from_json(&rsa_jwk(None), &ps256).unwrap();
+        assert_eq!(set.find(Some("r")).unwrap().algorithm, Algorithm::PS256);
+        let set = KeySet::from_json(&rsa_jwk(Some("RS256")), &ps256).unwrap();
+        assert!(set.is_empty());
+        assert!(
+            set.skipped[0].contains("not an accepted algorithm"),
+            "{:?}",
+            set.skipped
+        );
+        // Several RSA algorithms but not RS256: no default, the key must say.
+        let set = KeySet::from_json(&rsa_jwk(None), &[Algorithm::PS256, Algorithm::PS512]).unwrap();
+        assert!(set.is_empty());
+        assert!(
+            set.skipped[0].contains("give the key an alg"),
+            "{:?}",
+            set.skipped
+        );
+        assert_eq!(rsa_default(&[Algorithm::ES256]), None);
     }
 
     #[test]

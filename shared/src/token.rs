@@ -264,6 +264,11 @@ impl TokenVerifier {
             .alg
             .parse()
             .map_err(|_| TokenError::AlgorithmRefused(header.alg.clone()))?;
+        // Refused before any key is looked up: an algorithm outside the accepted list never
+        // causes a JWKS refresh.
+        if !self.keys.accepts(alg) {
+            return Err(TokenError::AlgorithmRefused(header.alg));
+        }
         let key = self
             .keys
             .key_for(header.kid.as_deref())

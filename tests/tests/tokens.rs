@@ -1,5 +1,5 @@
-//! Token rules beyond the recorded fixtures: strict `iss`/`aud` types, and the key — not the
-//! token — deciding the algorithm.
+//! Token rules beyond the recorded fixtures: strict `iss`/`aud` types, the key — not the token —
+//! deciding the algorithm, one algorithm per key, and `ROUTER_JWT_ALGORITHMS`.
 
 use std::time::Duration;
 
@@ -11,7 +11,11 @@ use router::InvocationInfo;
 use serde_json::{Value, json};
 
 async fn reason_for(token: &str) -> Option<&'static str> {
-    let router = fake_router(FakeBackend::recording(), &[]);
+    reason_with(token, &[]).await
+}
+
+async fn reason_with(token: &str, overrides: &[(&str, &str)]) -> Option<&'static str> {
+    let router = fake_router(FakeBackend::recording(), overrides);
     let event = sqs_event(vec![sqs_record(
         "t",
         &body("acme", token, json!({})),
@@ -98,4 +102,72 @@ async fn the_key_decides_the_algorithm() {
     let (_, foreign_signature) = stranger.rsplit_once('.').unwrap();
     let spliced = format!("{head_and_claims}.{foreign_signature}");
     assert_eq!(reason_for(&spliced).await, Some("token-bad-signature"));
+}
+
+/// The published JWKS with the RSA key's `alg` removed, inline.
+fn jwks_with_rsa_key_without_alg() -> String {
+    let path = cross_crate_tests::fixtures_dir().join("jwks.json");
+    let mut jwks: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    for key in jwks["keys"].as_array_mut().unwrap() {
+        if key["kty"] == "RSA" {
+            key.as_object_mut().unwrap().remove("alg");
+        }
+    }
+    jwks.to_string()
+}
+
+fn rsa_signed(alg: Algorithm) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(TestKey::Rs256.kid().into());
+    jsonwebtoken::encode(&header, &claims("acme"), &TestKey::Rs256.encoding_key()).unwrap()
+}
+
+/// RFC 8725 §3.1: an RSA key without `alg` verifies RS256 only, not every RSA algorithm; a
+/// token the same key signed with PS256 or RS512 is refused.
+#[tokio::test]
+async fn an_rsa_key_without_alg_verifies_one_algorithm() {
+    let jwks = jwks_with_rsa_key_without_alg();
+    let overrides = [("ROUTER_JWKS", jwks.as_str())];
+    assert_eq!(
+        reason_with(&rsa_signed(Algorithm::RS256), &overrides).await,
+        None
+    );
+    for alg in [Algorithm::PS256, Algorithm::RS512, Algorithm::PS512] {
+        assert_eq!(
+            reason_with(&rsa_signed(alg), &overrides).await,
+            Some("token-algorithm-refused"),
+            "{alg:?}"
+        );
+    }
+    // Narrowed to PS256, the same key is bound to PS256 instead.
+    let narrowed = [
+        ("ROUTER_JWKS", jwks.as_str()),
+        ("ROUTER_JWT_ALGORITHMS", "PS256,ES256"),
+    ];
+    assert_eq!(
+        reason_with(&rsa_signed(Algorithm::PS256), &narrowed).await,
+        None
+    );
+    assert_eq!(
+        reason_with(&rsa_signed(Algorithm::RS256), &narrowed).await,
+        Some("token-algorithm-refused")
+    );
+}
+
+/// `ROUTER_JWT_ALGORITHMS` narrows what is accepted: a valid token signed with an algorithm
+/// outside the list is refused, whatever key it names.
+#[tokio::test]
+async fn the_accepted_algorithms_narrow_every_key() {
+    let only_es256 = [("ROUTER_JWT_ALGORITHMS", "ES256")];
+    assert_eq!(
+        reason_with(&sign(TestKey::Es256, &claims("acme")), &only_es256).await,
+        None
+    );
+    for key in [TestKey::Rs256, TestKey::Es384, TestKey::EdDsa] {
+        assert_eq!(
+            reason_with(&sign(key, &claims("acme")), &only_es256).await,
+            Some("token-algorithm-refused"),
+            "{key:?}"
+        );
+    }
 }

@@ -1,11 +1,11 @@
 //! Identity settings: where the tenant and the token are (`ROUTER_TENANT_FROM`,
 //! `ROUTER_TOKEN_FROM`), how a tenant is proven (`ROUTER_VALIDATION`), the token rules and the
-//! JWKS (`ROUTER_JWKS`, `ROUTER_JWT_*`), and the trusted allow-list (`ROUTER_TRUSTED_TENANTS`).
+//! JWKS (`ROUTER_JWKS`, `ROUTER_JWT_*`, `ROUTER_JWT_ALGORITHMS`), and the trusted allow-list (`ROUTER_TRUSTED_TENANTS`).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use shared::jwks::{JwksSource, KeyStoreSettings};
+use shared::jwks::{ASYMMETRIC_ALGORITHMS, Algorithm, JwksSource, KeyStoreSettings};
 use shared::token::{DEFAULT_MAX_TOKEN_BYTES, TokenPolicy};
 use shared::{Source, TenantId};
 
@@ -200,6 +200,7 @@ fn jwt_settings(get: &impl Lookup) -> Result<JwtSettings, ConfigError> {
             60,
         )?),
         max_age: Duration::from_secs(positive_or(get, "ROUTER_JWKS_MAX_AGE_SECONDS", 600)?),
+        accepted: algorithms(get)?,
         ..KeyStoreSettings::default()
     };
     Ok(JwtSettings {
@@ -207,6 +208,39 @@ fn jwt_settings(get: &impl Lookup) -> Result<JwtSettings, ConfigError> {
         policy,
         key_store,
     })
+}
+
+/// `ROUTER_JWT_ALGORITHMS`: the accepted JWS algorithms (default: every asymmetric one). Each
+/// key verifies one algorithm (`shared::jwks`); a key bound to one not listed is not used.
+fn algorithms(get: &impl Lookup) -> Result<Vec<Algorithm>, ConfigError> {
+    let Some(text) = get("ROUTER_JWT_ALGORITHMS") else {
+        return Ok(ASYMMETRIC_ALGORITHMS.to_vec());
+    };
+    let problem = |problem: String| ConfigError {
+        variable: "ROUTER_JWT_ALGORITHMS",
+        problem,
+    };
+    let names = list(&text);
+    if names.is_empty() {
+        return Err(problem("lists no algorithm".into()));
+    }
+    let mut accepted = Vec::new();
+    for name in names {
+        let alg = ASYMMETRIC_ALGORITHMS
+            .into_iter()
+            .find(|alg| format!("{alg:?}") == name)
+            .ok_or_else(|| {
+                problem(format!(
+                    "{name:?} is not an accepted algorithm; expected some of RS256, RS384, \
+                     RS512, PS256, PS384, PS512, ES256, ES384, EdDSA (symmetric algorithms \
+                     and none are never accepted)"
+                ))
+            })?;
+        if !accepted.contains(&alg) {
+            accepted.push(alg);
+        }
+    }
+    Ok(accepted)
 }
 
 fn parse_tenant_from(value: &str, scope: Option<Source>) -> Result<TenantFrom, String> {

@@ -327,6 +327,10 @@ mod tests {
             ("ROUTER_JWT_MAX_TOKEN_BYTES", "0"),
             ("ROUTER_JWT_ISSUER", " , "),
             ("ROUTER_JWT_AUDIENCE", ","),
+            ("ROUTER_JWT_ALGORITHMS", "HS256"),
+            ("ROUTER_JWT_ALGORITHMS", "none"),
+            ("ROUTER_JWT_ALGORITHMS", "ES256,rs256"),
+            ("ROUTER_JWT_ALGORITHMS", " , "),
         ] {
             let err = config(&with(&[(variable, value)])).unwrap_err();
             assert_eq!(err.variable, variable, "{value:?}: {err}");
@@ -463,6 +467,21 @@ mod tests {
         )]))
         .unwrap();
         assert!(c.quarantine_queue_url.is_some());
+    }
+
+    #[test]
+    fn accepted_algorithms() {
+        let c = config(JWT).unwrap();
+        assert_eq!(
+            c.jwt.unwrap().key_store.accepted,
+            shared::jwks::ASYMMETRIC_ALGORITHMS
+        );
+        let c = config(&with(&[("ROUTER_JWT_ALGORITHMS", "ES256, PS256,ES256")])).unwrap();
+        use shared::jwks::Algorithm;
+        assert_eq!(
+            c.jwt.unwrap().key_store.accepted,
+            [Algorithm::ES256, Algorithm::PS256]
+        );
     }
 
     #[test]
