@@ -26,6 +26,31 @@ pub enum FailureClass {
     Rejected,
     /// The deployment is wrong (403, 404, …): not retried, reported for redelivery after a fix.
     NotRetried,
+    /// The backend function's own deployment is broken (502 `KMS*`, `EC2*`, `ENI*`, `Subnet*`,
+    /// `InvalidSecurityGroupID`, `InvalidSubnetID`, `InvalidZipFile`, `InvalidRuntime`): no
+    /// retry within this invocation can succeed, so none is made; the record is reported for
+    /// redelivery after the fix.
+    DeploymentFault,
+}
+
+/// Whether a 5xx error code names a fault of the function's deployment (its KMS key, VPC
+/// networking, package or runtime) rather than a passing condition
+/// (<https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html>, Errors). Decided
+/// differently from a literal reading of "`EC2*`": `EC2ThrottledException` is throttling, so it
+/// stays retried; `ResourceNotReadyException` (the function is still being created or
+/// reconnected) stays retried too.
+fn is_deployment_fault(code: &str) -> bool {
+    let code = code.strip_suffix("Exception").unwrap_or(code);
+    if code == "EC2Throttled" {
+        return false;
+    }
+    ["KMS", "EC2", "ENI", "Subnet"]
+        .iter()
+        .any(|prefix| code.starts_with(prefix))
+        || matches!(
+            code,
+            "InvalidSecurityGroupID" | "InvalidSubnetID" | "InvalidZipFile" | "InvalidRuntime"
+        )
 }
 
 /// A failed Invoke attempt.
@@ -57,6 +82,7 @@ impl InvokeFailure {
     ) -> Self {
         let code = code.into();
         let class = match (status, code.as_str()) {
+            (500..=599, code) if is_deployment_fault(code) => FailureClass::DeploymentFault,
             // 409 ResourceConflict: the function is being updated; it will pass.
             (408 | 409 | 429 | 500..=599, _) => FailureClass::Retryable,
             (413 | 415, _) => FailureClass::Rejected,
@@ -95,6 +121,7 @@ impl InvokeFailure {
             (FailureClass::Rejected, Some(413)) => "invoke-too-large",
             (FailureClass::Rejected, _) => "invoke-refused",
             (FailureClass::NotRetried, _) => "backend-misconfigured",
+            (FailureClass::DeploymentFault, _) => "backend-deployment-fault",
         }
     }
 }
@@ -310,5 +337,36 @@ mod tests {
             InvokeFailure::transient("timeout", "").reason(),
             "invoke-timeout"
         );
+    }
+
+    #[test]
+    fn deployment_faults_are_a_class_of_their_own() {
+        for code in [
+            "KMSAccessDeniedException",
+            "KMSDisabledException",
+            "KMSInvalidStateException",
+            "KMSNotFoundException",
+            "EC2AccessDeniedException",
+            "EC2UnexpectedException",
+            "ENILimitReachedException",
+            "SubnetIPAddressLimitReachedException",
+            "InvalidSubnetIDException",
+            "InvalidSecurityGroupIDException",
+            "InvalidZipFileException",
+            "InvalidRuntimeException",
+        ] {
+            let failure = InvokeFailure::from_status(502, code, "", None);
+            assert_eq!(failure.class, FailureClass::DeploymentFault, "{code}");
+            assert_eq!(failure.reason(), "backend-deployment-fault", "{code}");
+        }
+        for code in [
+            "ResourceNotReadyException",
+            "EC2ThrottledException",
+            "ServiceException",
+        ] {
+            let status = if code == "ServiceException" { 500 } else { 502 };
+            let failure = InvokeFailure::from_status(status, code, "", None);
+            assert_eq!(failure.class, FailureClass::Retryable, "{code}");
+        }
     }
 }

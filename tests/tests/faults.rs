@@ -112,6 +112,35 @@ async fn a_404_is_reported_without_retrying() {
     assert_eq!(invocations(&server).await.len(), 1);
 }
 
+/// A 502 naming the function's own deployment (its KMS key, VPC networking, package) cannot
+/// pass within this invocation: reported at once, not retried; ResourceNotReady is retried.
+#[tokio::test]
+async fn a_deployment_fault_is_reported_without_retrying() {
+    for (code, attempts, reason) in [
+        ("KMSAccessDeniedException", 1, "backend-deployment-fault"),
+        ("ENILimitReachedException", 1, "backend-deployment-fault"),
+        ("InvalidZipFileException", 1, "backend-deployment-fault"),
+        ("ResourceNotReadyException", 3, "backend-unavailable"),
+    ] {
+        let server = bare_server().await;
+        Mock::given(method("POST"))
+            .and(path_regex(INVOKE_PATH))
+            .respond_with(lambda_error(502, code))
+            .mount(&server)
+            .await;
+        let router = router(&server, &[("ROUTER_RETRY_MAX_ATTEMPTS", "3")]);
+        let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
+        let report = router.route_event(&batch(1), &info).await.unwrap();
+        assert_eq!(report.outcomes[0].reason(), Some(reason), "{code}");
+        assert!(
+            matches!(report.outcomes[0], Outcome::Failed { .. }),
+            "{code}"
+        );
+        assert_eq!(reported(&report.response), ["m-0"], "{code}");
+        assert_eq!(invocations(&server).await.len(), attempts, "{code}");
+    }
+}
+
 #[tokio::test]
 async fn a_slow_endpoint_never_makes_the_handler_miss_its_deadline() {
     let server = bare_server().await;

@@ -75,7 +75,7 @@ pub async fn send<B: Backend>(
             FailureClass::Rejected => {
                 return Sent::Refused(Rejection::new(failure.reason(), detail));
             }
-            FailureClass::NotRetried => {
+            FailureClass::NotRetried | FailureClass::DeploymentFault => {
                 return Sent::Failed(Outcome::failed(failure.reason(), detail));
             }
             FailureClass::Retryable => {}
