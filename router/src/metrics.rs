@@ -1,5 +1,7 @@
 //! The router's metrics: one CloudWatch EMF document per batch (never per record), with records by
-//! outcome and reason, Invoke attempts, retries and latency, and the batch duration. Dimensions are
+//! outcome and reason, Invoke attempts, retries and latency, and the batch duration. Every Invoke
+//! latency is kept: past 100 (the most one document may carry) further documents carry the rest,
+//! so `InvokeLatency`'s SampleCount and Sum are exact. Dimensions are
 //! `Service` and `Source` only; tenants go into the `tenants` property (metadata), because every
 //! dimension value is a billed metric.
 
@@ -14,8 +16,8 @@ use crate::report::BatchReport;
 /// Most tenants listed in a document's `tenants` property (a log event is at most 256 KB).
 pub const MAX_TENANTS_LISTED: usize = 500;
 
-/// The EMF document describing one batch.
-pub fn batch_document(report: &BatchReport, namespace: &str, timestamp_ms: i64) -> Value {
+/// The EMF documents describing one batch: one, plus one per further 100 Invoke latencies.
+pub fn batch_documents(report: &BatchReport, namespace: &str, timestamp_ms: i64) -> Vec<Value> {
     let service = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "router".into());
     let source = report.source.map(|s| s.as_str()).unwrap_or("none");
     let count =
@@ -97,5 +99,5 @@ pub fn batch_document(report: &BatchReport, namespace: &str, timestamp_ms: i64) 
     document
         .property("tenants", Value::Object(listed))
         .property("tenantsTruncated", Value::Bool(truncated))
-        .build(timestamp_ms)
+        .build_all(timestamp_ms)
 }

@@ -22,6 +22,8 @@ pub struct Document {
     dimensions: Vec<(String, String)>,
     metrics: Vec<(String, &'static str)>,
     members: Map<String, Value>,
+    /// Metrics with several values, kept whole until [`Document::build_all`] spreads them.
+    series: Vec<(String, &'static str, Vec<f64>)>,
 }
 
 impl Document {
@@ -39,6 +41,7 @@ impl Document {
                 .collect(),
             metrics: Vec::new(),
             members,
+            series: Vec::new(),
         }
     }
 
@@ -49,23 +52,14 @@ impl Document {
         self
     }
 
-    /// Adds a metric with several values (at most [`MAX_VALUES`]: more are reduced to that many
-    /// evenly spaced quantiles of the sorted values). Nothing is added for no values.
+    /// Adds a metric with several values, every one kept: past [`MAX_VALUES`] (the most one
+    /// document may carry), [`Document::build_all`] spreads them over further documents, so
+    /// CloudWatch's SampleCount, Sum, Minimum, Maximum and percentiles stay exact. Nothing is
+    /// added for no values.
     pub fn values(mut self, name: &str, unit: &'static str, values: &[f64]) -> Self {
-        if values.is_empty() {
-            return self;
+        if !values.is_empty() {
+            self.series.push((name.to_owned(), unit, values.to_vec()));
         }
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let kept: Vec<f64> = if sorted.len() <= MAX_VALUES {
-            sorted
-        } else {
-            (0..MAX_VALUES)
-                .map(|i| sorted[i * (sorted.len() - 1) / (MAX_VALUES - 1)])
-                .collect()
-        };
-        self.metrics.push((name.to_owned(), unit));
-        self.members.insert(name.to_owned(), json!(kept));
         self
     }
 
@@ -75,17 +69,20 @@ impl Document {
         self
     }
 
-    /// The document, stamped with `timestamp_ms`.
+    /// The document, stamped with `timestamp_ms`, for a document whose metrics hold at most
+    /// [`MAX_VALUES`] values each (one document); [`Document::build_all`] otherwise.
     pub fn build(self, timestamp_ms: i64) -> Value {
-        let mut document = self.members;
-        let metrics: Vec<Value> = self
-            .metrics
-            .iter()
-            .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
-            .collect();
+        let mut documents = self.build_all(timestamp_ms);
+        debug_assert_eq!(documents.len(), 1, "use build_all for long series");
+        documents.swap_remove(0)
+    }
+
+    /// The documents, stamped with `timestamp_ms`: the first carries every metric, property and
+    /// up to [`MAX_VALUES`] values of each series; each further one carries the dimensions and
+    /// the next values of the series not yet exhausted, so every value is counted exactly once.
+    pub fn build_all(self, timestamp_ms: i64) -> Vec<Value> {
         let dimension_names: Vec<&str> = self.dimensions.iter().map(|(n, _)| n.as_str()).collect();
-        document.insert(
-            "_aws".into(),
+        let directive = |metrics: Vec<Value>| {
             json!({
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
@@ -93,9 +90,43 @@ impl Document {
                     "Dimensions": [dimension_names],
                     "Metrics": metrics,
                 }]
-            }),
-        );
-        Value::Object(document)
+            })
+        };
+        let rounds = self
+            .series
+            .iter()
+            .map(|(_, _, values)| values.len().div_ceil(MAX_VALUES))
+            .max()
+            .unwrap_or(1);
+        let mut documents = Vec::with_capacity(rounds);
+        for round in 0..rounds {
+            let mut members = if round == 0 {
+                self.members.clone()
+            } else {
+                self.dimensions
+                    .iter()
+                    .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+                    .collect()
+            };
+            let mut metrics: Vec<Value> = if round == 0 {
+                self.metrics
+                    .iter()
+                    .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            for (name, unit, values) in &self.series {
+                let Some(chunk) = values.chunks(MAX_VALUES).nth(round) else {
+                    continue;
+                };
+                metrics.push(json!({"Name": name, "Unit": unit}));
+                members.insert(name.clone(), json!(chunk));
+            }
+            members.insert("_aws".into(), directive(metrics));
+            documents.push(Value::Object(members));
+        }
+        documents
     }
 }
 
@@ -182,19 +213,36 @@ pub fn validate(document: &Value) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// 1,050 latencies: eleven valid documents that together hold every value once, so the
+    /// SampleCount and Sum CloudWatch computes are exact; the counters are not repeated.
     #[test]
-    fn built_documents_are_valid() {
-        let latencies: Vec<f64> = (0..1000).map(f64::from).collect();
-        let document = Document::new("TenantRouter", &[("Service", "router"), ("Source", "sqs")])
+    fn a_long_series_is_spread_over_documents_and_every_value_counts_once() {
+        let latencies: Vec<f64> = (0..1050).map(f64::from).collect();
+        let documents = Document::new("TenantRouter", &[("Service", "router"), ("Source", "sqs")])
             .metric("RecordsInvoked", "Count", 3.0)
             .values("InvokeLatency", "Milliseconds", &latencies)
+            .values("Short", "Count", &[1.0, 2.0])
             .property("tenants", json!({"acme": {"invoked": 3}}))
-            .build(1_767_225_600_000);
-        validate(&document).unwrap();
-        assert_eq!(document["InvokeLatency"].as_array().unwrap().len(), 100);
-        assert_eq!(document["InvokeLatency"][0], 0.0);
-        assert_eq!(document["InvokeLatency"][99], 999.0);
-        assert_eq!(document["Source"], "sqs");
+            .build_all(1_767_225_600_000);
+        assert_eq!(documents.len(), 11);
+        let (mut count, mut sum) = (0, 0.0);
+        for (i, document) in documents.iter().enumerate() {
+            validate(document).unwrap();
+            assert_eq!(document["Source"], "sqs");
+            let values = document["InvokeLatency"].as_array().unwrap();
+            count += values.len();
+            sum += values.iter().map(|v| v.as_f64().unwrap()).sum::<f64>();
+            // Counters, short series and properties are in the first document only.
+            assert_eq!(document.get("RecordsInvoked").is_some(), i == 0);
+            assert_eq!(document.get("Short").is_some(), i == 0);
+            assert_eq!(document.get("tenants").is_some(), i == 0);
+        }
+        assert_eq!(count, 1050);
+        assert_eq!(sum, latencies.iter().sum::<f64>());
+        let single = Document::new("N", &[("Service", "s")])
+            .values("InvokeLatency", "Milliseconds", &latencies[..100])
+            .build_all(1);
+        assert_eq!(single.len(), 1);
     }
 
     #[test]

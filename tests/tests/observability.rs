@@ -81,6 +81,41 @@ async fn rejection_reasons_are_counted_per_reason() {
     assert_eq!(document["RecordsReported"], 2.0);
 }
 
+/// 250 Invokes: three documents whose `InvokeLatency` values add up to 250 samples, so
+/// CloudWatch's SampleCount and Sum for the batch are exact; the counters appear once.
+#[tokio::test]
+async fn every_invoke_latency_is_counted_exactly_once() {
+    let server = lambda_server().await;
+    let documents: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = documents.clone();
+    let router = router(&server, &[]).with_metrics(Box::new(move |d| {
+        sink.lock().unwrap().push(serde_json::from_str(d).unwrap());
+    }));
+    let token = sign(TestKey::Es256, &claims("acme"));
+    let records = (0..250)
+        .map(|i| sqs_record(&format!("m-{i}"), &body("acme", &token, json!({})), T0_MS))
+        .collect();
+    router
+        .route_event(&sqs_event(records).to_string(), &info())
+        .await
+        .unwrap();
+    let documents = documents.lock().unwrap().clone();
+    assert_eq!(documents.len(), 3);
+    let samples: usize = documents
+        .iter()
+        .map(|d| {
+            shared::metrics::validate(d).unwrap();
+            d["InvokeLatency"].as_array().unwrap().len()
+        })
+        .sum();
+    assert_eq!(samples, 250);
+    let invoked: Vec<_> = documents
+        .iter()
+        .filter_map(|d| d.get("RecordsInvoked"))
+        .collect();
+    assert_eq!(invoked, [&json!(250.0)]);
+}
+
 #[tokio::test]
 async fn the_trace_and_the_correlation_id_follow_each_record() {
     let server = lambda_server().await;
