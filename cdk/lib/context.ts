@@ -2,7 +2,7 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Node } from 'constructs';
 import { stagePlaceholderAssets } from './assets';
-import { DeliveryMode, parsePerSource, RouterConfig, ValidationMode } from './router-config';
+import { DeliveryMode, JwtAlgorithm, parseInvocationTypes, parsePerSource, RouterConfig, ValidationMode } from './router-config';
 import { TenantRouterStackProps } from './tenant-router-stack';
 
 /**
@@ -18,9 +18,11 @@ export const CONTEXT_KEYS = [
   'validation',
   'tenantClaim',
   'jwtTyp',
+  'jwtAlgorithms',
   'jwtLeewaySeconds',
   'maxRecordAgeSeconds',
   'maxInFlight',
+  'invocationType',
   'delivery',
   'batchMaxBytes',
   'trustedTenants',
@@ -52,9 +54,11 @@ export function stackPropsFromContext(node: Node, env: NodeJS.ProcessEnv = proce
     validation: perSource<ValidationMode>('validation', get('validation')),
     tenantClaim: str(get('tenantClaim')),
     jwtTyp: str(get('jwtTyp')),
+    jwtAlgorithms: strList(get('jwtAlgorithms')) as JwtAlgorithm[] | undefined,
     jwtLeeway: seconds('jwtLeewaySeconds', get('jwtLeewaySeconds')),
     maxRecordAge: seconds('maxRecordAgeSeconds', get('maxRecordAgeSeconds')),
     maxInFlight: num('maxInFlight', get('maxInFlight')),
+    invocationType: invocationTypes(get('invocationType')),
     delivery: str(get('delivery')) as DeliveryMode | undefined,
     batchMaxBytes: num('batchMaxBytes', get('batchMaxBytes')),
     trustedTenants: strList(get('trustedTenants')),
@@ -119,6 +123,11 @@ function bool(key: string, value: unknown): boolean {
 function perSource<T extends string>(key: string, value: unknown) {
   const text = str(value);
   return text === undefined ? undefined : parsePerSource<T>(key, text);
+}
+
+function invocationTypes(value: unknown) {
+  const text = str(value);
+  return text === undefined ? undefined : parseInvocationTypes('invocationType', text);
 }
 
 function architecture(value: unknown): lambda.Architecture | undefined {

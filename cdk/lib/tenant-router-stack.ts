@@ -2,18 +2,28 @@ import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, StackProps, Validations
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { defaultAssetPath } from './assets';
 import { Backend } from './backend';
 import { Dashboard } from './dashboard';
 import { EventSources, KinesisSourceOptions, QueueSourceOptions, StreamSourceOptions } from './event-sources';
 import { AlarmThresholds, Monitoring } from './monitoring';
+import { QuarantineBucket } from './quarantine-bucket';
 import { Router } from './router';
-import { RouterConfig, routerMetricsNamespace } from './router-config';
+import { RECOMMENDED_INVOCATION_TYPES, RouterConfig, routerMetricsNamespace } from './router-config';
 import { SecureQueue } from './secure-queue';
 
+/** How long rejected records are kept: the quarantine queue's retention and the bucket's expiry. */
+export const QUARANTINE_RETENTION = Duration.days(14);
+
 export interface TenantRouterStackProps extends StackProps {
-  /** The router's settings: JWKS URL, issuer, audience, tenant and token locations, … */
+  /**
+   * The router's settings: JWKS URL, issuer, audience, tenant and token locations, … Unset
+   * `invocationType` means {@link RECOMMENDED_INVOCATION_TYPES} (`request-response` for the FIFO
+   * queue, Kinesis and DynamoDB, `event` otherwise); give `{ default: 'event' }` for the router's
+   * own default.
+   */
   readonly routerConfig: RouterConfig;
   /** The architecture both bundles were built for. @default X86_64 */
   readonly architecture?: lambda.Architecture;
@@ -25,11 +35,15 @@ export interface TenantRouterStackProps extends StackProps {
   readonly dataRemovalPolicy?: RemovalPolicy;
   /** @default 512 MB */
   readonly routerMemorySize?: number;
-  /** @default 60 seconds */
+  /**
+   * At least `ROUTER_INVOKE_TIMEOUT_MS` + `ROUTER_DEADLINE_MARGIN_MS` + 5 s; under
+   * `request-response` the invoke timeout follows the backend's timeout (`routerTimeouts`).
+   * @default 60 seconds, or that least timeout when it is longer
+   */
   readonly routerTimeout?: Duration;
   /** @default 256 MB */
   readonly backendMemorySize?: number;
-  /** @default 30 seconds */
+  /** Under `request-response` it sets `ROUTER_INVOKE_TIMEOUT_MS` (+ 1 s). @default 30 seconds */
   readonly backendTimeout?: Duration;
   /** Lambda's retries of a failed backend invocation (0–2). @default 2 */
   readonly backendRetryAttempts?: number;
@@ -42,20 +56,25 @@ export interface TenantRouterStackProps extends StackProps {
   /** ARN of an existing SNS topic the alarms notify. @default a new encrypted topic (output AlarmTopicArn) */
   readonly alarmTopicArn?: string;
   readonly alarmThresholds?: AlarmThresholds;
-  /** @default one month */
+  /** Of both functions' log groups and the quarantine bucket's access logs. @default one month */
   readonly logRetention?: logs.RetentionDays;
 }
 
 /**
- * The whole deployment: event sources → router → tenant-isolated backend, the quarantine queue,
- * the backend's async destinations, one customer managed key for all data at rest, and alarms.
+ * The whole deployment: event sources → router → tenant-isolated backend, the quarantine queue
+ * and bucket, the backend's async destinations, one customer managed key for all data at rest,
+ * and alarms.
  */
 export class TenantRouterStack extends Stack {
+  /** The router configuration deployed: the given one, with the stack's default invocation types. */
+  public readonly routerConfig: RouterConfig;
   public readonly dataKey: kms.Key;
   public readonly backend: Backend;
   public readonly router: Router;
   public readonly sources: EventSources;
   public readonly quarantine: SecureQueue['queue'];
+  /** Rejected records too large for a quarantine message (`ROUTER_QUARANTINE_BUCKET`). */
+  public readonly quarantineBucket: s3.Bucket;
   public readonly monitoring: Monitoring;
   public readonly dashboard: Dashboard;
 
@@ -63,9 +82,14 @@ export class TenantRouterStack extends Stack {
     super(scope, id, props);
     const architecture = props.architecture ?? lambda.Architecture.X86_64;
     const removalPolicy = props.dataRemovalPolicy ?? RemovalPolicy.RETAIN;
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    this.routerConfig = {
+      ...props.routerConfig,
+      invocationType: props.routerConfig.invocationType ?? RECOMMENDED_INVOCATION_TYPES,
+    };
 
     this.dataKey = new kms.Key(this, 'DataKey', {
-      description: 'Encrypts the tenant router queues, stream and table',
+      description: 'Encrypts the tenant router queues, stream, table and quarantine bucket',
       enableKeyRotation: true,
       removalPolicy,
     });
@@ -79,12 +103,12 @@ export class TenantRouterStack extends Stack {
       timeout: props.backendTimeout,
       asyncRetryAttempts: props.backendRetryAttempts,
       maxEventAge: props.backendMaxEventAge,
-      logRetention: props.logRetention,
+      logRetention,
     });
 
     this.quarantine = new SecureQueue(this, 'Quarantine', {
       encryptionKey: this.dataKey,
-      retentionPeriod: Duration.days(14),
+      retentionPeriod: QUARANTINE_RETENTION,
       removalPolicy,
     }).queue;
     Validations.of(this.quarantine).acknowledge(
@@ -102,21 +126,33 @@ export class TenantRouterStack extends Stack {
       },
     );
 
+    // Next to the queue, under the same key: the records too large for a message.
+    this.quarantineBucket = new QuarantineBucket(this, 'QuarantineBucket', {
+      encryptionKey: this.dataKey,
+      retention: QUARANTINE_RETENTION,
+      // RetentionDays counts days (INFINITE is 9999).
+      accessLogRetention: Duration.days(logRetention),
+      removalPolicy,
+    }).bucket;
+
     this.router = new Router(this, 'Router', {
       assetPath: props.routerAssetPath ?? defaultAssetPath('router'),
       architecture,
-      config: props.routerConfig,
+      config: this.routerConfig,
       backend: this.backend.function,
+      backendTimeout: this.backend.timeout,
       quarantineQueue: this.quarantine,
+      quarantineBucket: this.quarantineBucket,
       quarantineKey: this.dataKey,
       removalPolicy,
       memorySize: props.routerMemorySize,
       timeout: props.routerTimeout,
-      logRetention: props.logRetention,
+      logRetention,
     });
 
     this.sources = new EventSources(this, 'Sources', {
       router: this.router.function,
+      // The final timeout (given, or raised for request-response): the visibility timeouts follow it.
       routerTimeout: this.router.timeout,
       encryptionKey: this.dataKey,
       removalPolicy,
@@ -148,7 +184,7 @@ export class TenantRouterStack extends Stack {
       backend: this.backend.function,
       routerLogGroup: this.router.logGroup,
       backendLogGroup: this.backend.logGroup,
-      routerNamespace: routerMetricsNamespace(props.routerConfig),
+      routerNamespace: routerMetricsNamespace(this.routerConfig),
       routerTimeout: this.router.timeout,
       alarms: this.monitoring.alarms,
       operatorQueues: {
@@ -171,6 +207,7 @@ export class TenantRouterStack extends Stack {
       StreamName: [this.sources.stream.streamName, 'Kinesis source stream'],
       TableName: [this.sources.table.tableName, 'DynamoDB source table (pk, sk)'],
       QuarantineQueueUrl: [this.quarantine.queueUrl, 'Rejected records with their reason'],
+      QuarantineBucketName: [this.quarantineBucket.bucketName, 'Rejected records too large for a quarantine message'],
       StreamFailuresQueueUrl: [this.sources.streamFailures.queueUrl, 'Batches the stream mappings gave up on'],
       BackendFailuresQueueUrl: [this.backend.failureQueue.queueUrl, 'Backend async invocations that failed for good'],
       ResultsBusName: [this.backend.resultsBus.eventBusName, "EventBridge bus carrying the backend's results"],

@@ -2,12 +2,30 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { CfnParameter, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { defaultAssetPath, repositoryRoot } from '../lib/assets';
 import { stackPropsFromContext } from '../lib/context';
-import { ASYNC_INVOKE_PAYLOAD_LIMIT, parsePerSource, renderPerSource, routerEnvironment, usesJwt } from '../lib/router-config';
+import {
+  ASYNC_INVOKE_PAYLOAD_LIMIT,
+  INVOCATION_TYPE_KEYS,
+  InvocationType,
+  invocationTypeOf,
+  InvocationTypes,
+  invokePayloadLimit,
+  JWT_ALGORITHMS,
+  JwtAlgorithm,
+  parseInvocationTypes,
+  parsePerSource,
+  RECOMMENDED_INVOCATION_TYPES,
+  renderInvocationTypes,
+  renderPerSource,
+  routerEnvironment,
+  SYNC_INVOKE_PAYLOAD_LIMIT,
+  usesJwt,
+  usesRequestResponse,
+} from '../lib/router-config';
 import { TenantRouterStack } from '../lib/tenant-router-stack';
 import { newApp, ROUTER_CONFIG } from './helpers';
 
@@ -24,6 +42,7 @@ describe('router configuration', () => {
         tenantClaim: 'tid',
         jwtLeeway: Duration.seconds(30),
         jwtTyp: 'tenant+jwt',
+        jwtAlgorithms: ['RS256', 'EdDSA'],
         jwtMaxTokenBytes: 4096,
         jwtCacheSize: 0,
         jwksRefreshCooldown: Duration.minutes(2),
@@ -31,6 +50,7 @@ describe('router configuration', () => {
         trustedTenants: ['acme', 'globex corp'],
         maxRecordAge: Duration.days(1),
         maxInFlight: 32,
+        invocationType: { default: 'event', sqsFifo: 'request-response', kinesis: 'request-response' },
         delivery: 'tenant-batch',
         batchMaxBytes: 262_144,
         retryMaxAttempts: 4,
@@ -51,6 +71,7 @@ describe('router configuration', () => {
         ROUTER_TENANT_CLAIM: 'tid',
         ROUTER_JWT_LEEWAY_SECONDS: '30',
         ROUTER_JWT_TYP: 'tenant+jwt',
+        ROUTER_JWT_ALGORITHMS: 'RS256,EdDSA',
         ROUTER_JWT_MAX_TOKEN_BYTES: '4096',
         ROUTER_JWT_CACHE_SIZE: '0',
         ROUTER_JWKS_REFRESH_COOLDOWN_SECONDS: '120',
@@ -58,6 +79,7 @@ describe('router configuration', () => {
         ROUTER_TRUSTED_TENANTS: 'acme,globex corp',
         ROUTER_MAX_RECORD_AGE_SECONDS: '86400',
         ROUTER_MAX_IN_FLIGHT: '32',
+        ROUTER_INVOCATION_TYPE: 'event;sqs-fifo=request-response;kinesis=request-response',
         ROUTER_DELIVERY: 'tenant-batch',
         ROUTER_BATCH_MAX_BYTES: '262144',
         ROUTER_RETRY_MAX_ATTEMPTS: '4',
@@ -131,6 +153,8 @@ describe('router configuration', () => {
       [{ ...ROUTER_CONFIG, delivery: 'record', batchMaxBytes: 65_536 }, /ROUTER_BATCH_MAX_BYTES: batchMaxBytes only applies to delivery 'tenant-batch'/],
       [{ ...ROUTER_CONFIG, delivery: 'tenant-batch', batchMaxBytes: 0 }, /ROUTER_BATCH_MAX_BYTES: must be an integer from 1 to 1048576, got 0/],
       [{ ...ROUTER_CONFIG, delivery: 'tenant-batch', batchMaxBytes: 1_048_577 }, /ROUTER_BATCH_MAX_BYTES: must be an integer from 1 to 1048576, got 1048577/],
+      [{ ...ROUTER_CONFIG, invocationType: { default: 'sync' as 'event' } }, /ROUTER_INVOCATION_TYPE: default must be 'event' or 'request-response', got "sync"/],
+      [{ ...ROUTER_CONFIG, jwtAlgorithms: ['HS256' as 'RS256'] }, /ROUTER_JWT_ALGORITHMS: "HS256" is not one of/],
       [{ ...ROUTER_CONFIG, delivery: 'tenant-batch', batchMaxBytes: 1024.5 }, /ROUTER_BATCH_MAX_BYTES: must be an integer from 1 to 1048576/],
       [{ ...ROUTER_CONFIG, metricsNamespace: '' }, /ROUTER_METRICS_NAMESPACE: "" is not a usable CloudWatch namespace/],
       [{ ...ROUTER_CONFIG, metricsNamespace: 'AWS/Lambda' }, /ROUTER_METRICS_NAMESPACE/],
@@ -155,6 +179,164 @@ describe('router configuration', () => {
   });
 });
 
+describe('invocation type (ROUTER_INVOCATION_TYPE)', () => {
+  it('renders the per-source syntax, sqs-fifo right after sqs, and parses it back', () => {
+    const setting: InvocationTypes = {
+      default: 'event',
+      sqs: 'event',
+      sqsFifo: 'request-response',
+      kinesis: 'request-response',
+      dynamodb: 'request-response',
+      eventbridge: 'event',
+    };
+    const text = 'event;sqs=event;sqs-fifo=request-response;kinesis=request-response;dynamodb=request-response;eventbridge=event';
+    assert.equal(routerEnvironment({ ...ROUTER_CONFIG, invocationType: setting }).ROUTER_INVOCATION_TYPE, text);
+    assert.equal(renderInvocationTypes('ROUTER_INVOCATION_TYPE', setting), text);
+    assert.deepEqual(parseInvocationTypes('invocationType', text), setting);
+    assert.deepEqual(parseInvocationTypes('invocationType', 'sqs-fifo=request-response'), { sqsFifo: 'request-response' });
+    assert.deepEqual(routerEnvironment({ ...ROUTER_CONFIG, invocationType: { default: 'request-response' } }).ROUTER_INVOCATION_TYPE, 'request-response');
+    // sqs-fifo is a key of this variable only
+    assert.throws(() => parsePerSource('ROUTER_VALIDATION', 'jwt;sqs-fifo=trusted'), /ROUTER_VALIDATION: default is given twice/);
+  });
+
+  it('leaves the variable unset (router default event) unless given', () => {
+    assert.equal(routerEnvironment(ROUTER_CONFIG).ROUTER_INVOCATION_TYPE, undefined);
+    for (const key of INVOCATION_TYPE_KEYS) {
+      assert.equal(invocationTypeOf(undefined, key), 'event');
+    }
+    assert.equal(usesRequestResponse(undefined), false);
+  });
+
+  it('recommends request-response for the ordered sources (FIFO queue, Kinesis, DynamoDB) and event for the rest', () => {
+    assert.equal(
+      renderInvocationTypes('ROUTER_INVOCATION_TYPE', RECOMMENDED_INVOCATION_TYPES),
+      'event;sqs-fifo=request-response;kinesis=request-response;dynamodb=request-response',
+    );
+    const resolved = Object.fromEntries(INVOCATION_TYPE_KEYS.map((key) => [key, invocationTypeOf(RECOMMENDED_INVOCATION_TYPES, key)]));
+    assert.deepEqual(resolved, {
+      sqs: 'event',
+      'sqs-fifo': 'request-response',
+      kinesis: 'request-response',
+      dynamodb: 'request-response',
+      eventbridge: 'event',
+    });
+  });
+
+  it('resolves FIFO queues through sqs-fifo, then sqs, then the default; the other sources through their own key', () => {
+    const cases: [InvocationTypes, { [key: string]: InvocationType }][] = [
+      [{ sqs: 'request-response' }, { sqs: 'request-response', 'sqs-fifo': 'request-response', kinesis: 'event', eventbridge: 'event' }],
+      [{ sqs: 'request-response', sqsFifo: 'event' }, { sqs: 'request-response', 'sqs-fifo': 'event', kinesis: 'event' }],
+      [{ sqsFifo: 'request-response' }, { sqs: 'event', 'sqs-fifo': 'request-response', dynamodb: 'event' }],
+      [{ default: 'request-response', sqsFifo: 'event' }, { sqs: 'request-response', 'sqs-fifo': 'event', eventbridge: 'request-response' }],
+    ];
+    for (const [setting, expected] of cases) {
+      for (const [key, type] of Object.entries(expected)) {
+        assert.equal(invocationTypeOf(setting, key as (typeof INVOCATION_TYPE_KEYS)[number]), type, `${JSON.stringify(setting)} ${key}`);
+      }
+      assert.equal(usesRequestResponse(setting), true);
+    }
+    assert.equal(usesRequestResponse({ default: 'event', sqs: 'event' }), false);
+  });
+
+  it('refuses unknown values and malformed entries, naming the variable', () => {
+    const cases: [InvocationTypes, RegExp][] = [
+      [{ default: 'sync' as 'event' }, /ROUTER_INVOCATION_TYPE: default must be 'event' or 'request-response', got "sync"/],
+      [{ sqsFifo: 'RequestResponse' as 'event' }, /ROUTER_INVOCATION_TYPE: sqs-fifo must be 'event' or 'request-response', got "RequestResponse"/],
+      [{ kinesis: '' as 'event' }, /ROUTER_INVOCATION_TYPE: kinesis must be 'event' or 'request-response', got ""/],
+      [{}, /ROUTER_INVOCATION_TYPE: give a default or at least one per-source value/],
+    ];
+    for (const [invocationType, error] of cases) {
+      assert.throws(() => routerEnvironment({ ...ROUTER_CONFIG, invocationType }), error);
+    }
+    assert.throws(() => parseInvocationTypes('invocationType', 'event;;kinesis=request-response'), /invocationType: empty entry/);
+    assert.throws(() => parseInvocationTypes('invocationType', 'sqs-fifo=event;sqs-fifo=request-response'), /invocationType: sqs-fifo is given twice/);
+    // an unknown key is read as a default value, which the router would refuse too
+    assert.throws(
+      () => routerEnvironment({ ...ROUTER_CONFIG, invocationType: parseInvocationTypes('invocationType', 'fifo=request-response') }),
+      /ROUTER_INVOCATION_TYPE: default must be 'event' or 'request-response', got "fifo=request-response"/,
+    );
+  });
+
+  it('bounds ROUTER_BATCH_MAX_BYTES by the async limit while every source uses event, by the sync limit (6 MiB) once one uses request-response', () => {
+    assert.equal(SYNC_INVOKE_PAYLOAD_LIMIT, 6 * 1024 * 1024);
+    assert.equal(invokePayloadLimit(undefined), ASYNC_INVOKE_PAYLOAD_LIMIT);
+    assert.equal(invokePayloadLimit({ default: 'event' }), ASYNC_INVOKE_PAYLOAD_LIMIT);
+    assert.equal(invokePayloadLimit({ sqsFifo: 'request-response' }), SYNC_INVOKE_PAYLOAD_LIMIT);
+    const batch = (invocationType: InvocationTypes | undefined, batchMaxBytes: number) =>
+      routerEnvironment({ ...ROUTER_CONFIG, delivery: 'tenant-batch', invocationType, batchMaxBytes }).ROUTER_BATCH_MAX_BYTES;
+
+    assert.equal(batch({ default: 'event' }, ASYNC_INVOKE_PAYLOAD_LIMIT), '1048576');
+    assert.throws(
+      () => batch({ default: 'event' }, ASYNC_INVOKE_PAYLOAD_LIMIT + 1),
+      /ROUTER_BATCH_MAX_BYTES: must be an integer from 1 to 1048576, got 1048577 \(the async Invoke payload limit; 6291456 once a source uses request-response\)/,
+    );
+    for (const rr of [RECOMMENDED_INVOCATION_TYPES, { default: 'request-response' }, { sqs: 'request-response' }] as InvocationTypes[]) {
+      assert.equal(batch(rr, 2_000_000), '2000000');
+      assert.equal(batch(rr, SYNC_INVOKE_PAYLOAD_LIMIT), '6291456');
+      assert.throws(
+        () => batch(rr, SYNC_INVOKE_PAYLOAD_LIMIT + 1),
+        /ROUTER_BATCH_MAX_BYTES: must be an integer from 1 to 6291456, got 6291457 \(the sync Invoke payload limit, since a source uses request-response\)/,
+      );
+    }
+  });
+});
+
+describe('JWT algorithms (ROUTER_JWT_ALGORITHMS)', () => {
+  it('renders the accepted algorithms comma-separated, and leaves the router default (all of them) when unset', () => {
+    assert.equal(routerEnvironment(ROUTER_CONFIG).ROUTER_JWT_ALGORITHMS, undefined);
+    assert.equal(routerEnvironment({ ...ROUTER_CONFIG, jwtAlgorithms: ['ES256'] }).ROUTER_JWT_ALGORITHMS, 'ES256');
+    assert.equal(
+      routerEnvironment({ ...ROUTER_CONFIG, jwtAlgorithms: JWT_ALGORITHMS }).ROUTER_JWT_ALGORITHMS,
+      'RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA',
+    );
+  });
+
+  it('refuses symmetric, none, unknown and empty entries, and an empty list', () => {
+    const cases: [string[], RegExp][] = [
+      [['HS256'], /ROUTER_JWT_ALGORITHMS: "HS256" is not one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA \(HS\* and none are never accepted\)/],
+      [['RS256', 'none'], /ROUTER_JWT_ALGORITHMS: "none" is not one of/],
+      [['rs256'], /ROUTER_JWT_ALGORITHMS: "rs256" is not one of/],
+      [['ES512'], /ROUTER_JWT_ALGORITHMS: "ES512" is not one of/],
+      [['RS256', ' ES256'], /ROUTER_JWT_ALGORITHMS: " ES256" is not one of/],
+      [['RS256', ''], /ROUTER_JWT_ALGORITHMS: empty entry in "RS256,"/],
+      [[], /ROUTER_JWT_ALGORITHMS: give at least one algorithm, or leave it unset/],
+    ];
+    for (const [jwtAlgorithms, error] of cases) {
+      assert.throws(() => routerEnvironment({ ...ROUTER_CONFIG, jwtAlgorithms: jwtAlgorithms as JwtAlgorithm[] }), error);
+    }
+  });
+});
+
+describe('CDK tokens in the router configuration', () => {
+  it('passes tokens through unchecked (only the router can judge them) and counts an unknown invocation type as request-response', () => {
+    const stack = new Stack();
+    const bytes = new CfnParameter(stack, 'BatchMaxBytes', { type: 'Number' }).valueAsNumber;
+    const type = new CfnParameter(stack, 'InvocationType').valueAsString as InvocationType;
+    const algorithm = new CfnParameter(stack, 'Algorithm').valueAsString as JwtAlgorithm;
+    const algorithms = new CfnParameter(stack, 'Algorithms', { type: 'CommaDelimitedList' }).valueAsList as JwtAlgorithm[];
+    const env = routerEnvironment({
+      ...ROUTER_CONFIG,
+      delivery: 'tenant-batch',
+      batchMaxBytes: bytes,
+      invocationType: { default: 'event', kinesis: type },
+      jwtAlgorithms: ['RS256', algorithm],
+    });
+    assert.deepEqual(stack.resolve(env.ROUTER_BATCH_MAX_BYTES), { Ref: 'BatchMaxBytes' });
+    assert.deepEqual(stack.resolve(env.ROUTER_INVOCATION_TYPE), { 'Fn::Join': ['', ['event;kinesis=', { Ref: 'InvocationType' }]] });
+    assert.deepEqual(stack.resolve(env.ROUTER_JWT_ALGORITHMS), { 'Fn::Join': ['', ['RS256,', { Ref: 'Algorithm' }]] });
+    assert.deepEqual(stack.resolve(routerEnvironment({ ...ROUTER_CONFIG, jwtAlgorithms: algorithms }).ROUTER_JWT_ALGORITHMS), {
+      'Fn::Join': [',', { Ref: 'Algorithms' }],
+    });
+    assert.equal(usesRequestResponse({ default: 'event', kinesis: type }), true);
+  });
+});
+
+const contextJwt = {
+  jwksUrl: 'https://issuer.example.com/jwks.json',
+  jwtIssuer: 'https://issuer.example.com',
+  jwtAudience: 'tenant-router',
+};
+
 describe('CDK context', () => {
   it('turns context strings (cdk deploy -c key=value) into typed stack props', () => {
     const app = newApp({
@@ -166,6 +348,8 @@ describe('CDK context', () => {
       maxInFlight: '16',
       delivery: 'tenant-batch',
       batchMaxBytes: '262144',
+      invocationType: 'event;sqs=event;sqs-fifo=request-response;kinesis=request-response',
+      jwtAlgorithms: 'RS256,ES256',
       jwtLeewaySeconds: '30',
       maxRecordAgeSeconds: '3600',
       trustedTenants: 'acme,globex',
@@ -183,6 +367,13 @@ describe('CDK context', () => {
     assert.equal(props.routerConfig.maxInFlight, 16);
     assert.equal(props.routerConfig.delivery, 'tenant-batch');
     assert.equal(props.routerConfig.batchMaxBytes, 262_144);
+    assert.deepEqual(props.routerConfig.invocationType, {
+      default: 'event',
+      sqs: 'event',
+      sqsFifo: 'request-response',
+      kinesis: 'request-response',
+    });
+    assert.deepEqual(props.routerConfig.jwtAlgorithms, ['RS256', 'ES256']);
     assert.equal(props.routerConfig.jwtLeeway?.toSeconds(), 30);
     assert.equal(props.routerConfig.maxRecordAge?.toSeconds(), 3600);
     assert.deepEqual(props.routerConfig.trustedTenants, ['acme', 'globex']);
@@ -195,13 +386,20 @@ describe('CDK context', () => {
   });
 
   it('accepts native JSON values from cdk.json too', () => {
-    const app = newApp({ jwtAudience: ['a', 'b'], maxInFlight: 8, batchMaxBytes: 65_536, placeholderAssets: false });
+    const app = newApp({ jwtAudience: ['a', 'b'], jwtAlgorithms: ['EdDSA'], maxInFlight: 8, batchMaxBytes: 65_536, placeholderAssets: false });
     const props = stackPropsFromContext(app.node, {});
     assert.deepEqual(props.routerConfig.jwtAudiences, ['a', 'b']);
+    assert.deepEqual(props.routerConfig.jwtAlgorithms, ['EdDSA']);
+    assert.equal(props.routerConfig.invocationType, undefined);
     assert.equal(props.routerConfig.maxInFlight, 8);
     assert.equal(props.routerConfig.batchMaxBytes, 65_536);
     assert.equal(props.routerConfig.delivery, undefined);
     assert.equal(props.routerAssetPath, undefined);
+  });
+
+  it('refuses a malformed algorithm list at synth, naming the variable', () => {
+    const app = newApp({ placeholderAssets: 'true', ...contextJwt, jwtAlgorithms: 'RS256,,ES256' });
+    assert.throws(() => new TenantRouterStack(app, 'TenantRouter', stackPropsFromContext(app.node, {})), /ROUTER_JWT_ALGORITHMS: empty entry in "RS256,,ES256"/);
   });
 
   it('refuses malformed context values', () => {
@@ -209,6 +407,7 @@ describe('CDK context', () => {
     assert.throws(() => stackPropsFromContext(newApp({ maxInFlight: 'many' }).node, {}), /context maxInFlight: expected a number/);
     assert.throws(() => stackPropsFromContext(newApp({ batchMaxBytes: '1MB' }).node, {}), /context batchMaxBytes: expected a number/);
     assert.throws(() => stackPropsFromContext(newApp({ dataRemovalPolicy: 'keep' }).node, {}), /expected retain or destroy/);
+    assert.throws(() => stackPropsFromContext(newApp({ invocationType: 'event;event' }).node, {}), /invocationType: default is given twice/);
     assert.throws(() => stackPropsFromContext(newApp({ placeholderAssets: 'yes' }).node, {}), /expected true or false/);
   });
 
@@ -234,7 +433,9 @@ describe('CDK context', () => {
       validation: 'jwt;dynamodb=trusted',
       tenantFrom: 'payload:/tenantId;dynamodb=key:pk:TENANT#',
       delivery: 'tenant-batch',
-      batchMaxBytes: '524288',
+      batchMaxBytes: '4194304',
+      invocationType: 'request-response;sqs=event',
+      jwtAlgorithms: 'ES256,EdDSA',
     });
     const stack = new TenantRouterStack(app, 'TenantRouter', stackPropsFromContext(app.node, {}));
     Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
@@ -246,7 +447,11 @@ describe('CDK context', () => {
           ROUTER_VALIDATION: 'jwt;dynamodb=trusted',
           ROUTER_TENANT_FROM: 'payload:/tenantId;dynamodb=key:pk:TENANT#',
           ROUTER_DELIVERY: 'tenant-batch',
-          ROUTER_BATCH_MAX_BYTES: '524288',
+          ROUTER_BATCH_MAX_BYTES: '4194304',
+          ROUTER_INVOCATION_TYPE: 'request-response;sqs=event',
+          ROUTER_INVOKE_TIMEOUT_MS: '31000',
+          ROUTER_JWT_ALGORITHMS: 'ES256,EdDSA',
+          ROUTER_QUARANTINE_BUCKET: { Ref: stack.getLogicalId(stack.quarantineBucket.node.defaultChild as never) },
           ROUTER_BACKEND_FUNCTION: { 'Fn::GetAtt': [stack.getLogicalId(stack.backend.function.node.defaultChild as never), 'Arn'] },
           ROUTER_QUARANTINE_QUEUE_URL: { Ref: stack.getLogicalId(stack.quarantine.node.defaultChild as never) },
         },

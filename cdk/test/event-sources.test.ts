@@ -2,7 +2,8 @@ import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Capture, Match } from 'aws-cdk-lib/assertions';
-import { arn, buildStack, defaultStack, idOf, ref } from './helpers';
+import { TenantRouterStackProps } from '../lib/tenant-router-stack';
+import { arn, buildStack, defaultStack, idOf, ref, ROUTER_CONFIG } from './helpers';
 
 const fourteenDays = 14 * 24 * 3600;
 
@@ -34,6 +35,23 @@ describe('SQS standard source', () => {
       assert.ok(visibility.asNumber() >= 6 * routerTimeout.toSeconds());
       assert.equal(visibility.asNumber(), 6 * routerTimeout.toSeconds() + 1);
       template.hasResourceProperties('AWS::Lambda::Function', { Timeout: routerTimeout.toSeconds(), TenancyConfig: Match.absent() });
+    }
+  });
+
+  it('follows the final router timeout: raised for a long synchronous Invoke, kept with event only', () => {
+    const cases: [Partial<TenantRouterStackProps>, number][] = [
+      // request-response (the default for the FIFO queue and the streams): router timeout 121 + 0.5 + 5 s → 127 s
+      [{ backendTimeout: Duration.seconds(120) }, 127],
+      [{ backendTimeout: Duration.seconds(120), routerConfig: { ...ROUTER_CONFIG, invocationType: { default: 'event' } } }, 60],
+    ];
+    for (const [props, routerSeconds] of cases) {
+      const { stack, template } = buildStack(props);
+      assert.equal(stack.router.timeout.toSeconds(), routerSeconds);
+      template.hasResourceProperties('AWS::Lambda::Function', { Timeout: routerSeconds, TenancyConfig: Match.absent() });
+      const queues = template.toJSON().Resources;
+      // standard queue: 6 × router timeout + its 1 s batching window; FIFO: no window
+      assert.equal(queues[idOf(stack.sources.queue)].Properties.VisibilityTimeout, 6 * routerSeconds + 1);
+      assert.equal(queues[idOf(stack.sources.fifoQueue)].Properties.VisibilityTimeout, 6 * routerSeconds);
     }
   });
 
@@ -238,20 +256,20 @@ describe('encryption at rest and in transit', () => {
     const { stack, template } = defaultStack();
     template.hasResource('AWS::KMS::Key', {
       DeletionPolicy: 'Retain',
-      Properties: { EnableKeyRotation: true, Description: Match.stringLikeRegexp('queues, stream and table') },
+      Properties: { EnableKeyRotation: true, Description: Match.stringLikeRegexp('queues, stream, table and quarantine bucket') },
     });
     assert.ok(stack.dataKey);
   });
 
   it('retains the data stores by default and can destroy them for development stacks', () => {
     const { template } = defaultStack();
-    for (const type of ['AWS::SQS::Queue', 'AWS::Kinesis::Stream', 'AWS::DynamoDB::Table', 'AWS::Logs::LogGroup']) {
+    for (const type of ['AWS::SQS::Queue', 'AWS::Kinesis::Stream', 'AWS::DynamoDB::Table', 'AWS::Logs::LogGroup', 'AWS::S3::Bucket']) {
       for (const resource of Object.values(template.findResources(type))) {
         assert.equal(resource.DeletionPolicy, 'Retain', type);
       }
     }
     const dev = buildStack({ dataRemovalPolicy: RemovalPolicy.DESTROY });
-    for (const type of ['AWS::SQS::Queue', 'AWS::Kinesis::Stream', 'AWS::DynamoDB::Table']) {
+    for (const type of ['AWS::SQS::Queue', 'AWS::Kinesis::Stream', 'AWS::DynamoDB::Table', 'AWS::S3::Bucket']) {
       for (const resource of Object.values(dev.template.findResources(type))) {
         assert.equal(resource.DeletionPolicy, 'Delete', type);
       }

@@ -7,6 +7,8 @@ import { Duration } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SUCCESS_DETAIL_TYPE } from '../lib/backend';
+import { InvocationTypes, RECOMMENDED_INVOCATION_TYPES } from '../lib/router-config';
+import { TenantRouterStackProps } from '../lib/tenant-router-stack';
 import { arn, buildStack, Built, defaultStack, idOf, newApp, newStack, ref, ROUTER_CONFIG } from './helpers';
 
 describe('backend function', () => {
@@ -110,8 +112,12 @@ describe('router function', () => {
         ROUTER_JWKS: 'https://issuer.example.com/.well-known/jwks.json',
         ROUTER_JWT_ISSUER: 'https://issuer.example.com',
         ROUTER_JWT_AUDIENCE: 'tenant-router',
+        // the stack's default: request-response for the ordered sources, invoke timeout = backend's 30 s + 1 s
+        ROUTER_INVOCATION_TYPE: 'event;sqs-fifo=request-response;kinesis=request-response;dynamodb=request-response',
+        ROUTER_INVOKE_TIMEOUT_MS: '31000',
         ROUTER_BACKEND_FUNCTION: arn(idOf(stack.backend.function)),
         ROUTER_QUARANTINE_QUEUE_URL: ref(idOf(stack.quarantine)),
+        ROUTER_QUARANTINE_BUCKET: ref(idOf(stack.quarantineBucket)),
       },
     });
     // The router has no secret to hide: no KMS key for its environment, no secret ARNs.
@@ -150,7 +156,92 @@ describe('router function', () => {
       MemorySize: 1024,
       Timeout: 120,
     });
-    assert.throws(() => buildStack({ routerTimeout: Duration.seconds(5) }), /must exceed ROUTER_DEADLINE_MARGIN_MS/);
+    assert.throws(
+      () => buildStack({ routerTimeout: Duration.seconds(5) }),
+      /routerTimeout \(5 s\) must be at least ROUTER_INVOKE_TIMEOUT_MS \(31000 ms\) \+ ROUTER_DEADLINE_MARGIN_MS \(500 ms\) \+ 5 s of headroom = 36500 ms/,
+    );
+  });
+});
+
+/** The router function's Timeout and environment in a built stack. */
+function routerFunction(built: Built): { timeout: number; env: { [name: string]: unknown } } {
+  const props = built.template.toJSON().Resources[idOf(built.stack.router.function)].Properties;
+  return { timeout: props.Timeout, env: props.Environment.Variables };
+}
+
+describe('router timeouts and the invocation type', () => {
+  it('deploys request-response for the ordered sources by default, with the invoke timeout at the backend timeout + 1 s', () => {
+    const built = defaultStack();
+    const { timeout, env } = routerFunction(built);
+    assert.equal(env.ROUTER_INVOCATION_TYPE, 'event;sqs-fifo=request-response;kinesis=request-response;dynamodb=request-response');
+    assert.equal(env.ROUTER_INVOKE_TIMEOUT_MS, '31000');
+    // 31 s + 0.5 s + 5 s fit in the default 60 s
+    assert.equal(timeout, 60);
+    assert.equal(built.stack.router.timeout.toSeconds(), 60);
+    assert.deepEqual(built.stack.routerConfig.invocationType, RECOMMENDED_INVOCATION_TYPES);
+  });
+
+  it("keeps the router's defaults when every source uses event: no invoke timeout, 60 s whatever the backend's timeout", () => {
+    const { timeout, env } = routerFunction(
+      buildStack({ routerConfig: { ...ROUTER_CONFIG, invocationType: { default: 'event' } }, backendTimeout: Duration.minutes(5) }),
+    );
+    assert.equal(env.ROUTER_INVOCATION_TYPE, 'event');
+    assert.equal(env.ROUTER_INVOKE_TIMEOUT_MS, undefined);
+    assert.equal(timeout, 60);
+  });
+
+  it('raises the default router timeout to one synchronous Invoke + ROUTER_DEADLINE_MARGIN_MS + 5 s', () => {
+    const cases: [Partial<TenantRouterStackProps>, string, number][] = [
+      // 121 s + 0.5 s + 5 s = 126.5 s, rounded up
+      [{ backendTimeout: Duration.seconds(120) }, '121000', 127],
+      [{ backendTimeout: Duration.seconds(120), routerConfig: { ...ROUTER_CONFIG, deadlineMargin: Duration.seconds(2) } }, '121000', 128],
+      // the standard queue alone in request-response is enough
+      [{ backendTimeout: Duration.seconds(120), routerConfig: { ...ROUTER_CONFIG, invocationType: { sqs: 'request-response' } } }, '121000', 127],
+      [{ backendTimeout: Duration.seconds(600) }, '601000', 607],
+    ];
+    for (const [props, invoke, seconds] of cases) {
+      const built = buildStack(props);
+      const { timeout, env } = routerFunction(built);
+      assert.equal(env.ROUTER_INVOKE_TIMEOUT_MS, invoke);
+      assert.equal(env.ROUTER_DEADLINE_MARGIN_MS, props.routerConfig?.deadlineMargin === undefined ? undefined : '2000');
+      assert.equal(timeout, seconds);
+      assert.equal(built.stack.router.timeout.toSeconds(), seconds);
+      built.template.hasResourceProperties('AWS::Lambda::Function', {
+        TenancyConfig: { TenantIsolationMode: 'PER_TENANT' },
+        Timeout: (props.backendTimeout as Duration).toSeconds(),
+      });
+    }
+  });
+
+  it('keeps a given invoke timeout of at least the backend timeout, and refuses a shorter one under request-response', () => {
+    const withInvoke = (invokeTimeout: Duration, invocationType?: InvocationTypes) =>
+      buildStack({ routerConfig: { ...ROUTER_CONFIG, invokeTimeout, invocationType } });
+    assert.equal(routerFunction(withInvoke(Duration.seconds(45))).env.ROUTER_INVOKE_TIMEOUT_MS, '45000');
+    assert.equal(routerFunction(withInvoke(Duration.seconds(30))).env.ROUTER_INVOKE_TIMEOUT_MS, '30000');
+    assert.throws(
+      () => withInvoke(Duration.seconds(29)),
+      /ROUTER_INVOKE_TIMEOUT_MS: invokeTimeout \(29000 ms\) is shorter than the backend's timeout \(30000 ms\); with request-response each Invoke waits for the backend to finish/,
+    );
+    // an async Invoke only queues the event: the backend's timeout does not bound it
+    assert.equal(routerFunction(withInvoke(Duration.seconds(2), { default: 'event' })).env.ROUTER_INVOKE_TIMEOUT_MS, '2000');
+  });
+
+  it('refuses a given router timeout too short for one Invoke, and one beyond Lambda’s 900 s', () => {
+    assert.throws(
+      () => buildStack({ backendTimeout: Duration.seconds(60), routerTimeout: Duration.seconds(60) }),
+      /routerTimeout \(60 s\) must be at least ROUTER_INVOKE_TIMEOUT_MS \(61000 ms\) \+ ROUTER_DEADLINE_MARGIN_MS \(500 ms\) \+ 5 s of headroom = 66500 ms/,
+    );
+    assert.equal(routerFunction(buildStack({ backendTimeout: Duration.seconds(60), routerTimeout: Duration.seconds(67) })).timeout, 67);
+    // in event mode too: the router's own 5 s invoke timeout
+    assert.throws(
+      () => buildStack({ routerConfig: { ...ROUTER_CONFIG, invocationType: { default: 'event' } }, routerTimeout: Duration.seconds(10) }),
+      /routerTimeout \(10 s\) must be at least ROUTER_INVOKE_TIMEOUT_MS \(5000 ms\) \+ ROUTER_DEADLINE_MARGIN_MS \(500 ms\) \+ 5 s of headroom = 10500 ms/,
+    );
+    assert.throws(() => buildStack({ routerTimeout: Duration.seconds(901) }), /routerTimeout \(901 s\) exceeds Lambda's largest timeout \(900 s\)/);
+    assert.throws(
+      () => buildStack({ backendTimeout: Duration.seconds(895) }),
+      /ROUTER_INVOKE_TIMEOUT_MS: the router's timeout would have to be at least .* = 901500 ms, beyond Lambda's 900 s/,
+    );
   });
 });
 
@@ -213,6 +304,7 @@ describe('stack outputs', () => {
         StreamName: ref(idOf(stack.sources.stream)),
         TableName: ref(idOf(stack.sources.table)),
         QuarantineQueueUrl: ref(idOf(stack.quarantine)),
+        QuarantineBucketName: ref(idOf(stack.quarantineBucket)),
         StreamFailuresQueueUrl: ref(idOf(stack.sources.streamFailures)),
         BackendFailuresQueueUrl: ref(idOf(stack.backend.failureQueue)),
         ResultsBusName: ref(idOf(stack.backend.resultsBus)),

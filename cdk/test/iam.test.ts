@@ -63,6 +63,13 @@ describe('IAM: least privilege', () => {
           { Sid: 'Quarantine', Action: 'sqs:SendMessage', Effect: 'Allow', Resource: arn(idOf(stack.quarantine)) },
           // the stack key: read the encrypted sources, write the quarantine and stream-failure queues
           { Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKey'], Effect: 'Allow', Resource: key },
+          // records too large for a quarantine message: put objects into the quarantine bucket, nothing else
+          {
+            Sid: 'QuarantineBucket',
+            Action: 's3:PutObject',
+            Effect: 'Allow',
+            Resource: { 'Fn::Join': ['', [arn(idOf(stack.quarantineBucket)), '/*']] },
+          },
           // the two SQS mappings
           {
             Action: [
@@ -124,6 +131,24 @@ describe('IAM: least privilege', () => {
         assert.deepEqual(actionsOf(s), ['dynamodb:ListStreams', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
       }
     }
+  });
+
+  it('lets the router put objects into the quarantine bucket and do nothing else in S3; nobody else touches S3', () => {
+    const { stack } = defaultStack();
+    const s3Statements = statementsOf(idOf(stack.router.role)).filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
+    assert.deepEqual(s3Statements, [
+      {
+        Sid: 'QuarantineBucket',
+        Action: 's3:PutObject',
+        Effect: 'Allow',
+        Resource: { 'Fn::Join': ['', [arn(idOf(stack.quarantineBucket)), '/*']] },
+      },
+    ]);
+    // encrypting with the bucket's key (SSE-KMS) takes kms:GenerateDataKey on it
+    const keyStatement = statementsOf(idOf(stack.router.role)).find((s) => JSON.stringify(s.Resource) === JSON.stringify(arn(idOf(stack.dataKey))));
+    assert.ok(keyStatement && actionsOf(keyStatement).includes('kms:GenerateDataKey'));
+    const backend = statementsOf(idOf(stack.backend.role));
+    assert.equal(backend.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:'))).length, 0);
   });
 
   it('gives the backend nothing beyond its logs, tracing and its two destinations', () => {

@@ -46,6 +46,7 @@ const EXPECTED_ACKNOWLEDGMENTS = [
   'AwsSolutions-SQS3 @ TenantRouter/Quarantine/Queue',
   'Serverless-SQSRedrivePolicy @ TenantRouter/Quarantine/Queue',
   'AwsSolutions-IAM5[Resource::*] @ TenantRouter/Router/Router/Role',
+  'AwsSolutions-IAM5[Resource::<QuarantineBucketC7BB48D1.Arn>/*] @ TenantRouter/Router/Router/Role',
   'Serverless-LambdaDLQ @ TenantRouter/Router/Router/Function',
   'Serverless-SQSRedrivePolicy @ TenantRouter/Sources/QueueDeadLetters/Queue',
   'Serverless-LambdaEventSourceMappingDestination @ TenantRouter/Router/Router/Function/SqsEventSource:TenantRouterSourcesQueue9C3680C2',
