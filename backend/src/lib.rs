@@ -158,6 +158,7 @@ mod tests {
             idempotency_key: "arn:q#m1".into(),
             arrived_at: "2026-01-01T00:00:00.000Z".into(),
             correlation_id: "c1".into(),
+            ordering_key: None,
             attributes: Map::new(),
             payload: RawValue::from_string(payload.into()).unwrap(),
         }

@@ -1,4 +1,5 @@
-//! The one seam in front of AWS: "invoke the backend for a tenant" and "quarantine a record".
+//! The one seam in front of AWS: "invoke the backend for a tenant" (async, or sync with the
+//! backend's answer) and "quarantine a record".
 //!
 //! [`Backend`] is implemented by [`AwsBackend`] (aws-sdk-lambda and aws-sdk-sqs, pointed at AWS or
 //! at any endpoint through the SDK's own `AWS_ENDPOINT_URL_*` settings) and by in-memory fakes in
@@ -10,9 +11,10 @@ use std::time::Duration;
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::operation::invoke::InvokeError;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use shared::TenantId;
+
+use crate::config::InvocationType;
 
 /// Longest retry-after hint taken into account (a Lambda invocation lasts 15 minutes at most).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
@@ -126,9 +128,11 @@ impl InvokeFailure {
     }
 }
 
-/// One async Invoke.
+/// One Invoke.
 #[derive(Clone, Copy, Debug)]
 pub struct InvokeRequest<'a> {
+    /// `Event` (async) or `RequestResponse` (sync).
+    pub invocation_type: InvocationType,
     /// Tenant id sent as `X-Amz-Tenant-Id`: always the one proven for the record.
     pub tenant: &'a TenantId,
     /// The serialised envelope.
@@ -137,13 +141,28 @@ pub struct InvokeRequest<'a> {
     pub trace_header: Option<&'a str>,
 }
 
+/// How the service answered an Invoke it accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// An async Invoke was queued (202).
+    Queued,
+    /// A sync Invoke ran (200): the function's answer, and whether it is a function error
+    /// (`X-Amz-Function-Error`, then the payload is `{errorType, errorMessage}`).
+    Returned {
+        /// The `X-Amz-Function-Error` header (`Unhandled`, …), if present.
+        function_error: Option<String>,
+        /// The function's answer.
+        payload: Vec<u8>,
+    },
+}
+
 /// What the router needs from AWS.
 pub trait Backend: Send + Sync {
-    /// Invokes the backend asynchronously (`InvocationType=Event`) for `request.tenant`.
+    /// Invokes the backend for `request.tenant`, async or sync as `request.invocation_type` says.
     fn invoke(
         &self,
         request: InvokeRequest<'_>,
-    ) -> impl Future<Output = Result<(), InvokeFailure>> + Send;
+    ) -> impl Future<Output = Result<Answer, InvokeFailure>> + Send;
 
     /// Whether a quarantine queue is configured.
     fn has_quarantine(&self) -> bool;
@@ -180,12 +199,18 @@ impl AwsBackend {
 }
 
 impl Backend for AwsBackend {
-    async fn invoke(&self, request: InvokeRequest<'_>) -> Result<(), InvokeFailure> {
+    async fn invoke(&self, request: InvokeRequest<'_>) -> Result<Answer, InvokeFailure> {
+        let invocation_type = match request.invocation_type {
+            InvocationType::Event => aws_sdk_lambda::types::InvocationType::Event,
+            InvocationType::RequestResponse => {
+                aws_sdk_lambda::types::InvocationType::RequestResponse
+            }
+        };
         let invoke = self
             .lambda
             .invoke()
             .function_name(&self.function)
-            .invocation_type(InvocationType::Event)
+            .invocation_type(invocation_type)
             .tenant_id(request.tenant.as_str())
             .payload(Blob::new(request.payload));
         // A per-request customisation costs a configuration merge on every call: only a record
@@ -208,15 +233,26 @@ impl Backend for AwsBackend {
             }
             None => invoke.send().await,
         };
-        match result {
-            Ok(output) if output.status_code() == 202 => Ok(()),
-            Ok(output) => Err(InvokeFailure::from_status(
+        match (request.invocation_type, result) {
+            (InvocationType::Event, Ok(output)) if output.status_code() == 202 => {
+                Ok(Answer::Queued)
+            }
+            (InvocationType::RequestResponse, Ok(output)) if output.status_code() == 200 => {
+                Ok(Answer::Returned {
+                    function_error: output.function_error().map(str::to_owned),
+                    payload: output.payload.map(Blob::into_inner).unwrap_or_default(),
+                })
+            }
+            (invocation_type, Ok(output)) => Err(InvokeFailure::from_status(
                 output.status_code() as u16,
                 "UnexpectedStatus",
-                "an async Invoke must answer 202",
+                match invocation_type {
+                    InvocationType::Event => "an async Invoke must answer 202",
+                    InvocationType::RequestResponse => "a sync Invoke must answer 200",
+                },
                 None,
             )),
-            Err(error) => Err(classify(error)),
+            (_, Err(error)) => Err(classify(error)),
         }
     }
 

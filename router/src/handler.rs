@@ -14,6 +14,7 @@ use crate::config::{Config, Validation};
 use crate::engine::{self, BatchStats, Identity, RouteContext};
 use crate::invocation::{BatchError, InvocationInfo};
 use crate::outcome::Outcome;
+use crate::record::Ordering;
 use crate::report::BatchReport;
 use crate::source::{self, Batch};
 
@@ -137,6 +138,8 @@ impl<B: Backend> Router<B> {
             records,
         } = batch;
         let stats = BatchStats::default();
+        let fifo = source == Source::Sqs && ordering == Ordering::Lanes;
+        let invocation = self.config.invocation.for_batch(source, fifo);
         let context = RouteContext {
             backend: &self.backend,
             identity: &self.identity,
@@ -144,6 +147,7 @@ impl<B: Backend> Router<B> {
             info,
             source,
             ordering,
+            invocation,
             stats: &stats,
         };
         let (metas, outcomes) = engine::route(records, &context).await;
@@ -166,6 +170,7 @@ impl<B: Backend> Router<B> {
             message = "batch routed",
             source = source.as_str(),
             ordering = ?ordering,
+            invocation = invocation.as_str(),
             records = report.outcomes.len(),
             invoked = report.count("invoked"),
             rejected = report.count("rejected"),

@@ -30,7 +30,7 @@ pub mod source;
 /// Logging set-up (shared with the backend).
 pub use shared::telemetry;
 
-pub use backend::{AwsBackend, Backend, FailureClass, InvokeFailure, InvokeRequest};
+pub use backend::{Answer, AwsBackend, Backend, FailureClass, InvokeFailure, InvokeRequest};
 pub use config::Config;
 pub use handler::Router;
 pub use invocation::{BatchError, InvocationInfo};

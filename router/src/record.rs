@@ -173,9 +173,9 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// The Invoke payload: the envelope for `tenant` (`shared::Envelope`'s format, written by
-    /// `shared::EnvelopeHead`).
-    pub fn to_payload(&self, tenant: &TenantId) -> Vec<u8> {
+    /// The Invoke payload: the envelope for `tenant` with `ordering_key` (`shared::Envelope`'s
+    /// format, written by `shared::EnvelopeHead`).
+    pub fn to_payload(&self, tenant: &TenantId, ordering_key: Option<&str>) -> Vec<u8> {
         let head = EnvelopeHead {
             version: ENVELOPE_VERSION,
             tenant_id: tenant,
@@ -185,6 +185,7 @@ impl Outgoing {
             idempotency_key: &self.idempotency_key,
             arrived_at: &self.arrived_at,
             correlation_id: &self.correlation_id,
+            ordering_key,
             attributes: &self.attributes,
         };
         let mut out = Vec::with_capacity(256 + self.payload.len());

@@ -14,8 +14,12 @@ pub const ENVELOPE_VERSION: u32 = 1;
 
 /// Largest payload an asynchronous (`InvocationType=Event`) Invoke accepts, in bytes: 1 MB
 /// (<https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html>). An envelope above it is
-/// never sent.
+/// never sent asynchronously.
 pub const ASYNC_PAYLOAD_LIMIT: usize = 1024 * 1024;
+
+/// Largest payload a synchronous (`InvocationType=RequestResponse`) Invoke accepts, in bytes:
+/// 6 MB (<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>).
+pub const SYNC_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 
 /// The event source a record came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,6 +70,11 @@ pub struct Envelope {
     pub arrived_at: String,
     /// Id that follows the record end to end: from the payload, else the trace id, else generated.
     pub correlation_id: String,
+    /// Records with the same ordering key must be processed in order, one after the other: the
+    /// SQS FIFO message group id, the Kinesis partition key, the DynamoDB item's keys. Absent for
+    /// records without an order (SQS standard queues, EventBridge events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
     /// Source-specific facts a handler may want (message group id, partition key, event name …).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub attributes: Map<String, Value>,
@@ -106,6 +115,7 @@ impl Envelope {
             idempotency_key: &self.idempotency_key,
             arrived_at: &self.arrived_at,
             correlation_id: &self.correlation_id,
+            ordering_key: self.ordering_key.as_deref(),
             attributes: &self.attributes,
         }
     }
@@ -133,6 +143,8 @@ pub struct EnvelopeHead<'a> {
     pub arrived_at: &'a str,
     /// See [`Envelope::correlation_id`].
     pub correlation_id: &'a str,
+    /// See [`Envelope::ordering_key`].
+    pub ordering_key: Option<&'a str>,
     /// See [`Envelope::attributes`].
     pub attributes: &'a Map<String, Value>,
 }
@@ -155,6 +167,9 @@ impl EnvelopeHead<'_> {
         string(out, ",\"idempotencyKey\":", self.idempotency_key);
         string(out, ",\"arrivedAt\":", self.arrived_at);
         string(out, ",\"correlationId\":", self.correlation_id);
+        if let Some(key) = self.ordering_key {
+            string(out, ",\"orderingKey\":", key);
+        }
         if !self.attributes.is_empty() {
             out.extend_from_slice(b",\"attributes\":");
             serde_json::to_writer(&mut *out, self.attributes)
@@ -168,11 +183,34 @@ impl EnvelopeHead<'_> {
     }
 }
 
+/// What the backend must do after a record of an envelope batch fails (`ordering`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchOrdering {
+    /// SQS FIFO: the later records with the failed record's `orderingKey` are not run
+    /// (`skipped`); the others go on.
+    Lanes,
+    /// Kinesis, DynamoDB Streams: no later record of the batch is run (`skipped`), since the
+    /// event source mapping redelivers everything after the lowest failed sequence number.
+    Stream,
+}
+
+/// How the backend answers an envelope batch (`answer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchAnswer {
+    /// The caller (a `request-response` router) reads every record's result from the answer
+    /// ([`crate::answer::BatchResult`]): the invocation succeeds whatever the records' results.
+    /// Without it a failed record makes the invocation a function error, so Lambda's async
+    /// retries run the batch again.
+    PerRecord,
+}
+
 /// Several envelopes of one tenant in one Invoke payload (`ROUTER_DELIVERY=tenant-batch`).
 ///
 /// Every record is a complete [`Envelope`], exactly as record mode would send it, so a handler
 /// sees the same thing in both modes. `records` keeps the order the router must preserve (FIFO
-/// group, stream partition key): the backend processes them in that order.
+/// group, stream partition key): the backend processes them in that order, one at a time.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvelopeBatch {
@@ -180,6 +218,12 @@ pub struct EnvelopeBatch {
     pub version: u32,
     /// The tenant of every record; the Invoke carries the same value.
     pub tenant_id: TenantId,
+    /// What a failed record means for the later ones; absent: nothing (unordered records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<BatchOrdering>,
+    /// How to answer; absent: a failed record is a function error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<BatchAnswer>,
     /// The records, in delivery order.
     pub records: Vec<Envelope>,
 }
@@ -226,15 +270,45 @@ pub struct BatchPayload {
 }
 
 impl BatchPayload {
-    /// An empty batch for `tenant`.
+    /// An empty batch for `tenant`, unordered, answered with a function error on failure.
     pub fn new(tenant: &TenantId) -> Self {
+        Self::with(tenant, None, None)
+    }
+
+    /// An empty batch for `tenant` with its ordering rule and answer shape
+    /// ([`EnvelopeBatch::ordering`], [`EnvelopeBatch::answer`]).
+    pub fn with(
+        tenant: &TenantId,
+        ordering: Option<BatchOrdering>,
+        answer: Option<BatchAnswer>,
+    ) -> Self {
         let tenant = serde_json::to_string(tenant.as_str()).expect("a string serialises");
-        let head = format!("{{\"version\":{ENVELOPE_VERSION},\"tenantId\":{tenant},\"records\":[");
+        let mut head = format!("{{\"version\":{ENVELOPE_VERSION},\"tenantId\":{tenant}");
+        if let Some(ordering) = ordering {
+            let ordering = serde_json::to_string(&ordering).expect("an enum serialises");
+            head.push_str(&format!(",\"ordering\":{ordering}"));
+        }
+        if let Some(answer) = answer {
+            let answer = serde_json::to_string(&answer).expect("an enum serialises");
+            head.push_str(&format!(",\"answer\":{answer}"));
+        }
+        head.push_str(",\"records\":[");
         let mut buffer = head.into_bytes();
         let head = buffer.len();
         buffer.extend_from_slice(b"]}");
         Self {
             head,
+            buffer,
+            records: Vec::new(),
+        }
+    }
+
+    /// An empty batch with the same head (tenant, ordering, answer) as this one.
+    pub fn empty_like(&self) -> Self {
+        let mut buffer = self.buffer[..self.head].to_vec();
+        buffer.extend_from_slice(b"]}");
+        Self {
+            head: self.head,
             buffer,
             records: Vec::new(),
         }
@@ -326,6 +400,7 @@ mod tests {
             idempotency_key: Envelope::idempotency_key_for("arn:aws:sqs:us-east-1:1:q", "m1"),
             arrived_at: "2024-01-01T00:00:00Z".into(),
             correlation_id: "c-1".into(),
+            ordering_key: None,
             attributes: Map::new(),
             payload: RawValue::from_string(r#"{"a":1,"big":12345678901234567890.123}"#.into())
                 .unwrap(),
@@ -362,6 +437,7 @@ mod tests {
             .attributes
             .insert("subRecord".into(), json!(3));
         with_attributes.correlation_id = "\u{7f}\u{2028}".into();
+        with_attributes.ordering_key = Some("k\"ey\u{2}".into());
         for e in [envelope("acme", "1"), with_attributes] {
             assert_eq!(e.to_payload(), serde_json::to_vec(&e).unwrap());
         }
@@ -391,9 +467,44 @@ mod tests {
             idempotency_key: Envelope::idempotency_key_for("arn:s", id),
             arrived_at: "2024-01-01T00:00:00Z".into(),
             correlation_id: "c".into(),
+            ordering_key: None,
             attributes: Map::new(),
             payload: RawValue::from_string(format!(r#"{{"n":"{id}"}}"#)).unwrap(),
         }
+    }
+
+    #[test]
+    fn a_batch_head_carries_its_ordering_and_answer_and_parses_back() {
+        let tenant = TenantId::parse("acme").unwrap();
+        let mut batch = BatchPayload::with(
+            &tenant,
+            Some(BatchOrdering::Lanes),
+            Some(BatchAnswer::PerRecord),
+        );
+        let mut keyed = envelope("acme", "1");
+        keyed.ordering_key = Some("group-1".into());
+        let record = keyed.to_payload();
+        assert_eq!(record, serde_json::to_vec(&keyed).unwrap());
+        batch.push(&record);
+        let empty = batch.empty_like();
+        assert!(empty.is_empty());
+        assert_eq!(
+            serde_json::from_slice::<Value>(empty.payload()).unwrap(),
+            json!({"version": 1, "tenantId": "acme", "ordering": "lanes",
+                "answer": "per-record", "records": []})
+        );
+        let Delivery::Batch(parsed) = Delivery::from_payload(batch.payload()).unwrap() else {
+            panic!("a batch");
+        };
+        assert_eq!(parsed.ordering, Some(BatchOrdering::Lanes));
+        assert_eq!(parsed.answer, Some(BatchAnswer::PerRecord));
+        assert_eq!(parsed.records[0].ordering_key.as_deref(), Some("group-1"));
+        let Delivery::Batch(plain) =
+            Delivery::from_payload(BatchPayload::new(&tenant).payload()).unwrap()
+        else {
+            panic!("a batch");
+        };
+        assert_eq!((plain.ordering, plain.answer), (None, None));
     }
 
     #[test]

@@ -12,8 +12,13 @@
 //! - A repeated `idempotencyKey` within the environment is recognised: the handler does not run
 //!   again and the earlier result is returned, marked `duplicate`.
 //! - The payload is one envelope (`ROUTER_DELIVERY=record`) or an envelope batch of one tenant
-//!   (`tenant-batch`): the handler runs once per record, in order, with per-record results; a
-//!   batch holding any record of another tenant is refused whole before anything runs.
+//!   (`tenant-batch`): the handler runs once per record, in order, one at a time, with
+//!   per-record results; a batch holding any record of another tenant is refused whole before
+//!   anything runs. After a record fails, the batch's `ordering` decides which later records are
+//!   not run (`skipped`): those with the same `orderingKey` (`lanes`), or all (`stream`). With
+//!   `"answer": "per-record"` (a `request-response` router) the invocation succeeds and the
+//!   answer says what became of each record ([`crate::answer`]); without it a failed record is a
+//!   function error, so Lambda's async retries run the batch again.
 //!
 //! Tenant-scoped state (configuration, secrets, clients) can live in the environment, behind a
 //! `OnceLock` or similar: the environment serves one tenant only.
@@ -25,7 +30,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::{Delivery, Envelope, TenantId};
+use crate::answer::{self, RecordStatus};
+use crate::{BatchAnswer, BatchOrdering, Delivery, Envelope, TenantId};
 
 /// Recently seen idempotency keys remembered per environment.
 const REMEMBERED_KEYS: usize = 10_000;
@@ -123,12 +129,14 @@ impl EnvironmentGuard {
     /// envelope batch ([`Delivery`]); `handler` runs once per record, in order, and a batch is
     /// refused whole, before anything runs, if any of its records names another tenant.
     ///
-    /// `Ok` carries the result for the async destination: the record's result, or for a batch
-    /// `{tenantId, records: [result…], processed, duplicates}`. A handler error is returned as
-    /// `Err` (a function error, so Lambda retries the async invocation). In a batch, one failed
-    /// record does not stop the others, as in record mode where each record is its own Invoke;
-    /// the error names the failed records, and a retry processes only those, since the others
-    /// are recognised as duplicates.
+    /// `Ok` carries the result for the async destination (or the `request-response` caller):
+    /// the record's result, or for a batch `{tenantId, records: [result…], processed,
+    /// duplicates, failed, skipped}`, each result with its `id` and `status`. A handler error is
+    /// returned as `Err` (a function error, so Lambda retries the async invocation). In a batch,
+    /// a failed record stops only the records its `ordering` puts after it (none for an
+    /// unordered batch, as in record mode where each record is its own Invoke); without
+    /// `"answer": "per-record"` the error names the failed records, and a retry processes only
+    /// those and the skipped ones, since the others are recognised as duplicates.
     pub async fn invoke<F, Fut, E>(
         &self,
         context_tenant: Option<&str>,
@@ -167,11 +175,20 @@ impl EnvironmentGuard {
                     )?;
                 }
                 let total = batch.records.len();
-                let (mut processed, mut duplicates) = (0, 0);
+                let (mut processed, mut duplicates, mut skipped) = (0, 0, 0);
                 let mut failures = Vec::new();
                 let mut results = Vec::with_capacity(total);
+                let mut stops = Stops::new(batch.ordering);
                 for envelope in batch.records {
                     let id = envelope.id.clone();
+                    if let Some(earlier) = stops.stopped_by(&envelope) {
+                        let why = format!("not run: record {earlier} it is ordered after failed");
+                        results
+                            .push(json!({"id": id, "status": RecordStatus::Skipped, "error": why}));
+                        skipped += 1;
+                        continue;
+                    }
+                    let key = envelope.ordering_key.clone();
                     match self.process(&tenant, request_id, envelope, &handler).await {
                         Ok(result) => {
                             if result.get("duplicate").is_some() {
@@ -182,23 +199,29 @@ impl EnvironmentGuard {
                             results.push(result);
                         }
                         Err(error) => {
-                            results.push(json!({"id": id, "status": "failed", "error": error}));
+                            results.push(
+                                json!({"id": id, "status": RecordStatus::Failed, "error": error}),
+                            );
                             failures.push(format!("{id}: {error}"));
+                            stops.failed(&id, key);
                         }
                     }
                 }
-                if failures.is_empty() {
+                if failures.is_empty() || batch.answer == Some(BatchAnswer::PerRecord) {
                     Ok(json!({
                         "tenantId": tenant,
                         "records": results,
                         "processed": processed,
                         "duplicates": duplicates,
+                        "failed": failures.len(),
+                        "skipped": skipped,
                     }))
                 } else {
                     Err(InvokeError::PartialFailure {
                         processed,
                         duplicates,
                         failed: failures.len(),
+                        skipped,
                         detail: failures.join("; "),
                     })
                 }
@@ -245,7 +268,7 @@ impl EnvironmentGuard {
         match handler(context, envelope).await {
             Ok(result) => {
                 let mut output = summary;
-                output["status"] = json!("processed");
+                output["status"] = json!(RecordStatus::Processed);
                 output["result"] = result;
                 tracing::info!(
                     message = "record processed",
@@ -269,6 +292,44 @@ impl EnvironmentGuard {
                 );
                 Err(error.to_string())
             }
+        }
+    }
+}
+
+/// Which records of an envelope batch may no longer run after failures (its `ordering`).
+struct Stops {
+    ordering: Option<BatchOrdering>,
+    /// Per ordering key, the record that failed first (`lanes`).
+    lanes: std::collections::HashMap<String, String>,
+    /// The first record that failed (`stream`).
+    first: Option<String>,
+}
+
+impl Stops {
+    fn new(ordering: Option<BatchOrdering>) -> Self {
+        Self {
+            ordering,
+            lanes: std::collections::HashMap::new(),
+            first: None,
+        }
+    }
+
+    /// The id of the failed record `envelope` is ordered after, if any.
+    fn stopped_by(&self, envelope: &Envelope) -> Option<&str> {
+        match self.ordering? {
+            BatchOrdering::Stream => self.first.as_deref(),
+            BatchOrdering::Lanes => self
+                .lanes
+                .get(envelope.ordering_key.as_deref()?)
+                .map(String::as_str),
+        }
+    }
+
+    /// Record `id` (ordering key `key`) failed.
+    fn failed(&mut self, id: &str, key: Option<String>) {
+        self.first.get_or_insert_with(|| id.to_owned());
+        if let Some(key) = key {
+            self.lanes.entry(key).or_insert_with(|| id.to_owned());
         }
     }
 }
@@ -303,9 +364,12 @@ pub enum InvokeError {
     /// The tenant handler failed.
     #[error("tenant handler failed: {0}")]
     Handler(String),
-    /// The tenant handler failed for some records of an envelope batch (the others were
-    /// processed and are remembered, so a retry runs only the failed ones).
-    #[error("tenant handler failed for {failed} records of the batch: {detail}")]
+    /// The tenant handler failed for some records of an envelope batch sent without
+    /// `"answer": "per-record"` (the others were processed and are remembered, so a retry runs
+    /// only the failed and skipped ones).
+    #[error(
+        "tenant handler failed for {failed} records of the batch ({skipped} not run after them): {detail}"
+    )]
     PartialFailure {
         /// Records processed now.
         processed: usize,
@@ -313,6 +377,8 @@ pub enum InvokeError {
         duplicates: usize,
         /// Records whose handler failed.
         failed: usize,
+        /// Records not run because a record they are ordered after failed.
+        skipped: usize,
         /// `id: error` for each failed record.
         detail: String,
     },
@@ -322,13 +388,15 @@ impl InvokeError {
     /// The `errorType` reported to Lambda (and so to async destinations and callers).
     pub fn error_type(&self) -> &'static str {
         match self {
-            InvokeError::Refused(GuardError::NoTenant) => "Tenant.Missing",
-            InvokeError::Refused(GuardError::InvalidTenant(_)) => "Tenant.Invalid",
-            InvokeError::Refused(GuardError::FailedClosed) => "Tenant.EnvironmentFailedClosed",
-            InvokeError::Refused(GuardError::TenantMismatch) => "Tenant.Mismatch",
-            InvokeError::Refused(GuardError::BadEnvelope(_)) => "Envelope.Invalid",
-            InvokeError::Handler(_) => "Handler.Error",
-            InvokeError::PartialFailure { .. } => "Handler.PartialFailure",
+            InvokeError::Refused(GuardError::NoTenant) => answer::TENANT_MISSING,
+            InvokeError::Refused(GuardError::InvalidTenant(_)) => answer::TENANT_INVALID,
+            InvokeError::Refused(GuardError::FailedClosed) => {
+                answer::TENANT_ENVIRONMENT_FAILED_CLOSED
+            }
+            InvokeError::Refused(GuardError::TenantMismatch) => answer::TENANT_MISMATCH,
+            InvokeError::Refused(GuardError::BadEnvelope(_)) => answer::ENVELOPE_INVALID,
+            InvokeError::Handler(_) => answer::HANDLER_ERROR,
+            InvokeError::PartialFailure { .. } => answer::HANDLER_PARTIAL_FAILURE,
         }
     }
 }
@@ -353,30 +421,34 @@ pub fn invocation_metrics(
     took: std::time::Duration,
     timestamp_ms: i64,
 ) -> Value {
-    // (processed, duplicates, refused, handler errors), counted in records.
-    let (processed, duplicates, refused, failed) = match result {
+    // (processed, duplicates, refused, handler errors, skipped), counted in records.
+    let count = |v: &Value, name: &str| v[name].as_u64().unwrap_or(0) as usize;
+    let (processed, duplicates, refused, failed, skipped) = match result {
         Ok(v) if v.get("records").is_some() => (
-            v["processed"].as_u64().unwrap_or(0) as usize,
-            v["duplicates"].as_u64().unwrap_or(0) as usize,
+            count(v, "processed"),
+            count(v, "duplicates"),
             0,
-            0,
+            count(v, "failed"),
+            count(v, "skipped"),
         ),
-        Ok(v) if v.get("duplicate").is_some() => (0, 1, 0, 0),
-        Ok(_) => (1, 0, 0, 0),
-        Err(InvokeError::Refused(_)) => (0, 0, 1, 0),
-        Err(InvokeError::Handler(_)) => (0, 0, 0, 1),
+        Ok(v) if v.get("duplicate").is_some() => (0, 1, 0, 0, 0),
+        Ok(_) => (1, 0, 0, 0, 0),
+        Err(InvokeError::Refused(_)) => (0, 0, 1, 0, 0),
+        Err(InvokeError::Handler(_)) => (0, 0, 0, 1, 0),
         Err(InvokeError::PartialFailure {
             processed,
             duplicates,
             failed,
+            skipped,
             ..
-        }) => (*processed, *duplicates, 0, *failed),
+        }) => (*processed, *duplicates, 0, *failed, *skipped),
     };
     crate::metrics::Document::new(namespace, &[("Service", service)])
         .metric("RecordsProcessed", "Count", processed as f64)
         .metric("RecordsDuplicate", "Count", duplicates as f64)
         .metric("InvocationsRefused", "Count", refused as f64)
         .metric("HandlerErrors", "Count", failed as f64)
+        .metric("RecordsSkipped", "Count", skipped as f64)
         .metric(
             "ProcessingTime",
             "Milliseconds",
@@ -697,6 +769,128 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 3);
     }
 
+    /// An envelope of acme with `id` and ordering key `key`.
+    fn keyed(id: &str, key: &str) -> String {
+        let mut envelope: Value = serde_json::from_str(&envelope("acme", id)).unwrap();
+        envelope["orderingKey"] = json!(key);
+        envelope.to_string()
+    }
+
+    fn ordered_batch(ordering: &str, answer: Option<&str>, records: &[String]) -> String {
+        let mut batch: Value = serde_json::from_str(&batch("acme", records)).unwrap();
+        batch["ordering"] = json!(ordering);
+        if let Some(answer) = answer {
+            batch["answer"] = json!(answer);
+        }
+        batch.to_string()
+    }
+
+    fn statuses(out: &Value) -> Vec<(String, String)> {
+        out["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().to_owned(),
+                    r["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// `ordering: lanes`: after a record fails, the later records with its ordering key are not
+    /// run; the other keys go on. With `answer: per-record` the invocation succeeds and says so.
+    #[tokio::test]
+    async fn a_failed_record_stops_its_lane_in_the_batch() {
+        let guard = EnvironmentGuard::default();
+        let ran = Mutex::new(Vec::new());
+        let handler = |_: TenantContext, envelope: Envelope| {
+            ran.lock().unwrap().push(envelope.id.clone());
+            let fail = envelope.id == "a2";
+            async move {
+                if fail {
+                    Err("boom".to_owned())
+                } else {
+                    Ok(json!({}))
+                }
+            }
+        };
+        let records = [
+            keyed("a1", "g-a"),
+            keyed("a2", "g-a"),
+            keyed("b1", "g-b"),
+            keyed("a3", "g-a"),
+            keyed("b2", "g-b"),
+        ];
+        let payload = ordered_batch("lanes", Some("per-record"), &records);
+        let out = guard
+            .invoke(Some("acme"), "r1", &payload, handler)
+            .await
+            .unwrap();
+        assert_eq!(*ran.lock().unwrap(), ["a1", "a2", "b1", "b2"]);
+        let expected = [
+            ("a1", "processed"),
+            ("a2", "failed"),
+            ("b1", "processed"),
+            ("a3", "skipped"),
+            ("b2", "processed"),
+        ];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|(i, s)| (i.to_string(), s.to_string()))
+            .collect();
+        assert_eq!(statuses(&out), expected);
+        assert_eq!(
+            (out["failed"].clone(), out["skipped"].clone()),
+            (json!(1), json!(1))
+        );
+        let result: crate::answer::BatchResult = serde_json::from_value(out).unwrap();
+        assert!(result.records[3].error.as_deref().unwrap().contains("a2"));
+        // Without `answer`, the same batch is a function error naming the failure.
+        let guard = EnvironmentGuard::default();
+        let payload = ordered_batch("lanes", None, &records);
+        let err = guard
+            .invoke(Some("acme"), "r2", &payload, handler)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                InvokeError::PartialFailure {
+                    failed: 1,
+                    skipped: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    /// `ordering: stream`: after a record fails, no later record of the batch runs.
+    #[tokio::test]
+    async fn a_failed_record_stops_a_stream_batch() {
+        let guard = EnvironmentGuard::default();
+        let handler = |_: TenantContext, envelope: Envelope| {
+            let fail = envelope.id == "2";
+            async move {
+                if fail {
+                    Err("boom".to_owned())
+                } else {
+                    Ok(json!({}))
+                }
+            }
+        };
+        let records = [keyed("1", "k1"), keyed("2", "k1"), keyed("3", "k2")];
+        let payload = ordered_batch("stream", Some("per-record"), &records);
+        let out = guard
+            .invoke(Some("acme"), "r1", &payload, handler)
+            .await
+            .unwrap();
+        let got: Vec<_> = statuses(&out).into_iter().map(|(_, s)| s).collect();
+        assert_eq!(got, ["processed", "failed", "skipped"]);
+    }
+
     #[tokio::test]
     async fn a_failed_record_fails_the_batch_and_its_retry_runs_only_that_record() {
         let guard = EnvironmentGuard::default();
@@ -724,6 +918,7 @@ mod tests {
                 processed: 2,
                 duplicates: 0,
                 failed: 1,
+                skipped: 0,
                 detail: "m2: downstream unavailable".into(),
             }
         );

@@ -5,6 +5,7 @@
 //! Nothing here talks to AWS; both binaries build on these types so that the router and the backend
 //! agree on the wire format and on what a valid tenant is.
 
+pub mod answer;
 pub mod endpoint;
 pub mod envelope;
 pub mod function;
@@ -15,7 +16,7 @@ pub mod tenant;
 pub mod token;
 
 pub use envelope::{
-    ASYNC_PAYLOAD_LIMIT, BatchPayload, Delivery, ENVELOPE_VERSION, Envelope, EnvelopeBatch,
-    EnvelopeHead, Source,
+    ASYNC_PAYLOAD_LIMIT, BatchAnswer, BatchOrdering, BatchPayload, Delivery, ENVELOPE_VERSION,
+    Envelope, EnvelopeBatch, EnvelopeHead, SYNC_PAYLOAD_LIMIT, Source,
 };
 pub use tenant::{TenantId, TenantIdError};

@@ -250,7 +250,7 @@ impl router::Backend for FakeBackend {
     async fn invoke(
         &self,
         request: router::InvokeRequest<'_>,
-    ) -> Result<(), router::InvokeFailure> {
+    ) -> Result<router::Answer, router::InvokeFailure> {
         use std::sync::atomic::Ordering;
         if self.panic_for.as_deref() == Some(request.tenant.as_str()) {
             panic!("injected panic for {}", request.tenant);
@@ -267,7 +267,7 @@ impl router::Backend for FakeBackend {
                 .expect("not poisoned")
                 .push((request.tenant.to_string(), request.payload.to_vec()));
         }
-        Ok(())
+        Ok(router::Answer::Queued)
     }
 
     fn has_quarantine(&self) -> bool {

@@ -77,7 +77,7 @@ struct Call {
 }
 
 impl Backend for Scripted {
-    async fn invoke(&self, request: InvokeRequest<'_>) -> Result<(), InvokeFailure> {
+    async fn invoke(&self, request: InvokeRequest<'_>) -> Result<router::Answer, InvokeFailure> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         // A timed-out call is dropped by the router (as the SDK's request would be): count it
@@ -126,7 +126,7 @@ impl Backend for Scripted {
             .pop_front()
             .unwrap_or(Answer::Accept);
         let result = match answer {
-            Answer::Accept => Ok(()),
+            Answer::Accept => Ok(router::Answer::Queued),
             Answer::Throttle { retry_after_ms } => Err(InvokeFailure::from_status(
                 429,
                 "TooManyRequestsException",
@@ -141,7 +141,7 @@ impl Backend for Scripted {
             )),
             Answer::Hang => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
-                Ok(())
+                Ok(router::Answer::Queued)
             }
             Answer::TooLarge => Err(InvokeFailure::from_status(
                 413,

@@ -4,11 +4,13 @@
 //! [`Config::from_lookup`] takes any `name -> value` function so tests need no process
 //! environment; [`Config::from_env`] is the same over `std::env`. Every problem names the variable.
 //! By concern: `identity` (tenant, token, JWT, allow-list), `per_source` (the per-source syntax),
-//! `values` (numbers, lists, pointers); delivery, retries and the quarantine queue are here. The
+//! `values` (numbers, lists, pointers), `invocation` (the invocation type, per source and for FIFO
+//! queues); delivery, retries and the quarantine queue are here. The
 //! README's configuration reference documents each variable; keep the two in step.
 
 mod error;
 mod identity;
+mod invocation;
 mod per_source;
 mod values;
 
@@ -19,6 +21,7 @@ use shared::TenantId;
 
 pub use error::ConfigError;
 pub use identity::{JwtSettings, TenantFrom, TokenFrom, Validation};
+pub use invocation::{InvocationType, InvocationTypes};
 pub use per_source::PerSource;
 
 use crate::retry::RetryPolicy;
@@ -57,8 +60,11 @@ pub struct Config {
     pub quarantine_queue_url: Option<String>,
     /// Delivery mode.
     pub delivery: Delivery,
-    /// Most bytes in one envelope batch (`tenant-batch`); at most the async payload limit.
-    pub batch_max_bytes: usize,
+    /// The invocation type, per source (`ROUTER_INVOCATION_TYPE`).
+    pub invocation: InvocationTypes,
+    /// `ROUTER_BATCH_MAX_BYTES` as given: most bytes in one envelope batch (`tenant-batch`);
+    /// [`Config::batch_max_bytes`] caps it at each invocation type's payload limit.
+    pub batch_max_bytes_setting: Option<usize>,
     /// Most bytes of open envelope batches held at once (`tenant-batch`); past it the largest
     /// is sent early.
     pub batch_hold_bytes: usize,
@@ -89,7 +95,8 @@ impl Config {
             ": the name or ARN of the tenant-isolated backend function",
         )?;
         let identity = identity::read(&get)?;
-        let (delivery, batch_max_bytes) = delivery(&get)?;
+        let invocation = invocation::read(&get)?;
+        let (delivery, batch_max_bytes_setting) = delivery(&get, &invocation)?;
         let max_record_age = get("ROUTER_MAX_RECORD_AGE_SECONDS")
             .map(|v| positive::<u64>("ROUTER_MAX_RECORD_AGE_SECONDS", &v))
             .transpose()?
@@ -113,7 +120,8 @@ impl Config {
             max_in_flight,
             quarantine_queue_url: quarantine_queue_url(&get)?,
             delivery,
-            batch_max_bytes,
+            invocation,
+            batch_max_bytes_setting,
             batch_hold_bytes: positive_or(
                 &get,
                 "ROUTER_BATCH_HOLD_BYTES",
@@ -137,6 +145,15 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Most bytes in one envelope batch sent with `invocation`: `ROUTER_BATCH_MAX_BYTES`, at most
+    /// that invocation type's payload limit (its default).
+    pub fn batch_max_bytes(&self, invocation: InvocationType) -> usize {
+        let limit = invocation.payload_limit();
+        self.batch_max_bytes_setting.map_or(limit, |n| n.min(limit))
+    }
+}
+
 /// Default of `ROUTER_BATCH_HOLD_BYTES` (1 MiB): one full chunk. Each held byte costs about
 /// three in memory while chunks are sent (the chunk, the SDK's copy of the request body, the
 /// HTTP buffers), so this keeps a 10,000-record batch of 100 tenants at the memory of `record`
@@ -144,8 +161,13 @@ impl Config {
 /// carries many tenants.
 pub const DEFAULT_BATCH_HOLD_BYTES: usize = 1024 * 1024;
 
-/// `ROUTER_DELIVERY` and `ROUTER_BATCH_MAX_BYTES` (at most the async Invoke payload limit).
-fn delivery(get: &impl Lookup) -> Result<(Delivery, usize), ConfigError> {
+/// `ROUTER_DELIVERY` and `ROUTER_BATCH_MAX_BYTES`: at most the largest payload limit of the
+/// invocation types in use (1 MB async, 6 MB sync); with mixed types, the `event` sources' batches
+/// stay within the async limit ([`Config::batch_max_bytes`]).
+fn delivery(
+    get: &impl Lookup,
+    invocation: &InvocationTypes,
+) -> Result<(Delivery, Option<usize>), ConfigError> {
     let delivery = match get("ROUTER_DELIVERY").as_deref() {
         None | Some("record") => Delivery::Record,
         Some("tenant-batch") => Delivery::TenantBatch,
@@ -156,17 +178,27 @@ fn delivery(get: &impl Lookup) -> Result<(Delivery, usize), ConfigError> {
             });
         }
     };
-    let batch_max_bytes = positive_or(get, "ROUTER_BATCH_MAX_BYTES", shared::ASYNC_PAYLOAD_LIMIT)?;
-    if batch_max_bytes > shared::ASYNC_PAYLOAD_LIMIT {
+    let Some(text) = get("ROUTER_BATCH_MAX_BYTES") else {
+        return Ok((delivery, None));
+    };
+    let batch_max_bytes: usize = positive("ROUTER_BATCH_MAX_BYTES", &text)?;
+    let largest = invocation
+        .values()
+        .map(InvocationType::payload_limit)
+        .max()
+        .expect("at least the default");
+    if batch_max_bytes > largest {
+        let what = if largest == shared::ASYNC_PAYLOAD_LIMIT {
+            "the async Invoke payload limit (every source uses event)"
+        } else {
+            "the sync Invoke payload limit"
+        };
         return Err(ConfigError {
             variable: "ROUTER_BATCH_MAX_BYTES",
-            problem: format!(
-                "{batch_max_bytes} is above the async Invoke payload limit of {} bytes",
-                shared::ASYNC_PAYLOAD_LIMIT
-            ),
+            problem: format!("{batch_max_bytes} is above {what} of {largest} bytes"),
         });
     }
-    Ok((delivery, batch_max_bytes))
+    Ok((delivery, Some(batch_max_bytes)))
 }
 
 /// `ROUTER_RETRY_MAX_ATTEMPTS` (at least 1: the first attempt counts), and the backoff's base and
@@ -252,7 +284,8 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.delivery, Delivery::TenantBatch);
-        assert_eq!(c.batch_max_bytes, 262_144);
+        assert_eq!(c.batch_max_bytes(InvocationType::Event), 262_144);
+        assert_eq!(c.batch_max_bytes(InvocationType::RequestResponse), 262_144);
         assert_eq!(c.batch_hold_bytes, DEFAULT_BATCH_HOLD_BYTES);
         let c = config(&with(&[("ROUTER_BATCH_HOLD_BYTES", "8388608")])).unwrap();
         assert_eq!(c.batch_hold_bytes, 8 * 1024 * 1024);
@@ -277,7 +310,18 @@ mod tests {
         assert_eq!(c.validation, PerSource::all(Validation::Jwt));
         assert_eq!(c.max_in_flight, 64);
         assert_eq!(c.delivery, Delivery::Record);
-        assert_eq!(c.batch_max_bytes, shared::ASYNC_PAYLOAD_LIMIT);
+        assert_eq!(
+            c.batch_max_bytes(InvocationType::Event),
+            shared::ASYNC_PAYLOAD_LIMIT
+        );
+        assert_eq!(
+            c.batch_max_bytes(InvocationType::RequestResponse),
+            shared::SYNC_PAYLOAD_LIMIT
+        );
+        assert_eq!(
+            c.invocation.for_batch(Source::Sqs, true),
+            InvocationType::Event
+        );
         let jwt = c.jwt.expect("jwt is the default");
         assert_eq!(jwt.policy.tenant_claim, "tenant_id");
         assert_eq!(jwt.policy.max_token_bytes, 8192);
@@ -482,6 +526,71 @@ mod tests {
             c.jwt.unwrap().key_store.accepted,
             [Algorithm::ES256, Algorithm::PS256]
         );
+    }
+
+    #[test]
+    fn invocation_types_per_source_and_for_fifo_queues() {
+        let c = config(&with(&[(
+            "ROUTER_INVOCATION_TYPE",
+            "event; sqs-fifo=request-response; kinesis=request-response",
+        )]))
+        .unwrap();
+        let of = |source, fifo| c.invocation.for_batch(source, fifo);
+        assert_eq!(of(Source::Sqs, false), InvocationType::Event);
+        assert_eq!(of(Source::Sqs, true), InvocationType::RequestResponse);
+        assert_eq!(of(Source::Kinesis, false), InvocationType::RequestResponse);
+        assert_eq!(of(Source::Dynamodb, false), InvocationType::Event);
+        // `sqs` covers FIFO queues unless `sqs-fifo` says otherwise.
+        let c = config(&with(&[("ROUTER_INVOCATION_TYPE", "sqs=request-response")])).unwrap();
+        assert_eq!(
+            c.invocation.for_batch(Source::Sqs, true),
+            InvocationType::RequestResponse
+        );
+        let c = config(&with(&[(
+            "ROUTER_INVOCATION_TYPE",
+            "request-response;sqs-fifo=event",
+        )]))
+        .unwrap();
+        assert_eq!(
+            c.invocation.for_batch(Source::Sqs, true),
+            InvocationType::Event
+        );
+        assert_eq!(
+            c.invocation.for_batch(Source::Sqs, false),
+            InvocationType::RequestResponse
+        );
+        // The batch limit follows the invocation type in use: 6 MB only with request-response,
+        // and the event sources' batches stay within 1 MB.
+        let c = config(&with(&[
+            ("ROUTER_INVOCATION_TYPE", "event;kinesis=request-response"),
+            ("ROUTER_BATCH_MAX_BYTES", "4194304"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.batch_max_bytes(InvocationType::RequestResponse),
+            4_194_304
+        );
+        assert_eq!(
+            c.batch_max_bytes(InvocationType::Event),
+            shared::ASYNC_PAYLOAD_LIMIT
+        );
+        for (types, bytes) in [("event", "4194304"), ("request-response", "6291457")] {
+            let err = config(&with(&[
+                ("ROUTER_INVOCATION_TYPE", types),
+                ("ROUTER_BATCH_MAX_BYTES", bytes),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.variable, "ROUTER_BATCH_MAX_BYTES", "{types}");
+        }
+        for bad in [
+            "sync",
+            "sqs-fifo=async",
+            "sqs-fifo=event;sqs-fifo=event",
+            "kinesis-fifo=event",
+        ] {
+            let err = config(&with(&[("ROUTER_INVOCATION_TYPE", bad)])).unwrap_err();
+            assert_eq!(err.variable, "ROUTER_INVOCATION_TYPE", "{bad}");
+        }
     }
 
     #[test]

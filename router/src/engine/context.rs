@@ -9,7 +9,7 @@ use std::time::Duration;
 use shared::Source;
 
 use super::identity::Identity;
-use crate::config::Config;
+use crate::config::{Config, InvocationType};
 use crate::invocation::InvocationInfo;
 use crate::record::Ordering;
 
@@ -27,6 +27,8 @@ pub struct RouteContext<'a, B> {
     pub source: Source,
     /// The source's ordering rules.
     pub ordering: Ordering,
+    /// How this batch's records are sent (`ROUTER_INVOCATION_TYPE` for its source).
+    pub invocation: InvocationType,
     /// Where attempts are counted.
     pub stats: &'a BatchStats,
 }

@@ -1,15 +1,15 @@
 //! Proving a record's tenant before anything is sent for it: the maximum record age, then a
 //! signed JWT whose tenant claim equals the record's tenant (`jwt` sources) or the allow-list
 //! (`trusted` sources); and wrapping the proven record into its Invoke payload, which is never
-//! larger than the async Invoke limit.
+//! larger than the invocation type's payload limit.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use shared::TenantId;
 use shared::token::TokenVerifier;
-use shared::{ASYNC_PAYLOAD_LIMIT, TenantId};
 
-use crate::config::Validation;
+use crate::config::{InvocationType, Validation};
 use crate::invocation::InvocationInfo;
 use crate::outcome::{Outcome, Rejection, Verdict};
 use crate::record::Decoded;
@@ -89,16 +89,22 @@ impl Identity {
     }
 }
 
-/// The Invoke payload of a proven record: its envelope, refused when larger than the async
-/// Invoke limit.
-pub fn wrap(decoded: &Decoded) -> Result<Vec<u8>, Rejection> {
-    let payload = decoded.envelope.to_payload(&decoded.tenant);
-    if payload.len() > ASYNC_PAYLOAD_LIMIT {
+/// The Invoke payload of a proven record: its envelope, with the record's ordering key (its
+/// lane), refused when larger than `invocation`'s payload limit.
+pub fn wrap(
+    decoded: &Decoded,
+    ordering_key: Option<&str>,
+    invocation: InvocationType,
+) -> Result<Vec<u8>, Rejection> {
+    let payload = decoded.envelope.to_payload(&decoded.tenant, ordering_key);
+    let limit = invocation.payload_limit();
+    if payload.len() > limit {
         return Err(Rejection::new(
             "envelope-too-large",
             format!(
-                "the envelope is {} bytes, the async Invoke limit is {ASYNC_PAYLOAD_LIMIT}",
-                payload.len()
+                "the envelope is {} bytes, the {} Invoke limit is {limit}",
+                payload.len(),
+                invocation.as_str()
             ),
         ));
     }

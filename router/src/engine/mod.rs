@@ -11,8 +11,8 @@
 //! or in its tenant's envelope batch with retries (`send`). Every outcome is written once to the
 //! `ledger`, which feeds the gate.
 //!
-//! Layers inside: `context`, `isolation`, `gate` → `ledger`, `identity`, `send`, `quarantine` →
-//! `packing` → this module.
+//! Layers inside: `context`, `isolation`, `gate` → `ledger`, `identity`, `send`, `quarantine`,
+//! `reply` → `packing` → this module.
 
 mod context;
 mod gate;
@@ -21,6 +21,7 @@ mod isolation;
 mod ledger;
 mod packing;
 mod quarantine;
+mod reply;
 mod send;
 
 use std::collections::HashMap;
@@ -208,7 +209,8 @@ async fn prepare<B: Backend>(
         )
         .await
         .map_err(unsent)?;
-    let payload = identity::wrap(&decoded).map_err(|r| unsent(Verdict::Reject(r)))?;
+    let payload = identity::wrap(&decoded, meta.lane.as_deref(), context.invocation)
+        .map_err(|r| unsent(Verdict::Reject(r)))?;
     Ok(Ready {
         tenant: decoded.tenant,
         payload,
@@ -226,7 +228,7 @@ mod tests {
     use serde_json::value::RawValue;
 
     use super::*;
-    use crate::backend::{InvokeFailure, InvokeRequest};
+    use crate::backend::{Answer, InvokeFailure, InvokeRequest};
     use crate::config::Config;
     use crate::invocation::InvocationInfo;
     use crate::record::DecodeResult;
@@ -236,9 +238,9 @@ mod tests {
     struct Accepting(Mutex<Vec<String>>);
 
     impl Backend for Accepting {
-        async fn invoke(&self, request: InvokeRequest<'_>) -> Result<(), InvokeFailure> {
+        async fn invoke(&self, request: InvokeRequest<'_>) -> Result<Answer, InvokeFailure> {
             self.0.lock().unwrap().push(request.tenant.to_string());
-            Ok(())
+            Ok(Answer::Queued)
         }
         fn has_quarantine(&self) -> bool {
             false
@@ -295,6 +297,7 @@ mod tests {
                 info: &info,
                 source: batch.source,
                 ordering: batch.ordering,
+                invocation: crate::config::InvocationType::Event,
                 stats: &stats,
             };
             let (_, outcomes) = route(batch.records, &context).await;

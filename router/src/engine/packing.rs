@@ -12,23 +12,32 @@
 //! ordering gate has been asked again. One tenant's chunks are sent one after the other, in the
 //! order they were filled; different tenants' at once. Every Invoke, in both modes, goes through
 //! [`Packer::dispatch`]: the gate is asked once more just before it goes out, and its answer
-//! ends exactly the records it carried. A chunk the service refuses as unusable (400, 413,
-//! 415) is split and its records sent one by one, so one bad record cannot fail its neighbours.
+//! ends exactly the records it carried, as its answer says (`reply`: in `request-response` mode
+//! the backend's answer, per record for a chunk). A chunk the service refuses as unusable (400,
+//! 413, 415) is split and its records sent one by one, so one bad record cannot fail its
+//! neighbours.
+//!
+//! A chunk tells the backend its ordering rule (`ordering`: after a failure, the failed record's
+//! lane — or, for a stream, every later record — is not run) and, in `request-response` mode,
+//! asks for a per-record answer. With `request-response` an Invoke ends only when the backend is
+//! done, so a lane's next chunk goes only after the backend has run the previous one: the
+//! ordering rules hold at the backend, not only while dispatching.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use futures::StreamExt;
-use shared::{ASYNC_PAYLOAD_LIMIT, BatchPayload, TenantId};
+use shared::{BatchAnswer, BatchOrdering, BatchPayload, TenantId};
 use tokio::sync::{Notify, Semaphore, oneshot, watch};
 
 use super::context::RouteContext;
 use super::isolation::isolated;
 use super::ledger::Ledger;
 use super::quarantine;
+use super::reply::{self, Reply};
 use super::send::{Sent, send};
 use crate::backend::Backend;
-use crate::config::Delivery;
+use crate::config::{Delivery, InvocationType};
 use crate::outcome::Outcome;
 use crate::record::Ordering;
 
@@ -229,7 +238,7 @@ impl<'e, B: Backend> Packer<'e, B> {
                 let mut chunks = chunks.lock().expect("chunks lock");
                 let open = chunks.open.get(&tenant);
                 let open_id = open.map(|open| open.id);
-                let limit = self.context.config.batch_max_bytes;
+                let limit = self.context.config.batch_max_bytes(self.context.invocation);
                 let full = open.is_some_and(|open| {
                     !open.batch.is_empty() && open.batch.len_with(payload.len()) > limit
                 });
@@ -247,7 +256,7 @@ impl<'e, B: Backend> Packer<'e, B> {
                         let id = chunks.next_id;
                         let open = chunks.open.entry(tenant.clone()).or_insert_with(|| Open {
                             id,
-                            batch: BatchPayload::new(&tenant),
+                            batch: self.new_batch(&tenant),
                             members: Vec::new(),
                         });
                         let created = open.members.is_empty();
@@ -289,6 +298,19 @@ impl<'e, B: Backend> Packer<'e, B> {
                 );
             }
         }
+    }
+
+    /// An empty chunk for `tenant`: with the batch's ordering rule, and asking for a per-record
+    /// answer when the backend answers (`request-response`).
+    fn new_batch(&self, tenant: &TenantId) -> BatchPayload {
+        let ordering = match self.context.ordering {
+            Ordering::Independent => None,
+            Ordering::Lanes => Some(BatchOrdering::Lanes),
+            Ordering::Stream => Some(BatchOrdering::Stream),
+        };
+        let answer = (self.context.invocation == InvocationType::RequestResponse)
+            .then_some(BatchAnswer::PerRecord);
+        BatchPayload::with(tenant, ordering, answer)
     }
 
     /// Delivers the chunk holding the lane's latest record, if any, and waits for its outcome.
@@ -435,14 +457,16 @@ impl<'e, B: Backend> Packer<'e, B> {
         if !self.context.info.deadline.can_start() {
             return self.end_unsent(tenant, &members, Outcome::not_started());
         }
-        let payload = match &body {
-            Body::Plain(payload) => payload.as_slice(),
+        let (payload, as_batch) = match &body {
+            Body::Plain(payload) => (payload.as_slice(), false),
             // A record that fits the limit alone but not inside a batch goes as a plain
             // envelope; the backend accepts both shapes.
-            Body::Batch(batch) if members.len() == 1 && batch.len() > ASYNC_PAYLOAD_LIMIT => {
-                batch.record(0)
+            Body::Batch(batch)
+                if members.len() == 1 && batch.len() > self.context.invocation.payload_limit() =>
+            {
+                (batch.record(0), false)
             }
-            Body::Batch(batch) => batch.payload(),
+            Body::Batch(batch) => (batch.payload(), true),
         };
         let label = &self.ledger.meta(members[0].index).id;
         let trace = members[0].trace_header.as_deref();
@@ -456,9 +480,40 @@ impl<'e, B: Backend> Packer<'e, B> {
             .unwrap_or_else(Sent::Abandoned)
         };
         match sent {
-            Sent::Invoked { attempts } => {
-                for member in &members {
-                    self.end(tenant, member, Outcome::Invoked { attempts });
+            Sent::Invoked { attempts, answer } => {
+                let ids: Vec<&str> = members
+                    .iter()
+                    .map(|member| self.ledger.meta(member.index).id.as_str())
+                    .collect();
+                match reply::read(&answer, as_batch, &ids) {
+                    Reply::Done => {
+                        for member in &members {
+                            self.end(tenant, member, Outcome::Invoked { attempts });
+                        }
+                    }
+                    Reply::Failed(outcome) => {
+                        for member in &members {
+                            self.end(tenant, member, outcome.clone());
+                        }
+                    }
+                    Reply::PerRecord(results) => {
+                        for (member, result) in members.iter().zip(results) {
+                            let outcome = result.unwrap_or(Outcome::Invoked { attempts });
+                            self.end(tenant, member, outcome);
+                        }
+                    }
+                    Reply::Refused(rejection) => {
+                        for member in &members {
+                            let meta = self.ledger.meta(member.index);
+                            let outcome = isolated(
+                                quarantine::reject(meta, rejection.clone(), self.context),
+                                "quarantining the record",
+                            )
+                            .await
+                            .unwrap_or_else(|outcome| outcome);
+                            self.end(tenant, member, outcome);
+                        }
+                    }
                 }
             }
             Sent::Failed(outcome) => {
@@ -489,7 +544,7 @@ impl<'e, B: Backend> Packer<'e, B> {
                     detail = rejection.detail.as_str(),
                 );
                 for (position, member) in members.into_iter().enumerate() {
-                    let mut single = BatchPayload::new(tenant);
+                    let mut single = batch.empty_like();
                     single.push(batch.record(position));
                     Box::pin(self.dispatch(tenant, vec![member], Body::Batch(single))).await;
                 }

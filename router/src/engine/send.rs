@@ -1,19 +1,24 @@
 //! One Invoke, with retries: jittered exponential backoff under the retry policy, a per-attempt
 //! time limit, and never past the invocation's deadline. Each failure is classified once, by
-//! `crate::backend`, into retried, refused (the request itself is unusable) or not retried.
+//! `crate::backend`, into retried, refused (the request itself is unusable) or not retried. A
+//! `request-response` Invoke that times out is not retried: the backend may still be running it,
+//! and a second attempt could run the record twice at once, out of its order.
 
 use shared::TenantId;
 
 use super::context::RouteContext;
-use crate::backend::{Backend, FailureClass, InvokeFailure, InvokeRequest};
+use crate::backend::{Answer, Backend, FailureClass, InvokeFailure, InvokeRequest};
+use crate::config::InvocationType;
 use crate::outcome::{Outcome, Rejection};
 
 /// How an Invoke ended, after its retries.
 pub enum Sent {
-    /// Accepted (202) after this many attempts.
+    /// Accepted (async: queued; sync: the backend ran and answered) after this many attempts.
     Invoked {
         /// Attempts it took.
         attempts: u32,
+        /// The service's answer.
+        answer: Answer,
     },
     /// The service refused the request itself (400, 413, 415): retrying cannot help.
     Refused(Rejection),
@@ -46,6 +51,7 @@ pub async fn send<B: Backend>(
             };
         }
         let request = InvokeRequest {
+            invocation_type: context.invocation,
             tenant,
             payload,
             trace_header,
@@ -55,7 +61,12 @@ pub async fn send<B: Backend>(
         let answer = tokio::time::timeout(timeout, context.backend.invoke(request)).await;
         context.stats.attempt(attempt, started.elapsed());
         let failure = match answer {
-            Ok(Ok(())) => return Sent::Invoked { attempts: attempt },
+            Ok(Ok(answer)) => {
+                return Sent::Invoked {
+                    attempts: attempt,
+                    answer,
+                };
+            }
             Ok(Err(failure)) => failure,
             Err(_) => InvokeFailure::transient(
                 "timeout",
@@ -77,6 +88,15 @@ pub async fn send<B: Backend>(
             }
             FailureClass::NotRetried | FailureClass::DeploymentFault => {
                 return Sent::Failed(Outcome::failed(failure.reason(), detail));
+            }
+            FailureClass::Retryable
+                if context.invocation == InvocationType::RequestResponse
+                    && failure.code == "timeout" =>
+            {
+                return Sent::Failed(Outcome::failed(
+                    failure.reason(),
+                    format!("{detail}; not retried: the backend may still be running it"),
+                ));
             }
             FailureClass::Retryable => {}
         }

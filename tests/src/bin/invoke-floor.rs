@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         let mut answers = futures::stream::iter(batch)
             .map(|(tenant, payload)| {
                 backend.invoke(InvokeRequest {
+                    invocation_type: router::config::InvocationType::Event,
                     tenant,
                     payload,
                     trace_header: None,
