@@ -463,3 +463,163 @@ async fn async_function_errors_are_retried_twice_then_reach_the_failure_destinat
     assert_eq!(attempts, [1, 2, 3]);
     service.pool().stop_all();
 }
+
+/// A FIFO SQS event: `records` as `(message id, group, tenant, item)`, in batch order.
+fn fifo_event(records: &[(String, String, String, Value)]) -> Value {
+    use cross_crate_tests::{T0_MS, body, claims, into_fifo, sign, sqs_event, sqs_record};
+    let batch = records
+        .iter()
+        .enumerate()
+        .map(|(sequence, (id, group, tenant, item))| {
+            let token = sign(TestKey::Es256, &claims(tenant));
+            let record = sqs_record(id, &body(tenant, &token, item.clone()), T0_MS);
+            into_fifo(record, group, sequence as u64 + 1)
+        })
+        .collect();
+    sqs_event(batch)
+}
+
+/// The record ids each tenant's environments processed, in the order their output reached the
+/// environments log. A record's line is written before its Invoke is answered, and with
+/// `request-response` the next record of its group is sent only after that answer, so the log's
+/// order is the order of processing.
+fn processed_in_order(log: &std::path::Path) -> BTreeMap<String, Vec<String>> {
+    let mut processed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in std::fs::read_to_string(log).unwrap().lines() {
+        let Some((_, json)) = line.split_once("] ") else {
+            continue;
+        };
+        let Ok(entry) = serde_json::from_str::<Value>(json) else {
+            continue;
+        };
+        if entry["message"] == "record processed" {
+            processed
+                .entry(entry["tenant_id"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(entry["record_id"].as_str().unwrap().to_owned());
+        }
+    }
+    processed
+}
+
+/// `request-response`: a FIFO group's records run at the backend one after another, in order:
+/// each tenant (one group each) is served by a single environment — a second Invoke of the group
+/// while one ran would have started another — and its environment processed the group in batch
+/// order. (Broken variant tried: the same batch with `ROUTER_INVOCATION_TYPE=event` runs each
+/// group in two or more environments at once, and the test fails.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_response_keeps_fifo_order_and_one_at_a_time_at_the_backend() {
+    let tenants = ["acme", "globex", "initech", "umbrella"];
+    let records: Vec<_> = (0..48)
+        .map(|i| {
+            let tenant = tenants[i % tenants.len()];
+            (
+                format!("{tenant}-{i:02}"),
+                format!("group-{tenant}"),
+                tenant.to_owned(),
+                json!({"title": format!("item {i}")}),
+            )
+        })
+        .collect();
+    let file = scratch("fifo-request-response.json");
+    std::fs::write(&file, fifo_event(&records).to_string()).unwrap();
+    let settings = settings();
+    let output = settings.environment_output.clone().unwrap();
+    let (summary, service) = replay(
+        settings,
+        &[file],
+        Duration::from_secs(60),
+        AT,
+        lookup(&[("ROUTER_INVOCATION_TYPE", "sqs-fifo=request-response")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        summary.responses[0].1.as_ref().unwrap(),
+        &json!({"batchItemFailures": []})
+    );
+    let entries = service.entries();
+    assert_eq!(entries.len(), 48);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.invocation_type == "RequestResponse")
+    );
+    assert_one_tenant_per_environment(&service);
+    let processed = processed_in_order(&output);
+    for tenant in tenants {
+        let t = &summary.tenants[tenant];
+        assert_eq!((t.routed, t.backend_ok), (12, 12), "{tenant}");
+        assert_eq!(t.environments.len(), 1, "{tenant}: {:?}", t.environments);
+        let expected: Vec<String> = records
+            .iter()
+            .filter(|(_, _, owner, _)| owner == tenant)
+            .map(|(id, ..)| id.clone())
+            .collect();
+        assert_eq!(processed[tenant], expected, "{tenant}");
+    }
+}
+
+/// `tenant-batch` + `request-response`: the backend answers per record; a record it fails and
+/// the later records of its FIFO group (which it does not run) are exactly the batch item
+/// failures, and the other group goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_record_results_of_a_tenant_batch_become_the_batch_item_failures() {
+    let ok = |i: u32| json!({"title": format!("item {i}")});
+    // The backend refuses an item that is not an object (EnrichError::NoItem).
+    let failing = json!("not an item");
+    let spec = [
+        ("a1", "g-a", "acme", ok(1)),
+        ("b1", "g-b", "acme", ok(2)),
+        ("a2", "g-a", "acme", failing),
+        ("b2", "g-b", "acme", ok(3)),
+        ("a3", "g-a", "acme", ok(4)),
+        ("c1", "g-c", "globex", ok(5)),
+    ];
+    let records: Vec<_> = spec
+        .iter()
+        .map(|(id, group, tenant, item)| {
+            (
+                id.to_string(),
+                group.to_string(),
+                tenant.to_string(),
+                item.clone(),
+            )
+        })
+        .collect();
+    let file = scratch("fifo-tenant-batch-request-response.json");
+    std::fs::write(&file, fifo_event(&records).to_string()).unwrap();
+    let settings = settings();
+    let output = settings.environment_output.clone().unwrap();
+    let (summary, service) = replay(
+        settings,
+        &[file],
+        Duration::from_secs(60),
+        AT,
+        lookup(&[
+            ("ROUTER_INVOCATION_TYPE", "request-response"),
+            ("ROUTER_DELIVERY", "tenant-batch"),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        summary.responses[0].1.as_ref().unwrap(),
+        &json!({"batchItemFailures": [{"itemIdentifier": "a2"}, {"itemIdentifier": "a3"}]})
+    );
+    // Two Invokes: one batch per tenant.
+    assert_eq!(service.entries().len(), 2);
+    let processed = processed_in_order(&output);
+    assert_eq!(processed["acme"], ["a1", "b1", "b2"]);
+    assert_eq!(processed["globex"], ["c1"]);
+    let acme = &summary.tenants["acme"];
+    assert_eq!(
+        (
+            acme.routed,
+            acme.failed,
+            acme.backend_ok,
+            acme.backend_failed
+        ),
+        (3, 2, 3, 1)
+    );
+}

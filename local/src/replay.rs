@@ -13,6 +13,8 @@ use std::time::Duration;
 use aws_sdk_lambda::config::retry::RetryConfig;
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use router::InvocationInfo;
+use router::config::InvocationType;
+use router::engine::BACKEND_ERROR;
 use router::{AwsBackend, Config, Outcome, Router};
 
 use crate::service::{FunctionSpec, Service, Settings};
@@ -56,9 +58,11 @@ pub struct TenantSummary {
     pub failed: usize,
     /// Environments that served the tenant.
     pub environments: BTreeSet<String>,
-    /// Records whose async invocation succeeded (a tenant batch counts its records).
+    /// Records the backend processed: async invocations that succeeded (a tenant batch counts
+    /// its records), or `request-response` records it answered as processed.
     pub backend_ok: usize,
-    /// Records whose async invocation failed after its retries.
+    /// Records the backend failed: async invocations that failed after their retries, or
+    /// `request-response` records it answered as failed.
     pub backend_failed: usize,
 }
 
@@ -130,15 +134,24 @@ pub async fn replay(
         }
         match router.route_event(&text, &info).await {
             Ok(report) => {
+                // A sync Invoke's outcome is the backend's result; async ones are counted from
+                // the async destination records below.
+                let sync = report.invocation == Some(InvocationType::RequestResponse);
                 for (tenant, outcome) in report.tenants.iter().zip(&report.outcomes) {
                     let entry = summary
                         .tenants
                         .entry(tenant.clone().unwrap_or_else(|| "(none)".into()))
                         .or_default();
                     match outcome {
-                        Outcome::Invoked { .. } => entry.routed += 1,
+                        Outcome::Invoked { .. } => {
+                            entry.routed += 1;
+                            entry.backend_ok += usize::from(sync);
+                        }
                         Outcome::Rejected { .. } => entry.rejected += 1,
-                        Outcome::Failed { .. } => entry.failed += 1,
+                        Outcome::Failed { reason, .. } => {
+                            entry.failed += 1;
+                            entry.backend_failed += usize::from(sync && *reason == BACKEND_ERROR);
+                        }
                     }
                 }
                 summary.responses.push((file.clone(), Ok(report.response)));

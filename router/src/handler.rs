@@ -154,6 +154,7 @@ impl<B: Backend> Router<B> {
         let response = source::response(source, &metas, &outcomes)?;
         let report = BatchReport {
             source: Some(source),
+            invocation: Some(invocation),
             tenants: metas
                 .iter()
                 .map(|m| m.claimed_tenant.get().cloned())

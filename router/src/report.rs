@@ -4,6 +4,7 @@
 use serde_json::Value;
 use shared::Source;
 
+use crate::config::InvocationType;
 use crate::outcome::Outcome;
 
 /// What happened to one event: each record's outcome and the response sent back.
@@ -11,6 +12,9 @@ use crate::outcome::Outcome;
 pub struct BatchReport {
     /// The event's source (`None` for an empty batch).
     pub source: Option<Source>,
+    /// How its records were sent (`None` for an empty batch). With `request-response`, an
+    /// `invoked` record is one the backend processed.
+    pub invocation: Option<InvocationType>,
     /// Record identifiers, in batch order.
     pub ids: Vec<String>,
     /// The tenant id each record claimed (proven only if it was invoked), in batch order.
@@ -34,6 +38,7 @@ impl BatchReport {
     pub fn empty(duration: std::time::Duration) -> Self {
         Self {
             source: None,
+            invocation: None,
             ids: Vec::new(),
             tenants: Vec::new(),
             outcomes: Vec::new(),

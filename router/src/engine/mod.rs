@@ -31,6 +31,7 @@ use shared::TenantId;
 
 pub use context::{BatchStats, RouteContext};
 pub use identity::Identity;
+pub use reply::{BACKEND_ANSWER_INVALID, BACKEND_ERROR, BACKEND_REFUSED};
 
 use crate::backend::Backend;
 use crate::outcome::{Outcome, Verdict};
