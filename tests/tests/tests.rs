@@ -8,6 +8,7 @@ mod isolation;
 mod jwks;
 mod observability;
 mod quarantine;
+mod request_response;
 mod settings;
 mod sqs_fixtures;
 mod streams;
