@@ -13,7 +13,12 @@
 //! - invokes in flight never exceed `ROUTER_MAX_IN_FLIGHT`; the handler answers before the deadline;
 //! - every invoke carries the tenant proven for its record, and only valid records are invoked;
 //! - all of this in both delivery modes: with `tenant-batch`, a record sent in the same envelope
-//!   batch as an earlier failed record of its lane failed with it, and no later chunk carries it.
+//!   batch as an earlier failed record of its lane failed with it, and no later chunk carries it;
+//! - and in both invocation types: with `request-response` the invoker answers as the real tenant
+//!   guard does (`shared::function`, one environment per tenant), with handler errors for a whole
+//!   Invoke or for its first record, and then, at the backend, a FIFO group's or stream key's
+//!   Invokes never overlap in time (a timed-out one counts as never ending), its records are
+//!   processed in batch order, and no record is processed twice.
 //!
 //! `PROPTEST_CASES` sets the number of cases per source (default 64 here; see
 //! docs/reliability.md for the long runs). One `#[test]` only: the log-counting subscriber is
@@ -36,11 +41,17 @@ use tracing_subscriber::layer::SubscriberExt;
 #[derive(Debug, Clone, Copy)]
 enum Answer {
     Accept,
-    Throttle { retry_after_ms: Option<u64> },
+    Throttle {
+        retry_after_ms: Option<u64>,
+    },
     ServerError,
     Hang,
     TooLarge,
     BadRequest,
+    /// `request-response` only (`event`: accepted): the function fails (`Handler.Error`).
+    FunctionError,
+    /// `request-response` only (`event`: accepted): the handler fails the Invoke's first record.
+    FirstRecordFails,
 }
 
 fn answer() -> impl Strategy<Value = Answer> {
@@ -51,6 +62,8 @@ fn answer() -> impl Strategy<Value = Answer> {
         1 => Just(Answer::Hang),
         1 => Just(Answer::TooLarge),
         1 => Just(Answer::BadRequest),
+        1 => Just(Answer::FunctionError),
+        2 => Just(Answer::FirstRecordFails),
     ]
 }
 
@@ -62,6 +75,8 @@ struct Scripted {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     clock: AtomicUsize,
+    /// `request-response`: one tenant guard (execution environment) per tenant.
+    environments: Mutex<HashMap<String, Arc<shared::function::EnvironmentGuard>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -73,7 +88,11 @@ struct Call {
     started: usize,
     /// Position in a tenant batch (0 for a single envelope).
     position: usize,
+    /// The lane (FIFO group, stream key) of the record.
+    lane: String,
     accepted: bool,
+    /// When the Invoke ended with an answer (`None`: it was cut off, and may still be running).
+    ended: Option<usize>,
 }
 
 impl Backend for Scripted {
@@ -114,7 +133,12 @@ impl Backend for Scripted {
                         .to_owned(),
                     started,
                     position,
+                    lane: envelope["orderingKey"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                     accepted: false,
+                    ended: None,
                 });
             }
             first
@@ -125,8 +149,67 @@ impl Backend for Scripted {
             .unwrap()
             .pop_front()
             .unwrap_or(Answer::Accept);
+        let sync = request.invocation_type == router::config::InvocationType::RequestResponse;
+        let mut processed = vec![true; envelopes.len()];
         let result = match answer {
-            Answer::Accept => Ok(router::Answer::Queued),
+            Answer::Accept | Answer::FunctionError | Answer::FirstRecordFails if sync => {
+                let guard = self
+                    .environments
+                    .lock()
+                    .unwrap()
+                    .entry(request.tenant.to_string())
+                    .or_default()
+                    .clone();
+                let first = envelopes[0]["id"].as_str().unwrap().to_owned();
+                let text = std::str::from_utf8(request.payload).unwrap();
+                let result = guard
+                    .invoke(
+                        Some(request.tenant.as_str()),
+                        "request",
+                        text,
+                        |_, envelope| {
+                            let fail = match answer {
+                                Answer::FunctionError => true,
+                                Answer::FirstRecordFails => envelope.id == first,
+                                _ => false,
+                            };
+                            async move {
+                                if fail {
+                                    Err("injected handler error")
+                                } else {
+                                    Ok(json!({}))
+                                }
+                            }
+                        },
+                    )
+                    .await;
+                match result {
+                    Ok(value) => {
+                        if let Some(records) = value.get("records").and_then(Value::as_array) {
+                            for (done, record) in processed.iter_mut().zip(records) {
+                                *done = record["status"] == "processed";
+                            }
+                        }
+                        Ok(router::Answer::Returned {
+                            function_error: None,
+                            payload: value.to_string().into_bytes(),
+                        })
+                    }
+                    Err(error) => {
+                        processed.fill(false);
+                        Ok(router::Answer::Returned {
+                            function_error: Some("Unhandled".into()),
+                            payload: json!({"errorType": error.error_type(),
+                                "errorMessage": error.to_string()})
+                            .to_string()
+                            .into_bytes(),
+                        })
+                    }
+                }
+            }
+            Answer::Accept | Answer::FunctionError | Answer::FirstRecordFails => {
+                Ok(router::Answer::Queued)
+            }
             Answer::Throttle { retry_after_ms } => Err(InvokeFailure::from_status(
                 429,
                 "TooManyRequestsException",
@@ -156,11 +239,14 @@ impl Backend for Scripted {
                 None,
             )),
         };
-        if result.is_ok() {
-            let mut calls = self.calls.lock().unwrap();
-            for call in &mut calls[first..first + envelopes.len()] {
-                call.accepted = true;
-            }
+        let ended = self.clock.fetch_add(1, Ordering::SeqCst);
+        let mut calls = self.calls.lock().unwrap();
+        for (call, done) in calls[first..first + envelopes.len()]
+            .iter_mut()
+            .zip(processed)
+        {
+            call.accepted = result.is_ok() && done;
+            call.ended = Some(ended);
         }
         result
     }
@@ -227,6 +313,8 @@ struct Case {
     tenant_batch: bool,
     /// `ROUTER_BATCH_MAX_BYTES`: small, so that chunks split often (a record is ~700 bytes).
     batch_max_bytes: usize,
+    /// `ROUTER_INVOCATION_TYPE=request-response` rather than `event`.
+    sync: bool,
 }
 
 fn case(kind: Kind) -> impl Strategy<Value = Case> {
@@ -239,6 +327,7 @@ fn case(kind: Kind) -> impl Strategy<Value = Case> {
             200u64..8000,
             any::<bool>(),
             300usize..5000,
+            any::<bool>(),
         )
             .prop_map(
                 move |(
@@ -249,6 +338,7 @@ fn case(kind: Kind) -> impl Strategy<Value = Case> {
                     budget_ms,
                     tenant_batch,
                     batch_max_bytes,
+                    sync,
                 )| Case {
                     kind,
                     records,
@@ -258,6 +348,7 @@ fn case(kind: Kind) -> impl Strategy<Value = Case> {
                     budget_ms,
                     tenant_batch,
                     batch_max_bytes,
+                    sync,
                 },
             )
     })
@@ -354,7 +445,7 @@ fn event(case: &Case) -> (String, Vec<String>) {
     (json!({"Records": records}).to_string(), ids)
 }
 
-/// Counts "record …" log lines per record id.
+/// Counts the router's "record …" log lines per record id.
 #[derive(Clone, Default)]
 struct LogCounter(Arc<Mutex<BTreeMap<String, usize>>>);
 
@@ -370,6 +461,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogCounter {
                 }
             }
             fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        // The router's lines only, not those of the tenant guard answering in-process.
+        if !event.metadata().target().starts_with("router") {
+            return;
         }
         let mut fields = Fields(None, None);
         event.record(&mut fields);
@@ -419,6 +514,15 @@ fn check(case: Case) -> Result<(), TestCaseError> {
             (
                 "ROUTER_BATCH_MAX_BYTES".into(),
                 case.batch_max_bytes.to_string(),
+            ),
+            (
+                "ROUTER_INVOCATION_TYPE".into(),
+                if case.sync {
+                    "request-response"
+                } else {
+                    "event"
+                }
+                .into(),
             ),
         ])
         .collect();
@@ -591,6 +695,49 @@ fn check(case: Case) -> Result<(), TestCaseError> {
             previous_of.insert(spec.lane, index);
         }
     }
+    if case.sync {
+        check_order_at_the_backend(&case, &calls)?;
+    }
+    Ok(())
+}
+
+/// `request-response`: what the backend saw keeps each lane's order. Within one lane (FIFO group,
+/// stream key): Invokes never overlap in time — each ended, with an answer, before the next one
+/// carrying the lane started (one cut off by its timeout may still run, so nothing of its lane may
+/// follow it) — its records were processed in batch order, and none twice.
+fn check_order_at_the_backend(case: &Case, calls: &[Call]) -> Result<(), TestCaseError> {
+    if case.kind == Kind::Standard {
+        return Ok(());
+    }
+    let mut by_lane: BTreeMap<&str, Vec<&Call>> = BTreeMap::new();
+    for call in calls {
+        by_lane.entry(call.lane.as_str()).or_default().push(call);
+    }
+    for (lane, calls) in by_lane {
+        let mut invokes: Vec<(usize, Option<usize>)> =
+            calls.iter().map(|c| (c.started, c.ended)).collect();
+        invokes.sort();
+        invokes.dedup();
+        for pair in invokes.windows(2) {
+            let ((_, ended), (next, _)) = (pair[0], pair[1]);
+            prop_assert!(
+                ended.is_some_and(|ended| ended < next),
+                "lane {lane}: an Invoke started at {next} while an earlier one ran ({:?})",
+                pair[0]
+            );
+        }
+        let mut processed: Vec<(usize, usize, usize)> = calls
+            .iter()
+            .filter(|c| c.accepted)
+            .map(|c| (c.started, c.position, c.record.parse().unwrap()))
+            .collect();
+        processed.sort();
+        let order: Vec<usize> = processed.iter().map(|(_, _, record)| *record).collect();
+        prop_assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "lane {lane}: processed out of order or twice: {order:?}"
+        );
+    }
     Ok(())
 }
 
@@ -675,6 +822,7 @@ fn ten_thousand_records_in_one_batch() {
             budget_ms: 60_000,
             tenant_batch,
             batch_max_bytes: 64 * 1024,
+            sync: tenant_batch,
         })
         .unwrap();
     }
