@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it: formatting, lints, then every test of the workspace
 # (unit, integration, end-to-end through the Lambda stand-in, conformance under AWS's Runtime
-# Interface Emulator, and each benchmark run once as a smoke test). Needs the Rust toolchain,
-# python3 with pip (to fetch the emulator from PyPI) and curl (used by script functions in tests).
+# Interface Emulator, tests against moto's AWS-API server, and each benchmark run once as a smoke
+# test). Needs the Rust toolchain, python3 with pip and venv (to fetch the emulator and moto from
+# PyPI) and curl (used by script functions in tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ fi
 
 echo "== fetch AWS's Runtime Interface Emulator (aws-sam-cli wheel, PyPI)"
 ./scripts/fetch-rie.sh
+
+echo "== install moto's server (PyPI) for the tests against a real AWS-API server"
+./scripts/fetch-moto.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

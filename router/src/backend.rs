@@ -1,9 +1,11 @@
 //! The one seam in front of AWS: "invoke the backend for a tenant" (async, or sync with the
-//! backend's answer) and "quarantine a record".
+//! backend's answer), "write a message to the quarantine queue" and "keep a record in the
+//! quarantine bucket".
 //!
-//! [`Backend`] is implemented by [`AwsBackend`] (aws-sdk-lambda and aws-sdk-sqs, pointed at AWS or
-//! at any endpoint through the SDK's own `AWS_ENDPOINT_URL_*` settings) and by in-memory fakes in
-//! tests. Every Invoke failure is classified here, once, into [`FailureClass`].
+//! [`Backend`] is implemented by [`AwsBackend`] (aws-sdk-lambda, aws-sdk-sqs and aws-sdk-s3,
+//! pointed at AWS or at any endpoint through the SDK's own `AWS_ENDPOINT_URL_*` settings) and by
+//! in-memory fakes in tests. Every Invoke failure is classified here, once, into
+//! [`FailureClass`]; every quarantine write failure into retried or not ([`WriteFailure`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -167,12 +169,79 @@ pub trait Backend: Send + Sync {
     /// Whether a quarantine queue is configured.
     fn has_quarantine(&self) -> bool;
 
-    /// Writes a rejected record to the quarantine queue.
+    /// The quarantine bucket (`ROUTER_QUARANTINE_BUCKET`), if one is configured.
+    fn quarantine_bucket(&self) -> Option<&str> {
+        None
+    }
+
+    /// Writes one message to the quarantine queue.
     fn quarantine(
         &self,
-        body: String,
-        reason: &str,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+        message: QuarantineMessage<'_>,
+    ) -> impl Future<Output = Result<(), WriteFailure>> + Send;
+
+    /// Keeps a record too large for a quarantine message in the quarantine bucket at `key`.
+    fn keep_record(
+        &self,
+        _key: &str,
+        _record: &[u8],
+    ) -> impl Future<Output = Result<(), WriteFailure>> + Send {
+        async {
+            Err(WriteFailure::permanent(
+                "no quarantine bucket is configured",
+            ))
+        }
+    }
+}
+
+/// One message for the quarantine queue.
+#[derive(Clone, Copy, Debug)]
+pub struct QuarantineMessage<'a> {
+    /// The message body (JSON).
+    pub body: &'a str,
+    /// The rejection's reason code, also sent as the `reason` message attribute.
+    pub reason: &'a str,
+    /// For a FIFO queue: its `MessageGroupId` and `MessageDeduplicationId`.
+    pub fifo: Option<(&'a str, &'a str)>,
+}
+
+/// A failed quarantine write (SQS or S3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteFailure {
+    /// Throttling, 5xx, timeouts, I/O: worth another attempt.
+    pub retryable: bool,
+    /// What went wrong, for the record's outcome.
+    pub message: String,
+}
+
+impl WriteFailure {
+    /// A failure no retry can mend.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            retryable: false,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that may pass.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            retryable: true,
+            message: message.into(),
+        }
+    }
+}
+
+/// Where rejected records go: the quarantine queue, and the bucket that keeps records too large
+/// for a queue message.
+#[derive(Clone, Debug)]
+pub struct Quarantine {
+    /// The SQS client.
+    pub sqs: aws_sdk_sqs::Client,
+    /// `ROUTER_QUARANTINE_QUEUE_URL`.
+    pub queue_url: String,
+    /// The S3 client and `ROUTER_QUARANTINE_BUCKET`.
+    pub bucket: Option<(aws_sdk_s3::Client, String)>,
 }
 
 /// [`Backend`] over the AWS SDK.
@@ -180,7 +249,7 @@ pub trait Backend: Send + Sync {
 pub struct AwsBackend {
     lambda: aws_sdk_lambda::Client,
     function: String,
-    quarantine: Option<(aws_sdk_sqs::Client, String)>,
+    quarantine: Option<Quarantine>,
 }
 
 impl AwsBackend {
@@ -188,7 +257,7 @@ impl AwsBackend {
     pub fn new(
         lambda: aws_sdk_lambda::Client,
         function: String,
-        quarantine: Option<(aws_sdk_sqs::Client, String)>,
+        quarantine: Option<Quarantine>,
     ) -> Self {
         Self {
             lambda,
@@ -260,30 +329,82 @@ impl Backend for AwsBackend {
         self.quarantine.is_some()
     }
 
-    async fn quarantine(&self, body: String, reason: &str) -> Result<(), String> {
-        let Some((sqs, url)) = &self.quarantine else {
-            return Err("no quarantine queue is configured".into());
+    fn quarantine_bucket(&self) -> Option<&str> {
+        self.quarantine
+            .as_ref()?
+            .bucket
+            .as_ref()
+            .map(|(_, bucket)| bucket.as_str())
+    }
+
+    async fn quarantine(&self, message: QuarantineMessage<'_>) -> Result<(), WriteFailure> {
+        let Some(quarantine) = &self.quarantine else {
+            return Err(WriteFailure::permanent("no quarantine queue is configured"));
         };
         let attribute = MessageAttributeValue::builder()
             .data_type("String")
-            .string_value(reason)
+            .string_value(message.reason)
             .build()
-            .map_err(|e| e.to_string())?;
-        sqs.send_message()
-            .queue_url(url)
-            .message_body(body)
-            .message_attributes("reason", attribute)
+            .map_err(|e| WriteFailure::permanent(e.to_string()))?;
+        let mut send = quarantine
+            .sqs
+            .send_message()
+            .queue_url(&quarantine.queue_url)
+            .message_body(message.body)
+            .message_attributes("reason", attribute);
+        if let Some((group, deduplication)) = message.fifo {
+            send = send
+                .message_group_id(group)
+                .message_deduplication_id(deduplication);
+        }
+        send.send().await.map(|_| ()).map_err(write_failure)
+    }
+
+    async fn keep_record(&self, key: &str, record: &[u8]) -> Result<(), WriteFailure> {
+        let Some((s3, bucket)) = self.quarantine.as_ref().and_then(|q| q.bucket.as_ref()) else {
+            return Err(WriteFailure::permanent(
+                "no quarantine bucket is configured",
+            ));
+        };
+        // No encryption header: the bucket's default encryption (the stack's KMS key) applies.
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(aws_sdk_s3::primitives::ByteStream::from(record.to_vec()))
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| match e.as_service_error() {
-                Some(service) => format!(
-                    "{}: {}",
-                    service.code().unwrap_or("error"),
-                    service.message().unwrap_or("")
-                ),
-                None => format!("{e}"),
-            })
+            .map_err(write_failure)
+    }
+}
+
+/// Classifies a failed SQS or S3 call: no answer (timeout, I/O), throttling and 5xx are worth
+/// another attempt; any other error (access denied, a missing queue or bucket, a KMS key that
+/// cannot be used, an invalid message) is not.
+fn write_failure<E: ProvideErrorMetadata + std::error::Error>(
+    error: SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> WriteFailure {
+    match &error {
+        SdkError::ServiceError(context) => {
+            let status = context.raw().status().as_u16();
+            let service = context.err();
+            let code = service.code().unwrap_or("Unknown");
+            let message = format!("{status} {code}: {}", service.message().unwrap_or(""));
+            let throttled = code.contains("Throttl")
+                || matches!(
+                    code,
+                    "RequestThrottled" | "SlowDown" | "RequestLimitExceeded"
+                );
+            WriteFailure {
+                retryable: status >= 500 || status == 429 || throttled,
+                message,
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            WriteFailure::transient(format!("{error}"))
+        }
+        _ => WriteFailure::permanent(format!("{error}")),
     }
 }
 

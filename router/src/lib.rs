@@ -30,7 +30,10 @@ pub mod source;
 /// Logging set-up (shared with the backend).
 pub use shared::telemetry;
 
-pub use backend::{Answer, AwsBackend, Backend, FailureClass, InvokeFailure, InvokeRequest};
+pub use backend::{
+    Answer, AwsBackend, Backend, FailureClass, InvokeFailure, InvokeRequest, Quarantine,
+    QuarantineMessage, WriteFailure,
+};
 pub use config::Config;
 pub use handler::Router;
 pub use invocation::{BatchError, InvocationInfo};

@@ -123,6 +123,9 @@ pub struct RecordMeta<'a> {
     /// The tenant id as found in the record, even if invalid, for logs and the quarantine queue
     /// (set when the record is decoded).
     pub claimed_tenant: OnceLock<String>,
+    /// For a user record of a KPL aggregate (`raw`), its index: the quarantine queue keeps that
+    /// user record alone, not the whole aggregate.
+    pub user_record: Option<usize>,
 }
 
 /// A `claimed_tenant` holding `tenant`, if any.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::backend::{AwsBackend, Backend};
+use crate::backend::{AwsBackend, Backend, Quarantine};
 use crate::config::Config;
 use crate::handler::Router;
 use crate::invocation::InvocationInfo;
@@ -49,7 +49,7 @@ pub enum Command {
 }
 
 /// Builds the AWS backend the way the binary does: the SDK's own configuration chain (region,
-/// credentials, `AWS_ENDPOINT_URL_LAMBDA` / `AWS_ENDPOINT_URL_SQS`), with the SDK's retries and
+/// credentials, `AWS_ENDPOINT_URL_LAMBDA` / `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_S3`), with the SDK's retries and
 /// stalled-stream protection turned off because the router retries itself, within its deadline.
 pub async fn aws_backend(config: &Config) -> AwsBackend {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -68,7 +68,14 @@ pub async fn aws_backend(config: &Config) -> AwsBackend {
     let quarantine = config
         .quarantine_queue_url
         .clone()
-        .map(|url| (aws_sdk_sqs::Client::new(&sdk), url));
+        .map(|queue_url| Quarantine {
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            queue_url,
+            bucket: config
+                .quarantine_bucket
+                .clone()
+                .map(|bucket| (aws_sdk_s3::Client::new(&sdk), bucket)),
+        });
     AwsBackend::new(lambda, config.backend_function.clone(), quarantine)
 }
 

@@ -57,6 +57,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// An aws-sdk-s3 client for `endpoint`: region [`REGION`], static test credentials, the SDK's
+/// retries disabled, path-style addressing (a local server has no per-bucket host names).
+pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::retry::RetryConfig;
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .retry_config(RetryConfig::disabled())
+            .build(),
+    )
+}
+
 /// Blocks until something accepts connections at `address`; panics after `timeout`.
 pub fn wait_until_listening(address: SocketAddr, timeout: Duration) {
     let started = Instant::now();
@@ -139,6 +156,52 @@ impl Rie {
     /// The Invoke API's endpoint URL, for [`lambda_client`].
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.address)
+    }
+}
+
+/// moto's server (an AWS-API server from PyPI that runs without Docker: SQS, S3, DynamoDB,
+/// DynamoDB Streams, Kinesis) on a free port of 127.0.0.1, with a fresh state; stopped on drop.
+#[derive(Debug)]
+pub struct Moto {
+    _child: ChildGuard,
+    endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto's server, installing it first with `scripts/fetch-moto.sh` when
+    /// `target/moto/` does not hold it yet, and waits (up to a minute, else panics) until it
+    /// answers.
+    pub fn start() -> Moto {
+        static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let executable = {
+            let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+            let output = Command::new(root.join("scripts/fetch-moto.sh"))
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("scripts/fetch-moto.sh runs");
+            assert!(output.status.success(), "scripts/fetch-moto.sh failed");
+            root.join(String::from_utf8(output.stdout).unwrap().trim())
+        };
+        let port = free_port();
+        let child = Command::new(executable)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let child = ChildGuard(child);
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        wait_until_listening(address, Duration::from_secs(60));
+        Moto {
+            _child: child,
+            endpoint: format!("http://{address}"),
+        }
+    }
+
+    /// The endpoint URL of every service it serves (`AWS_ENDPOINT_URL`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 }
 

@@ -274,8 +274,11 @@ impl router::Backend for FakeBackend {
         false
     }
 
-    async fn quarantine(&self, _body: String, _reason: &str) -> Result<(), String> {
-        Err("no quarantine queue".into())
+    async fn quarantine(
+        &self,
+        _message: router::QuarantineMessage<'_>,
+    ) -> Result<(), router::WriteFailure> {
+        Err(router::WriteFailure::permanent("no quarantine queue"))
     }
 }
 

@@ -255,8 +255,11 @@ impl Backend for Scripted {
         false
     }
 
-    async fn quarantine(&self, _body: String, _reason: &str) -> Result<(), String> {
-        Err("none".into())
+    async fn quarantine(
+        &self,
+        _message: router::QuarantineMessage<'_>,
+    ) -> Result<(), router::WriteFailure> {
+        Err(router::WriteFailure::permanent("none"))
     }
 }
 

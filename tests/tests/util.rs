@@ -123,14 +123,26 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
     Config::from_lookup(|name| env.get(name).cloned()).expect("valid test configuration")
 }
 
-/// A router whose SDK clients talk to `server` (Lambda and SQS alike).
+/// A router whose SDK clients talk to `server` (Lambda, SQS and S3 alike).
 pub fn router(server: &MockServer, overrides: &[(&str, &str)]) -> Router<AwsBackend> {
+    router_at(&server.uri(), &server.uri(), overrides)
+}
+
+/// A router whose Lambda client talks to `lambda` and whose SQS and S3 clients to `quarantine`.
+pub fn router_at(lambda: &str, quarantine: &str, overrides: &[(&str, &str)]) -> Router<AwsBackend> {
     let config = config(overrides);
-    let lambda = testkit::lambda_client(&server.uri());
+    let lambda = testkit::lambda_client(lambda);
     let quarantine = config
         .quarantine_queue_url
         .clone()
-        .map(|url| (testkit::sqs_client(&server.uri()), url));
+        .map(|queue_url| router::Quarantine {
+            sqs: testkit::sqs_client(quarantine),
+            queue_url,
+            bucket: config
+                .quarantine_bucket
+                .clone()
+                .map(|bucket| (testkit::s3_client(quarantine), bucket)),
+        });
     let backend = AwsBackend::new(lambda, config.backend_function.clone(), quarantine);
     Router::new(config, backend).expect("the router starts")
 }

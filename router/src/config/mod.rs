@@ -58,6 +58,8 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Queue receiving rejected records.
     pub quarantine_queue_url: Option<String>,
+    /// Bucket keeping rejected records too large for a quarantine message.
+    pub quarantine_bucket: Option<String>,
     /// Delivery mode.
     pub delivery: Delivery,
     /// The invocation type, per source (`ROUTER_INVOCATION_TYPE`).
@@ -119,6 +121,7 @@ impl Config {
             max_record_age,
             max_in_flight,
             quarantine_queue_url: quarantine_queue_url(&get)?,
+            quarantine_bucket: quarantine_bucket(&get)?,
             delivery,
             invocation,
             batch_max_bytes_setting,
@@ -245,6 +248,38 @@ fn quarantine_queue_url(get: &impl Lookup) -> Result<Option<String>, ConfigError
         });
     }
     Ok(Some(url.trim().to_owned()))
+}
+
+/// `ROUTER_QUARANTINE_BUCKET`: an S3 bucket name (3–63 lowercase letters, digits, `.` and `-`,
+/// starting and ending with a letter or digit), only with a quarantine queue, whose messages
+/// point into it.
+fn quarantine_bucket(get: &impl Lookup) -> Result<Option<String>, ConfigError> {
+    let Some(bucket) = get("ROUTER_QUARANTINE_BUCKET") else {
+        return Ok(None);
+    };
+    let bucket = bucket.trim().to_owned();
+    let problem = |problem: String| ConfigError {
+        variable: "ROUTER_QUARANTINE_BUCKET",
+        problem,
+    };
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && edge(bucket.chars().next())
+        && edge(bucket.chars().last());
+    if !valid {
+        return Err(problem(format!("{bucket:?} is not an S3 bucket name")));
+    }
+    if get("ROUTER_QUARANTINE_QUEUE_URL").is_none() {
+        return Err(problem(
+            "needs ROUTER_QUARANTINE_QUEUE_URL: the bucket holds records whose quarantine \
+             message points to them"
+                .into(),
+        ));
+    }
+    Ok(Some(bucket))
 }
 
 #[cfg(test)]
@@ -375,6 +410,7 @@ mod tests {
             ("ROUTER_JWT_ALGORITHMS", "none"),
             ("ROUTER_JWT_ALGORITHMS", "ES256,rs256"),
             ("ROUTER_JWT_ALGORITHMS", " , "),
+            ("ROUTER_QUARANTINE_BUCKET", "quarantine-bucket"),
         ] {
             let err = config(&with(&[(variable, value)])).unwrap_err();
             assert_eq!(err.variable, variable, "{value:?}: {err}");
@@ -497,6 +533,27 @@ mod tests {
         assert_eq!(c.retry.max_attempts, 1);
         assert_eq!(c.retry.base_delay, c.retry.max_delay);
         assert!(c.quarantine_queue_url.is_some());
+        let queue = (
+            "ROUTER_QUARANTINE_QUEUE_URL",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+        );
+        let c = config(&with(&[
+            queue,
+            ("ROUTER_QUARANTINE_BUCKET", "tenant-router.q-1"),
+        ]))
+        .unwrap();
+        assert_eq!(c.quarantine_bucket.as_deref(), Some("tenant-router.q-1"));
+        for bad in [
+            "Upper",
+            "ab",
+            "-edge",
+            "edge-",
+            "under_score",
+            "s3://bucket",
+        ] {
+            let err = config(&with(&[queue, ("ROUTER_QUARANTINE_BUCKET", bad)])).unwrap_err();
+            assert_eq!(err.variable, "ROUTER_QUARANTINE_BUCKET", "{bad}");
+        }
         let err = config(&with(&[("ROUTER_RETRY_MAX_ATTEMPTS", "0")])).unwrap_err();
         assert!(err.problem.contains("at least 1"), "{err}");
         let err = config(&with(&[

@@ -246,8 +246,11 @@ mod tests {
         fn has_quarantine(&self) -> bool {
             false
         }
-        async fn quarantine(&self, _: String, _: &str) -> Result<(), String> {
-            Err("none".into())
+        async fn quarantine(
+            &self,
+            _: crate::backend::QuarantineMessage<'_>,
+        ) -> Result<(), crate::backend::WriteFailure> {
+            Err(crate::backend::WriteFailure::permanent("none"))
         }
     }
 

@@ -255,6 +255,7 @@ pub(crate) fn unreadable_record<'a>(
             raw,
             lane: None,
             claimed_tenant: std::sync::OnceLock::new(),
+            user_record: None,
         },
         decoded: Pending::ready(Err(Rejection::new(
             "malformed-record",

@@ -69,6 +69,7 @@ pub fn decode<'a>(
                 raw,
                 lane,
                 claimed_tenant: claimed(claimed_tenant),
+                user_record: None,
             },
             decoded,
         });

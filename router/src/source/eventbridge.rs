@@ -78,6 +78,7 @@ pub fn decode<'a>(
             raw,
             lane: None,
             claimed_tenant: claimed(claimed_tenant),
+            user_record: None,
         },
         decoded,
     })

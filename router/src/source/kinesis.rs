@@ -93,6 +93,7 @@ pub fn decode<'a>(
                                 raw,
                                 lane: Some(user.partition_key),
                                 claimed_tenant: claimed(claimed_tenant),
+                                user_record: Some(sub),
                             },
                             decoded,
                         });
@@ -104,6 +105,7 @@ pub fn decode<'a>(
                         raw,
                         lane: Some(record.kinesis.partition_key.clone()),
                         claimed_tenant: std::sync::OnceLock::new(),
+                        user_record: None,
                     },
                     decoded: Pending::ready(Err(Rejection::new("kpl-malformed", problem))),
                 }),
@@ -113,6 +115,7 @@ pub fn decode<'a>(
                         raw,
                         lane: Some(record.kinesis.partition_key.clone()),
                         claimed_tenant: std::sync::OnceLock::new(),
+                        user_record: None,
                     },
                     decoded: Pending::panicked("de-aggregating the KPL record"),
                 }),
@@ -139,11 +142,35 @@ pub fn decode<'a>(
                 raw,
                 lane: Some(partition_key),
                 claimed_tenant: claimed(claimed_tenant),
+                user_record: None,
             },
             decoded,
         });
     }
     Ok(records)
+}
+
+/// User record `index` of the KPL aggregate `raw` as a Kinesis record of its own, the way the
+/// quarantine queue keeps it: the aggregate's record with `kinesis.data` and
+/// `kinesis.partitionKey` those of the user record, and `kinesis.subSequenceNumber` its index.
+/// `None` when `raw` is not an aggregate holding that user record. De-aggregating again costs
+/// nothing unless a user record is rejected.
+pub fn user_record_alone(raw: &RawValue, index: usize) -> Option<Box<RawValue>> {
+    use base64::Engine;
+    let mut record: Value = serde_json::from_str(raw.get()).ok()?;
+    let data = record["kinesis"]["data"].as_str()?;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .ok()?;
+    let user = kpl::deaggregate(&data).ok()?.into_iter().nth(index)?;
+    let kinesis = record.get_mut("kinesis")?.as_object_mut()?;
+    kinesis.insert(
+        "data".into(),
+        Value::String(base64::engine::general_purpose::STANDARD.encode(&user.data)),
+    );
+    kinesis.insert("partitionKey".into(), Value::String(user.partition_key));
+    kinesis.insert("subSequenceNumber".into(), Value::from(index));
+    serde_json::value::to_raw_value(&record).ok()
 }
 
 /// The record data as a JSON payload, or why it is not one.

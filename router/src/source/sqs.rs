@@ -81,6 +81,7 @@ pub fn decode<'a>(raw: &[&'a RawValue]) -> Result<(Vec<Record<'a>>, bool), Batch
                 raw,
                 lane: head.attributes.message_group_id.map(Cow::into_owned),
                 claimed_tenant: OnceLock::new(),
+                user_record: None,
             },
             decoded: Pending::Deferred {
                 raw,
