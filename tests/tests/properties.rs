@@ -318,6 +318,8 @@ struct Case {
     batch_max_bytes: usize,
     /// `ROUTER_INVOCATION_TYPE=request-response` rather than `event`.
     sync: bool,
+    /// `ROUTER_BATCH_HOLD_BYTES`: small, so that chunks are sent early to make room often.
+    batch_hold_bytes: usize,
 }
 
 fn case(kind: Kind) -> impl Strategy<Value = Case> {
@@ -331,6 +333,7 @@ fn case(kind: Kind) -> impl Strategy<Value = Case> {
             any::<bool>(),
             300usize..5000,
             any::<bool>(),
+            500usize..30_000,
         )
             .prop_map(
                 move |(
@@ -342,6 +345,7 @@ fn case(kind: Kind) -> impl Strategy<Value = Case> {
                     tenant_batch,
                     batch_max_bytes,
                     sync,
+                    batch_hold_bytes,
                 )| Case {
                     kind,
                     records,
@@ -352,6 +356,7 @@ fn case(kind: Kind) -> impl Strategy<Value = Case> {
                     tenant_batch,
                     batch_max_bytes,
                     sync,
+                    batch_hold_bytes,
                 },
             )
     })
@@ -526,6 +531,10 @@ fn check(case: Case) -> Result<(), TestCaseError> {
                     "event"
                 }
                 .into(),
+            ),
+            (
+                "ROUTER_BATCH_HOLD_BYTES".into(),
+                case.batch_hold_bytes.to_string(),
             ),
         ])
         .collect();
@@ -826,6 +835,7 @@ fn ten_thousand_records_in_one_batch() {
             tenant_batch,
             batch_max_bytes: 64 * 1024,
             sync: tenant_batch,
+            batch_hold_bytes: 256 * 1024,
         })
         .unwrap();
     }

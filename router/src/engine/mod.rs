@@ -58,11 +58,18 @@ pub async fn route<'a, B: Backend>(
     let outcomes = {
         let ledger = Ledger::new(&metas, context.ordering, lanes.len(), context.source);
         let packer = Packer::new(&ledger, context);
-        futures::stream::iter(lanes.into_iter().enumerate())
+        let lanes = futures::stream::iter(lanes.into_iter().enumerate())
             .for_each_concurrent(packer.lane_concurrency(), |(number, lane)| {
                 run_lane(number, lane, &ledger, &packer, context)
-            })
-            .await;
+            });
+        // Chunks sealed to keep within the hold budget go out beside the lanes.
+        futures::join!(
+            async {
+                lanes.await;
+                packer.close_early();
+            },
+            packer.send_early()
+        );
         packer.finish().await;
         drop(packer);
         ledger.into_outcomes()

@@ -4,8 +4,10 @@
 //! - `tenant-batch`: a record joins its tenant's open chunk, an envelope batch
 //!   ([`shared::BatchPayload`]) of at most `ROUTER_BATCH_MAX_BYTES`; a chunk is sent when the
 //!   next record does not fit, when a lane needs it delivered before its next record may go,
-//!   when the chunks held together exceed `ROUTER_BATCH_HOLD_BYTES` (the largest goes), so a large
-//!   batch of many tenants never holds every envelope, and at the end of the batch.
+//!   when the chunks held together exceed `ROUTER_BATCH_HOLD_BYTES` (the largest go, as many as
+//!   it takes to make room, sent alongside while the records go on taking turns, and the next
+//!   record waits for their delivery), so a large batch of many tenants never holds every
+//!   envelope, and at the end of the batch.
 //!
 //! Order within a lane: a lane's record may join the chunk that holds the lane's previous record
 //! (one Invoke keeps their order); any other chunk only after that one has been sent and the
@@ -89,6 +91,8 @@ struct Chunks {
     sending: HashMap<u64, watch::Receiver<bool>>,
     /// Bytes of the chunks not yet delivered (open, or sealed and on their way).
     held_bytes: usize,
+    /// Of those, the bytes of the sealed chunks: freed as they are delivered.
+    sealed_bytes: usize,
     /// Per tenant, the chunk sealed last: the next one is sent after it.
     last_sealed: HashMap<TenantId, u64>,
 }
@@ -108,6 +112,7 @@ impl Chunks {
     fn seal(&mut self, tenant: &TenantId) -> Option<Sealed> {
         let open = self.open.remove(tenant)?;
         let bytes = open.batch.len();
+        self.sealed_bytes += bytes;
         let (done, waiting) = watch::channel(false);
         self.sending.insert(open.id, waiting);
         let after = self
@@ -134,6 +139,17 @@ pub struct Packer<'e, B> {
     delivered: Notify,
     /// At most `max_in_flight` Invokes at once, in both modes.
     invokes: Semaphore,
+    /// Chunks sealed to make room under the hold budget, for [`Packer::send_early`].
+    early: Mutex<Early>,
+    /// Told when `early` changes.
+    early_changed: Notify,
+}
+
+/// Chunks sealed early, waiting to be sent, and whether more may come.
+#[derive(Default)]
+struct Early {
+    queue: std::collections::VecDeque<(TenantId, Sealed)>,
+    closed: bool,
 }
 
 enum Step {
@@ -163,7 +179,47 @@ impl<'e, B: Backend> Packer<'e, B> {
             turns: Mutex::default(),
             delivered: Notify::new(),
             invokes: Semaphore::new(context.config.max_in_flight),
+            early: Mutex::default(),
+            early_changed: Notify::new(),
         }
+    }
+
+    /// Sends the chunks sealed to make room under the hold budget, each as soon as it is sealed
+    /// and all at once (the Invoke slots bound them), until [`Packer::close_early`] and the
+    /// queue is empty. Runs beside the lanes, so the record that needed the room waits only for
+    /// a delivery, never for a send to start.
+    pub async fn send_early(&self) {
+        if self.chunks.is_none() {
+            return;
+        }
+        let next = |()| async move {
+            loop {
+                let changed = self.early_changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                {
+                    let mut early = self.early.lock().expect("early lock");
+                    if let Some(item) = early.queue.pop_front() {
+                        return Some((item, ()));
+                    }
+                    if early.closed {
+                        return None;
+                    }
+                }
+                changed.await;
+            }
+        };
+        futures::stream::unfold((), next)
+            .for_each_concurrent(None, |(tenant, sealed)| async move {
+                self.send_sealed(&tenant, sealed).await;
+            })
+            .await;
+    }
+
+    /// No more chunks will be sealed early: [`Packer::send_early`] ends once it has sent them.
+    pub fn close_early(&self) {
+        self.early.lock().expect("early lock").closed = true;
+        self.early_changed.notify_waiters();
     }
 
     /// How many lanes run at once: `max_in_flight`, except for an ordered batch in
@@ -345,8 +401,9 @@ impl<'e, B: Backend> Packer<'e, B> {
     }
 
     /// Waits, with the turn, until `more` bytes fit under `batch_hold_bytes` with the chunks
-    /// not yet delivered: the largest open chunk is sent, or, with none open, the next delivery
-    /// is awaited. Memory stays bounded however large the batch, and records keep their order.
+    /// not yet delivered: the largest open chunks are sealed, until the sealed ones free enough
+    /// room once delivered, and handed to [`Packer::send_early`]; then the next delivery is
+    /// awaited. Memory stays bounded however large the batch, and records keep their order.
     async fn within_budget(&self, more: usize) {
         let Some(chunks) = &self.chunks else {
             return;
@@ -357,23 +414,35 @@ impl<'e, B: Backend> Packer<'e, B> {
             delivered.as_mut().enable();
             let largest = {
                 let mut chunks = chunks.lock().expect("chunks lock");
-                if chunks.held_bytes + more <= self.context.config.batch_hold_bytes
-                    || chunks.held_bytes == 0
-                {
+                let budget = self.context.config.batch_hold_bytes;
+                if chunks.held_bytes + more <= budget || chunks.held_bytes == 0 {
                     return;
                 }
-                let largest = chunks
-                    .open
-                    .iter()
-                    .max_by_key(|(_, open)| open.batch.len())
-                    .map(|(tenant, _)| tenant.clone());
-                largest.map(|tenant| {
+                // Enough is on its way to make room: wait for it. "Enough" is at least a
+                // quarter of the budget, so that under pressure a quarter of the held bytes is
+                // always on its way, and records wait one round trip per quarter budget, not
+                // per record (BENCHMARKS.md, against a 20 ms backend: a half frees no more
+                // time and sends more, smaller Invokes).
+                let needed = (chunks.held_bytes + more - budget).max(budget / 4);
+                if chunks.sealed_bytes >= needed {
+                    None
+                } else {
+                    chunks
+                        .open
+                        .iter()
+                        .max_by_key(|(_, open)| open.batch.len())
+                        .map(|(tenant, _)| tenant.clone())
+                }
+                .map(|tenant| {
                     let sealed = chunks.seal(&tenant).expect("an open chunk");
                     (tenant, sealed)
                 })
             };
             match largest {
-                Some((tenant, sealed)) => self.send_sealed(&tenant, sealed).await,
+                Some(item) => {
+                    self.early.lock().expect("early lock").queue.push_back(item);
+                    self.early_changed.notify_waiters();
+                }
                 None => delivered.await,
             }
         }
@@ -422,6 +491,7 @@ impl<'e, B: Backend> Packer<'e, B> {
             let mut chunks = chunks.lock().expect("chunks lock");
             chunks.sending.remove(&id);
             chunks.held_bytes -= bytes;
+            chunks.sealed_bytes -= bytes;
         }
         done.send_replace(true);
         self.delivered.notify_waiters();
