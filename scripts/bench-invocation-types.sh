@@ -10,7 +10,9 @@
 # and 1,024 MB of router memory. Not part of the test suite (timings are not assertions).
 #
 #   scripts/bench-invocation-types.sh                  # REPEAT=3 PY_REPEAT=1 DELAY_MS=20
+#   SYNC_DELAY_MS=120 PY_REPEAT=0 scripts/bench-invocation-types.sh   # a backend that runs 100 ms
 #   RECORDS=2000 REPEAT=1 PY_REPEAT=0 scripts/bench-invocation-types.sh
+#   REPORT_ONLY=1 scripts/bench-invocation-types.sh    # the tables again, from the last runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,11 +20,14 @@ RECORDS=${RECORDS:-10000}
 REPEAT=${REPEAT:-3}
 PY_REPEAT=${PY_REPEAT:-1}
 DELAY_MS=${DELAY_MS:-20}
+SYNC_DELAY_MS=${SYNC_DELAY_MS:-$DELAY_MS}
 BENCH=${SHARED_BENCH:-../shared/bench}
 OUT=target/bench/invocation-types
 mkdir -p "$OUT"
 VENV=target/bench/venv
+NAMES=(record-event record-request-response tenant-batch-event tenant-batch-request-response)
 
+if [ -z "${REPORT_ONLY:-}" ]; then
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q boto3 aws-lambda-powertools PyJWT cryptography
@@ -33,7 +38,8 @@ rm -rf "$OUT/workload"
 "$VENV/bin/python" "$BENCH/make_workload.py" "$OUT/workload" --records "$RECORDS" >/dev/null
 FILES=("$OUT"/workload/batch-*.json)
 
-target/release/bench-sink --delay-ms "$DELAY_MS" >"$OUT/sink.addr" 2>"$OUT/sink.log" &
+target/release/bench-sink --delay-ms "$DELAY_MS" --sync-delay-ms "$SYNC_DELAY_MS" \
+  >"$OUT/sink.addr" 2>"$OUT/sink.log" &
 SINK=$!
 trap 'kill "$SINK" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do [ -s "$OUT/sink.addr" ] && break; sleep 0.1; done
@@ -68,7 +74,6 @@ print(n)' "$OUT/err-$name")
   echo "$(cat "$OUT/time-$name") $invokes" >>"$OUT/times-$name"
 }
 
-NAMES=(record-event record-request-response tenant-batch-event tenant-batch-request-response)
 for name in python "${NAMES[@]}"; do rm -f "$OUT/times-$name"; done
 for _ in $(seq "$REPEAT"); do
   for delivery in record tenant-batch; do
@@ -83,11 +88,15 @@ for _ in $(seq "$PY_REPEAT"); do
   # The Python router writes no EMF: one Invoke per record.
   sed -i "\$ s/ 0\$/ $RECORDS/" "$OUT/times-python"
 done
+kill "$SINK" 2>/dev/null || true
+fi
+FILES=("$OUT"/workload/batch-*.json)
 
-python3 - "$OUT" "$RECORDS" "${#FILES[@]}" "$DELAY_MS" "${NAMES[@]}" <<'PY'
+python3 - "$OUT" "$RECORDS" "${#FILES[@]}" "$DELAY_MS" "$SYNC_DELAY_MS" "${NAMES[@]}" <<'PY'
 import os, statistics, sys
-out, records, batches, delay = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-names = sys.argv[5:] + (["python"] if os.path.exists(f"{out}/times-python") else [])
+out, records, batches = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+delay, sync_delay = sys.argv[4], sys.argv[5]
+names = sys.argv[6:] + (["python"] if os.path.exists(f"{out}/times-python") else [])
 rows = {}
 for name in names:
     runs = [list(map(float, l.split())) for l in open(f"{out}/times-{name}")]
@@ -96,8 +105,8 @@ for name in names:
     rss = max(r[3] for r in runs) / 1024
     invokes = statistics.median(r[4] for r in runs)
     rows[name] = (cpu, wall, rss, invokes, len(runs))
-print(f"{records} records in {batches} batches, sink answering after {delay} ms; median of the "
-      f"runs shown; whole processes (/usr/bin/time)\n")
+print(f"{records} records in {batches} batches, sink answering async Invokes after {delay} ms and "
+      f"sync ones after {sync_delay} ms; median of the runs shown; whole processes (/usr/bin/time)\n")
 print("| run | runs | CPU s | CPU µs/record | wall s | wall µs/record | Invokes | max RSS MiB |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for name, (cpu, wall, rss, invokes, n) in rows.items():
@@ -124,5 +133,5 @@ for name, (cpu, wall, rss, invokes, n) in rows.items():
         backend = invokes * scale
         d, r = gbs * GB_S, (router_requests + backend) * REQ
         print(f"| {name} | {memory} MB | {gbs:,.0f} | {router_requests:,.0f} | {backend:,.0f} "
-              f"| {d:.2f} | {r:.2f} | {d + r:.2f} |")
+              f"| {d:.4f} | {r:.4f} | {d + r:.4f} |")
 PY

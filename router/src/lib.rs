@@ -32,7 +32,7 @@ pub use shared::telemetry;
 
 pub use backend::{
     Answer, AwsBackend, Backend, FailureClass, InvokeFailure, InvokeRequest, Quarantine,
-    QuarantineMessage, WriteFailure,
+    QuarantineBucket, QuarantineMessage, WriteFailure,
 };
 pub use config::Config;
 pub use handler::Router;

@@ -37,7 +37,13 @@ async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let backend = aws_backend(&config).await;
+    let backend = match aws_backend(&config).await {
+        Ok(backend) => backend,
+        Err(e) => {
+            eprintln!("router: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let in_lambda = cli.command.is_none();
     let router = match Router::new(config, backend) {
         // EMF documents go to stdout inside Lambda (CloudWatch reads them there); `replay` keeps

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::backend::{AwsBackend, Backend, Quarantine};
+use crate::backend::{AwsBackend, Backend, Quarantine, QuarantineBucket};
 use crate::config::Config;
 use crate::handler::Router;
 use crate::invocation::InvocationInfo;
@@ -51,7 +51,8 @@ pub enum Command {
 /// Builds the AWS backend the way the binary does: the SDK's own configuration chain (region,
 /// credentials, `AWS_ENDPOINT_URL_LAMBDA` / `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_S3`), with the SDK's retries and
 /// stalled-stream protection turned off because the router retries itself, within its deadline.
-pub async fn aws_backend(config: &Config) -> AwsBackend {
+/// Fails when the quarantine bucket cannot be addressed.
+pub async fn aws_backend(config: &Config) -> Result<AwsBackend, String> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .stalled_stream_protection(
@@ -65,18 +66,41 @@ pub async fn aws_backend(config: &Config) -> AwsBackend {
         .load()
         .await;
     let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let bucket = match config.quarantine_bucket.as_deref() {
+        None => None,
+        Some(name) => {
+            // The SDK's endpoint convention: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL (a local
+            // server, addressed by path), else the region's S3 endpoint (virtual-hosted).
+            let configured = std::env::var("AWS_ENDPOINT_URL_S3")
+                .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+                .ok()
+                .filter(|url| !url.trim().is_empty());
+            let region = sdk.region().map_or("us-east-1", |r| r.as_ref()).to_owned();
+            let endpoint = configured
+                .clone()
+                .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+            let credentials = sdk
+                .credentials_provider()
+                .ok_or("ROUTER_QUARANTINE_BUCKET: no AWS credentials are configured")?;
+            Some(
+                QuarantineBucket::new(&endpoint, configured.is_some(), name, &region, credentials)
+                    .map_err(|e| format!("ROUTER_QUARANTINE_BUCKET: {e}"))?,
+            )
+        }
+    };
     let quarantine = config
         .quarantine_queue_url
         .clone()
         .map(|queue_url| Quarantine {
             sqs: aws_sdk_sqs::Client::new(&sdk),
             queue_url,
-            bucket: config
-                .quarantine_bucket
-                .clone()
-                .map(|bucket| (aws_sdk_s3::Client::new(&sdk), bucket)),
+            bucket,
         });
-    AwsBackend::new(lambda, config.backend_function.clone(), quarantine)
+    Ok(AwsBackend::new(
+        lambda,
+        config.backend_function.clone(),
+        quarantine,
+    ))
 }
 
 /// Why a replayed file produced no response.

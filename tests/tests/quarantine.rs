@@ -11,19 +11,23 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::util::*;
 
-async fn send_message_bodies(server: &MockServer) -> Vec<Value> {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| {
-            r.headers
-                .get("x-amz-target")
-                .is_some_and(|t| t == "AmazonSQS.SendMessage")
-        })
-        .map(|r| serde_json::from_slice(&r.body).expect("JSON request"))
-        .collect()
+/// SQS's answer to a `SendMessage` that fails on its side (500 `InternalError`).
+fn sqs_internal_error() -> ResponseTemplate {
+    ResponseTemplate::new(500)
+        .insert_header("content-type", "application/x-amz-json-1.0")
+        .set_body_string(r#"{"__type":"com.amazonaws.sqs#InternalError","message":"boom"}"#)
+}
+
+/// Answers `SendMessage` with `answer` (at most `times` times when given), before any other mock.
+async fn send_message_answers(server: &MockServer, answer: ResponseTemplate, times: Option<u64>) {
+    let mock = Mock::given(method("POST"))
+        .and(header("x-amz-target", "AmazonSQS.SendMessage"))
+        .respond_with(answer)
+        .with_priority(1);
+    match times {
+        Some(n) => mock.up_to_n_times(n).mount(server).await,
+        None => mock.mount(server).await,
+    }
 }
 
 fn queue_url(server: &MockServer) -> String {
@@ -33,16 +37,7 @@ fn queue_url(server: &MockServer) -> String {
 #[tokio::test]
 async fn rejected_records_are_quarantined_with_reason_and_original_record() {
     let server = lambda_server().await;
-    Mock::given(method("POST"))
-        .and(header("x-amz-target", "AmazonSQS.SendMessage"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("content-type", "application/x-amz-json-1.0")
-                .set_body_string(r#"{"MessageId":"q-1"}"#),
-        )
-        .mount(&server)
-        .await;
-    let url = queue_url(&server);
+    let url = mount_quarantine(&server).await;
     let router = router(&server, &[("ROUTER_QUARANTINE_QUEUE_URL", url.as_str())]);
     let event = fixture("sqs/fifo-groups.json");
     let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
@@ -60,7 +55,7 @@ async fn rejected_records_are_quarantined_with_reason_and_original_record() {
     assert!(matches!(report.outcomes[4], Outcome::Invoked { .. }));
     assert_eq!(reported(&report.response), Vec::<String>::new());
 
-    let sent = send_message_bodies(&server).await;
+    let sent = quarantined(&server).await;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["QueueUrl"], url);
     assert_eq!(
@@ -82,17 +77,7 @@ async fn rejected_records_are_quarantined_with_reason_and_original_record() {
 #[tokio::test]
 async fn a_failed_quarantine_write_reports_the_record() {
     let server = lambda_server().await;
-    Mock::given(method("POST"))
-        .and(header("x-amz-target", "AmazonSQS.SendMessage"))
-        .respond_with(
-            ResponseTemplate::new(500)
-                .insert_header("content-type", "application/x-amz-json-1.0")
-                .set_body_string(
-                    r#"{"__type":"com.amazonaws.sqs#InternalError","message":"boom"}"#,
-                ),
-        )
-        .mount(&server)
-        .await;
+    send_message_answers(&server, sqs_internal_error(), None).await;
     let url = queue_url(&server);
     let router = router(&server, &[("ROUTER_QUARANTINE_QUEUE_URL", url.as_str())]);
     let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
@@ -112,17 +97,7 @@ async fn a_failed_quarantine_write_reports_the_record() {
 #[tokio::test]
 async fn a_transient_quarantine_failure_is_retried() {
     let server = lambda_server().await;
-    Mock::given(method("POST"))
-        .and(header("x-amz-target", "AmazonSQS.SendMessage"))
-        .respond_with(
-            ResponseTemplate::new(500)
-                .insert_header("content-type", "application/x-amz-json-1.0")
-                .set_body_string(r#"{"__type":"com.amazonaws.sqs#InternalError","message":"x"}"#),
-        )
-        .up_to_n_times(2)
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    send_message_answers(&server, sqs_internal_error(), Some(2)).await;
     let url = mount_quarantine(&server).await;
     let router = router(&server, &[("ROUTER_QUARANTINE_QUEUE_URL", url.as_str())]);
     let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
@@ -142,7 +117,7 @@ async fn a_transient_quarantine_failure_is_retried() {
         report.outcomes[0]
     );
     assert_eq!(
-        send_message_bodies(&server).await.len(),
+        quarantined(&server).await.len(),
         3,
         "two failures, then success"
     );

@@ -138,10 +138,13 @@ pub fn router_at(lambda: &str, quarantine: &str, overrides: &[(&str, &str)]) -> 
         .map(|queue_url| router::Quarantine {
             sqs: testkit::sqs_client(quarantine),
             queue_url,
-            bucket: config
-                .quarantine_bucket
-                .clone()
-                .map(|bucket| (testkit::s3_client(quarantine), bucket)),
+            bucket: config.quarantine_bucket.as_deref().map(|bucket| {
+                let credentials = aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new("test", "test", None, None, "tests"),
+                );
+                router::QuarantineBucket::new(quarantine, true, bucket, "us-east-1", credentials)
+                    .expect("a bucket")
+            }),
         });
     let backend = AwsBackend::new(lambda, config.backend_function.clone(), quarantine);
     Router::new(config, backend).expect("the router starts")

@@ -1,9 +1,10 @@
-//! `bench-sink [PORT] [--delay-ms N]`: an Invoke API that keeps nothing, so that router
+//! `bench-sink [PORT] [--delay-ms N] [--sync-delay-ms N]`: an Invoke API that keeps nothing, so that router
 //! benchmarks measure the router, not the backend. An async Invoke (`X-Amz-Invocation-Type:
 //! Event`) is answered 202; a sync one (`RequestResponse`) 200 with what the tenant guard would
 //! answer when every record succeeds (`{}` for one envelope, `{"records": [{"id", "status":
 //! "processed"}…]}` for an envelope batch). `--delay-ms` answers after that long (20 ms is the
-//! order of an in-region Invoke round trip). Prints the address it listens on (`127.0.0.1:PORT`,
+//! order of an in-region Invoke round trip); `--sync-delay-ms` answers sync Invokes after that
+//! long instead (the round trip plus the backend's run; default: `--delay-ms`). Prints the address it listens on (`127.0.0.1:PORT`,
 //! an ephemeral port by default) and a count of the requests it answered when it gets SIGTERM or
 //! Ctrl-C. Benchmark tooling only.
 
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 async fn main() -> anyhow::Result<()> {
     let mut port = 0u16;
     let mut delay = Duration::ZERO;
+    let mut sync_delay = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -28,9 +30,14 @@ async fn main() -> anyhow::Result<()> {
                 let ms: u64 = args.next().unwrap_or_default().parse()?;
                 delay = Duration::from_millis(ms);
             }
+            "--sync-delay-ms" => {
+                let ms: u64 = args.next().unwrap_or_default().parse()?;
+                sync_delay = Some(Duration::from_millis(ms));
+            }
             other => port = other.parse()?,
         }
     }
+    let sync_delay = sync_delay.unwrap_or(delay);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("{}", listener.local_addr()?);
     let answered = Arc::new(AtomicU64::new(0));
@@ -41,12 +48,13 @@ async fn main() -> anyhow::Result<()> {
             let counter = counter.clone();
             async move {
                 counter.fetch_add(1, Ordering::Relaxed);
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
                 let sync = headers
                     .get("x-amz-invocation-type")
                     .is_some_and(|t| t == "RequestResponse");
+                let wait = if sync { sync_delay } else { delay };
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
                 if !sync {
                     return (StatusCode::ACCEPTED, [("x-amzn-requestid", "bench")]).into_response();
                 }

@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
             None,
         )
     } else {
-        aws_backend(&config).await
+        aws_backend(&config).await.map_err(anyhow::Error::msg)?
     };
     // Everything the router would decode is extracted here, before measuring.
     let mut batches: Vec<Vec<(TenantId, Vec<u8>)>> = Vec::new();
