@@ -502,6 +502,29 @@ fn processed_in_order(log: &std::path::Path) -> BTreeMap<String, Vec<String>> {
     processed
 }
 
+/// Replays `event` (written to a scratch file `name`) with the router settings `overrides`, and
+/// returns the summary, the stand-in and its environments' log.
+async fn replay_event(
+    name: &str,
+    event: &Value,
+    overrides: &[(&str, &str)],
+) -> (local::replay::Summary, Arc<Service>, PathBuf) {
+    let file = scratch(name);
+    std::fs::write(&file, event.to_string()).unwrap();
+    let settings = settings();
+    let output = settings.environment_output.clone().unwrap();
+    let (summary, service) = replay(
+        settings,
+        &[file],
+        Duration::from_secs(60),
+        AT,
+        lookup(overrides),
+    )
+    .await
+    .unwrap();
+    (summary, service, output)
+}
+
 /// `request-response`: a FIFO group's records run at the backend one after another, in order:
 /// each tenant (one group each) is served by a single environment — a second Invoke of the group
 /// while one ran would have started another — and its environment processed the group in batch
@@ -521,19 +544,12 @@ async fn request_response_keeps_fifo_order_and_one_at_a_time_at_the_backend() {
             )
         })
         .collect();
-    let file = scratch("fifo-request-response.json");
-    std::fs::write(&file, fifo_event(&records).to_string()).unwrap();
-    let settings = settings();
-    let output = settings.environment_output.clone().unwrap();
-    let (summary, service) = replay(
-        settings,
-        &[file],
-        Duration::from_secs(60),
-        AT,
-        lookup(&[("ROUTER_INVOCATION_TYPE", "sqs-fifo=request-response")]),
+    let (summary, service, output) = replay_event(
+        "fifo-request-response.json",
+        &fifo_event(&records),
+        &[("ROUTER_INVOCATION_TYPE", "sqs-fifo=request-response")],
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         summary.responses[0].1.as_ref().unwrap(),
         &json!({"batchItemFailures": []})
@@ -587,22 +603,15 @@ async fn per_record_results_of_a_tenant_batch_become_the_batch_item_failures() {
             )
         })
         .collect();
-    let file = scratch("fifo-tenant-batch-request-response.json");
-    std::fs::write(&file, fifo_event(&records).to_string()).unwrap();
-    let settings = settings();
-    let output = settings.environment_output.clone().unwrap();
-    let (summary, service) = replay(
-        settings,
-        &[file],
-        Duration::from_secs(60),
-        AT,
-        lookup(&[
+    let (summary, service, output) = replay_event(
+        "fifo-tenant-batch-request-response.json",
+        &fifo_event(&records),
+        &[
             ("ROUTER_INVOCATION_TYPE", "request-response"),
             ("ROUTER_DELIVERY", "tenant-batch"),
-        ]),
+        ],
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         summary.responses[0].1.as_ref().unwrap(),
         &json!({"batchItemFailures": [{"itemIdentifier": "a2"}, {"itemIdentifier": "a3"}]})
