@@ -30,17 +30,9 @@ rm -rf "$OUT/workload"
 "$OUT/venv/bin/python" "$BENCH/make_workload.py" "$OUT/workload" --records "$RECORDS" >/dev/null
 FILES=("$OUT"/workload/batch-*.json)
 
-target/release/bench-sink >"$OUT/sink.addr" 2>"$OUT/sink.log" &
-SINK=$!
-trap 'kill "$SINK" 2>/dev/null || true' EXIT
-for _ in $(seq 50); do [ -s "$OUT/sink.addr" ] && break; sleep 0.1; done
-
-set -a
-# shellcheck disable=SC1091
-. "$OUT/workload/env"
-set +a
-export AWS_ENDPOINT_URL_LAMBDA="http://$(cat "$OUT/sink.addr")" AWS_REGION=us-east-1 \
-  AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
+# shellcheck source=scripts/bench-sink.sh
+. scripts/bench-sink.sh
+start_sink "$OUT"
 
 # run NAME COMMAND...: one measured run; checks that every batch answered with no failure.
 run() {

@@ -38,18 +38,9 @@ rm -rf "$OUT/workload"
 "$VENV/bin/python" "$BENCH/make_workload.py" "$OUT/workload" --records "$RECORDS" >/dev/null
 FILES=("$OUT"/workload/batch-*.json)
 
-target/release/bench-sink --delay-ms "$DELAY_MS" --sync-delay-ms "$SYNC_DELAY_MS" \
-  >"$OUT/sink.addr" 2>"$OUT/sink.log" &
-SINK=$!
-trap 'kill "$SINK" 2>/dev/null || true' EXIT
-for _ in $(seq 50); do [ -s "$OUT/sink.addr" ] && break; sleep 0.1; done
-
-set -a
-# shellcheck disable=SC1091
-. "$OUT/workload/env"
-set +a
-export AWS_ENDPOINT_URL_LAMBDA="http://$(cat "$OUT/sink.addr")" AWS_REGION=us-east-1 \
-  AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
+# shellcheck source=scripts/bench-sink.sh
+. scripts/bench-sink.sh
+start_sink "$OUT" --delay-ms "$DELAY_MS" --sync-delay-ms "$SYNC_DELAY_MS"
 
 # run NAME COMMAND...: one measured run; every batch must answer with no failure. The router's
 # EMF documents (stderr) give the Invokes it made.
