@@ -247,7 +247,7 @@ pub struct Quarantine {
 /// The quarantine bucket: one `PutObject` per record kept, signed with SigV4 (rusty-s3, a
 /// sans-IO S3 signer) with the SDK's own credentials and sent with the router's HTTPS client.
 /// Not aws-sdk-s3: linking it made the router 1.4 MiB larger and, through cargo's feature
-/// unification, every Invoke dearer in memory (43 MiB instead of 38 at the peak of a
+/// unification, every Invoke dearer in memory (42 MiB instead of 38 at the peak of a
 /// 10,000-record batch, BENCHMARKS.md), for a path used only by records over 1 MiB.
 #[derive(Clone, Debug)]
 pub struct QuarantineBucket {
