@@ -62,7 +62,11 @@ fi
 echo "zig $("$venv_python" -m ziglang version), $(cargo-zigbuild --version)"
 
 echo "== cargo zigbuild ($triple, glibc $GLIBC)"
-cargo zigbuild --release --locked --target "$triple.$GLIBC" -p router -p backend --bins
+# One package per build: cargo unifies the features of the crates packages share, and the
+# backend's DynamoDB idempotency store would otherwise change the SDK crates the router is built
+# with (BENCHMARKS.md: what aws-sdk-s3 did to the router's memory).
+cargo zigbuild --release --locked --target "$triple.$GLIBC" -p router --bins
+cargo zigbuild --release --locked --target "$triple.$GLIBC" -p backend --bins
 
 echo "== bundles"
 rm -rf "$out/router" "$out/backend"

@@ -25,6 +25,10 @@ pub const TENANT_MISMATCH: &str = "Tenant.Mismatch";
 pub const ENVELOPE_INVALID: &str = "Envelope.Invalid";
 /// `errorType` of a tenant handler's error for one envelope.
 pub const HANDLER_ERROR: &str = "Handler.Error";
+/// `errorType` of a record another execution environment is processing (transient).
+pub const IDEMPOTENCY_IN_PROGRESS: &str = "Idempotency.InProgress";
+/// `errorType` of a record the idempotency store could not be asked about (transient).
+pub const IDEMPOTENCY_STORE_UNAVAILABLE: &str = "Idempotency.StoreUnavailable";
 /// `errorType` of an envelope batch, sent without `"answer"`, in which some records failed.
 pub const HANDLER_PARTIAL_FAILURE: &str = "Handler.PartialFailure";
 

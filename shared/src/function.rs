@@ -9,8 +9,12 @@
 //!   whatever their tenant, so a routing mistake can never reach state cached for another tenant.
 //! - An envelope whose `tenantId` differs from the context's tenant is refused, logged as a
 //!   security event, and nothing of it is processed.
-//! - A repeated `idempotencyKey` within the environment is recognised: the handler does not run
-//!   again and the earlier result is returned, marked `duplicate`.
+//! - A repeated `idempotencyKey` is recognised through the idempotency store
+//!   ([`crate::idempotency`]): the handler does not run again and the stored result is returned,
+//!   marked `duplicate`; a record another environment is processing fails as in progress. With
+//!   `BACKEND_IDEMPOTENCY_TABLE` the store is a DynamoDB table every environment of the tenant
+//!   shares; without it, the environment's memory (a duplicate reaching another environment runs
+//!   again).
 //! - The payload is one envelope (`ROUTER_DELIVERY=record`) or an envelope batch of one tenant
 //!   (`tenant-batch`): the handler runs once per record, in order, one at a time, with
 //!   per-record results; a batch holding any record of another tenant is refused whole before
@@ -25,16 +29,13 @@
 
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
 use crate::answer::{self, RecordStatus};
+use crate::idempotency::{self, Claim, IdempotencyStore, MemoryStore};
 use crate::{BatchAnswer, BatchOrdering, Delivery, Envelope, TenantId};
-
-/// Recently seen idempotency keys remembered per environment.
-const REMEMBERED_KEYS: usize = 10_000;
 
 /// What a tenant handler learns about its invocation.
 #[derive(Debug, Clone)]
@@ -65,39 +66,79 @@ pub enum GuardError {
     BadEnvelope(String),
 }
 
-/// Per-environment state of the guard: the pinned tenant, the fail-closed flag and the results of
-/// recent idempotency keys.
-#[derive(Debug, Default)]
+/// Per-environment state of the guard: the pinned tenant, the fail-closed flag, and the
+/// idempotency store with the function's name (part of every record's store id).
 pub struct EnvironmentGuard {
     pinned: std::sync::OnceLock<TenantId>,
     failed_closed: AtomicBool,
-    seen: Mutex<RecentResults>,
+    function: String,
+    store: Box<dyn IdempotencyStore>,
 }
 
-#[derive(Debug, Default)]
-struct RecentResults {
-    order: std::collections::VecDeque<String>,
-    results: std::collections::HashMap<String, Value>,
-}
-
-impl RecentResults {
-    fn get(&self, key: &str) -> Option<Value> {
-        self.results.get(key).cloned()
+impl Default for EnvironmentGuard {
+    /// A guard of function `function` remembering records in the environment's memory.
+    fn default() -> Self {
+        Self::with_store("function", Box::new(MemoryStore::default()))
     }
+}
 
-    fn insert(&mut self, key: String, result: Value) {
-        if self.results.insert(key.clone(), result).is_none() {
-            self.order.push_back(key);
-            if self.order.len() > REMEMBERED_KEYS
-                && let Some(oldest) = self.order.pop_front()
-            {
-                self.results.remove(&oldest);
-            }
+impl std::fmt::Debug for EnvironmentGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvironmentGuard")
+            .field("pinned", &self.pinned.get())
+            .field("function", &self.function)
+            .field("shared_store", &self.store.is_shared())
+            .finish()
+    }
+}
+
+/// Why one record of an admitted invocation was not processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RecordError {
+    /// The handler failed.
+    Handler(String),
+    /// Another environment is processing it.
+    InProgress,
+    /// The idempotency store could not answer.
+    Store(String),
+}
+
+impl Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordError::Handler(e) => f.write_str(e),
+            RecordError::InProgress => f.write_str(
+                "the record is being processed by another execution environment; retry later",
+            ),
+            RecordError::Store(e) => write!(f, "{e}; not processed, retry later"),
         }
     }
 }
 
+impl From<RecordError> for InvokeError {
+    fn from(error: RecordError) -> Self {
+        match error {
+            RecordError::Handler(e) => InvokeError::Handler(e),
+            RecordError::InProgress => InvokeError::InProgress,
+            RecordError::Store(e) => InvokeError::StoreUnavailable(e),
+        }
+    }
+}
+
+/// How long an invocation may run when its caller gives no deadline (Lambda's maximum).
+const LONGEST_INVOCATION_MS: i64 = 900_000;
+
 impl EnvironmentGuard {
+    /// A guard of function `function` keeping its idempotency items in `store`.
+    pub fn with_store(function: impl Into<String>, store: Box<dyn IdempotencyStore>) -> Self {
+        Self {
+            pinned: std::sync::OnceLock::new(),
+            failed_closed: AtomicBool::new(false),
+            function: function.into(),
+            store,
+        }
+    }
+
     /// The tenant this environment is pinned to, if any.
     pub fn tenant(&self) -> Option<&TenantId> {
         self.pinned.get()
@@ -149,6 +190,26 @@ impl EnvironmentGuard {
         Fut: Future<Output = Result<Value, E>>,
         E: Display,
     {
+        let deadline_ms = chrono::Utc::now().timestamp_millis() + LONGEST_INVOCATION_MS;
+        self.invoke_until(context_tenant, request_id, deadline_ms, payload, handler)
+            .await
+    }
+
+    /// [`EnvironmentGuard::invoke`] for an invocation due at `deadline_ms` (epoch milliseconds):
+    /// a record claimed in the idempotency store is held for another environment until then.
+    pub async fn invoke_until<F, Fut, E>(
+        &self,
+        context_tenant: Option<&str>,
+        request_id: &str,
+        deadline_ms: i64,
+        payload: &str,
+        handler: F,
+    ) -> Result<Value, InvokeError>
+    where
+        F: Fn(TenantContext, Envelope) -> Fut,
+        Fut: Future<Output = Result<Value, E>>,
+        E: Display,
+    {
         let tenant = self.admit(context_tenant)?;
         let delivery = Delivery::from_payload(payload.as_bytes())
             .map_err(|e| GuardError::BadEnvelope(e.to_string()))?;
@@ -160,9 +221,9 @@ impl EnvironmentGuard {
                     &envelope.id,
                     &envelope.correlation_id,
                 )?;
-                self.process(&tenant, request_id, envelope, &handler)
+                self.process(&tenant, request_id, deadline_ms, envelope, &handler)
                     .await
-                    .map_err(InvokeError::Handler)
+                    .map_err(InvokeError::from)
             }
             Delivery::Batch(batch) => {
                 check_tenant(&tenant, &batch.tenant_id, "-", "-")?;
@@ -189,7 +250,10 @@ impl EnvironmentGuard {
                         continue;
                     }
                     let key = envelope.ordering_key.clone();
-                    match self.process(&tenant, request_id, envelope, &handler).await {
+                    let outcome = self
+                        .process(&tenant, request_id, deadline_ms, envelope, &handler)
+                        .await;
+                    match outcome {
                         Ok(result) => {
                             if result.get("duplicate").is_some() {
                                 duplicates += 1;
@@ -200,7 +264,7 @@ impl EnvironmentGuard {
                         }
                         Err(error) => {
                             results.push(
-                                json!({"id": id, "status": RecordStatus::Failed, "error": error}),
+                                json!({"id": id, "status": RecordStatus::Failed, "error": error.to_string()}),
                             );
                             failures.push(format!("{id}: {error}"));
                             stops.failed(&id, key);
@@ -229,29 +293,57 @@ impl EnvironmentGuard {
         }
     }
 
-    /// Runs `handler` for one admitted envelope, unless its idempotency key was seen.
+    /// Runs `handler` for one admitted envelope once: claimed in the idempotency store first
+    /// (a completed record returns its stored result, one in progress elsewhere fails), its
+    /// result stored after, its claim released when the handler fails.
     async fn process<F, Fut, E>(
         &self,
         tenant: &TenantId,
         request_id: &str,
+        deadline_ms: i64,
         envelope: Envelope,
         handler: &F,
-    ) -> Result<Value, String>
+    ) -> Result<Value, RecordError>
     where
         F: Fn(TenantContext, Envelope) -> Fut,
         Fut: Future<Output = Result<Value, E>>,
         E: Display,
     {
-        let key = envelope.idempotency_key.clone();
-        if let Some(mut earlier) = self.seen.lock().expect("not poisoned").get(&key) {
-            tracing::info!(
-                message = "duplicate record recognised; not processed again",
-                tenant_id = tenant.as_str(),
-                record_id = envelope.id.as_str(),
-                correlation_id = envelope.correlation_id.as_str(),
-            );
-            earlier["duplicate"] = Value::Bool(true);
-            return Ok(earlier);
+        let id = idempotency::record_id(&self.function, tenant, &envelope.idempotency_key);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        match self.store.claim(&id, now_ms, deadline_ms).await {
+            Err(error) => {
+                tracing::warn!(
+                    message = "idempotency store unavailable; record not processed",
+                    tenant_id = tenant.as_str(),
+                    record_id = envelope.id.as_str(),
+                    correlation_id = envelope.correlation_id.as_str(),
+                    error = %error,
+                );
+                return Err(RecordError::Store(error.to_string()));
+            }
+            Ok(Claim::InProgress) => {
+                tracing::warn!(
+                    message = "record in progress in another environment; not processed",
+                    tenant_id = tenant.as_str(),
+                    record_id = envelope.id.as_str(),
+                    correlation_id = envelope.correlation_id.as_str(),
+                );
+                return Err(RecordError::InProgress);
+            }
+            Ok(Claim::Completed(mut earlier)) => {
+                tracing::info!(
+                    message = "duplicate record recognised; not processed again",
+                    tenant_id = tenant.as_str(),
+                    record_id = envelope.id.as_str(),
+                    correlation_id = envelope.correlation_id.as_str(),
+                );
+                if let Value::Object(map) = &mut earlier {
+                    map.insert("duplicate".into(), Value::Bool(true));
+                }
+                return Ok(earlier);
+            }
+            Ok(Claim::Acquired) => {}
         }
         let summary = json!({
             "tenantId": tenant,
@@ -276,10 +368,19 @@ impl EnvironmentGuard {
                     record_id = record_id.as_str(),
                     correlation_id = correlation_id.as_str(),
                 );
-                self.seen
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(key, output.clone());
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                if let Err(error) = self.store.complete(&id, &output, now_ms).await {
+                    // The effect happened: answering with an error would have it redelivered
+                    // and, once the claim expires, run again. The claim stays until then.
+                    tracing::error!(
+                        message = "idempotency store: result not stored; a redelivery after \
+                                   the claim expires would run the record again",
+                        tenant_id = tenant.as_str(),
+                        record_id = record_id.as_str(),
+                        correlation_id = correlation_id.as_str(),
+                        error = %error,
+                    );
+                }
                 Ok(output)
             }
             Err(error) => {
@@ -290,7 +391,16 @@ impl EnvironmentGuard {
                     correlation_id = correlation_id.as_str(),
                     error = %error,
                 );
-                Err(error.to_string())
+                if let Err(release) = self.store.release(&id).await {
+                    tracing::warn!(
+                        message = "idempotency store: claim not released; a retry waits for it \
+                                   to expire",
+                        tenant_id = tenant.as_str(),
+                        record_id = record_id.as_str(),
+                        error = %release,
+                    );
+                }
+                Err(RecordError::Handler(error.to_string()))
             }
         }
     }
@@ -364,6 +474,12 @@ pub enum InvokeError {
     /// The tenant handler failed.
     #[error("tenant handler failed: {0}")]
     Handler(String),
+    /// Another execution environment is processing the record (retry later).
+    #[error("the record is being processed by another execution environment; retry later")]
+    InProgress,
+    /// The idempotency store could not answer; nothing was processed (retry later).
+    #[error("{0}; not processed, retry later")]
+    StoreUnavailable(String),
     /// The tenant handler failed for some records of an envelope batch sent without
     /// `"answer": "per-record"` (the others were processed and are remembered, so a retry runs
     /// only the failed and skipped ones).
@@ -396,6 +512,8 @@ impl InvokeError {
             InvokeError::Refused(GuardError::TenantMismatch) => answer::TENANT_MISMATCH,
             InvokeError::Refused(GuardError::BadEnvelope(_)) => answer::ENVELOPE_INVALID,
             InvokeError::Handler(_) => answer::HANDLER_ERROR,
+            InvokeError::InProgress => answer::IDEMPOTENCY_IN_PROGRESS,
+            InvokeError::StoreUnavailable(_) => answer::IDEMPOTENCY_STORE_UNAVAILABLE,
             InvokeError::PartialFailure { .. } => answer::HANDLER_PARTIAL_FAILURE,
         }
     }
@@ -434,7 +552,9 @@ pub fn invocation_metrics(
         Ok(v) if v.get("duplicate").is_some() => (0, 1, 0, 0, 0),
         Ok(_) => (1, 0, 0, 0, 0),
         Err(InvokeError::Refused(_)) => (0, 0, 1, 0, 0),
-        Err(InvokeError::Handler(_)) => (0, 0, 0, 1, 0),
+        Err(
+            InvokeError::Handler(_) | InvokeError::InProgress | InvokeError::StoreUnavailable(_),
+        ) => (0, 0, 0, 1, 0),
         Err(InvokeError::PartialFailure {
             processed,
             duplicates,
@@ -463,6 +583,67 @@ pub fn invocation_metrics(
         .build(chrono::Utc::now().timestamp_millis().max(timestamp_ms))
 }
 
+/// The idempotency store the environment's variables ask for: `BACKEND_IDEMPOTENCY_TABLE` (a
+/// DynamoDB table shared by every environment, reached through the SDK's own configuration,
+/// `AWS_ENDPOINT_URL_DYNAMODB` included; completed records kept `BACKEND_IDEMPOTENCY_TTL_SECONDS`,
+/// default 3,600), else the environment's memory, with a warning: a duplicate that reaches
+/// another environment runs again.
+pub async fn idempotency_store_from_env() -> Result<Box<dyn IdempotencyStore>, lambda_runtime::Error>
+{
+    let table = std::env::var("BACKEND_IDEMPOTENCY_TABLE")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let ttl = match std::env::var("BACKEND_IDEMPOTENCY_TTL_SECONDS") {
+        Err(_) => idempotency::DEFAULT_TTL_SECONDS,
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(format!(
+                    "BACKEND_IDEMPOTENCY_TTL_SECONDS: expected a positive whole number, got {text:?}"
+                )
+                .into());
+            }
+        },
+    };
+    let Some(table) = table else {
+        tracing::warn!(
+            message = "BACKEND_IDEMPOTENCY_TABLE is not set: duplicates are recognised within one \
+                       execution environment only, and a redelivery that reaches another \
+                       environment of the tenant runs again",
+        );
+        return Ok(Box::new(MemoryStore::default()));
+    };
+    dynamodb_store(table, ttl).await
+}
+
+#[cfg(feature = "dynamodb")]
+async fn dynamodb_store(
+    table: String,
+    ttl: u64,
+) -> Result<Box<dyn IdempotencyStore>, lambda_runtime::Error> {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    Ok(Box::new(idempotency::DynamoDbStore::new(
+        client,
+        table,
+        std::time::Duration::from_secs(ttl),
+    )))
+}
+
+#[cfg(not(feature = "dynamodb"))]
+async fn dynamodb_store(
+    table: String,
+    _ttl: u64,
+) -> Result<Box<dyn IdempotencyStore>, lambda_runtime::Error> {
+    Err(format!(
+        "BACKEND_IDEMPOTENCY_TABLE={table:?}, but this function was built without the \
+         DynamoDB store (the `dynamodb` feature of `shared`)"
+    )
+    .into())
+}
+
 /// Runs the Lambda runtime loop with `handler` behind an [`EnvironmentGuard`], logging inside an
 /// `invocation` span (`function_request_id`, `xray_trace_id`, `cold_start`, `tenant_id`) and
 /// writing one EMF document per invocation to stdout (namespace `BACKEND_METRICS_NAMESPACE`,
@@ -475,7 +656,10 @@ where
 {
     use tracing::Instrument;
 
-    let guard: &'static EnvironmentGuard = Box::leak(Box::default());
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "backend".into());
+    let store = idempotency_store_from_env().await?;
+    let guard: &'static EnvironmentGuard =
+        Box::leak(Box::new(EnvironmentGuard::with_store(function, store)));
     let handler = &*Box::leak(Box::new(handler));
     let cold: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(true)));
     let namespace: &'static str = Box::leak(
@@ -500,9 +684,10 @@ where
             );
             let started = std::time::Instant::now();
             let result = guard
-                .invoke(
+                .invoke_until(
                     context.tenant_id.as_deref(),
                     &context.request_id,
+                    context.deadline as i64,
                     event.payload.get(),
                     handler,
                 )
@@ -535,6 +720,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
 
     fn envelope(tenant: &str, id: &str) -> String {

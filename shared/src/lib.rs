@@ -9,6 +9,7 @@ pub mod answer;
 pub mod endpoint;
 pub mod envelope;
 pub mod function;
+pub mod idempotency;
 pub mod jwks;
 pub mod metrics;
 pub mod telemetry;
