@@ -57,6 +57,41 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// An aws-sdk-dynamodb client for `endpoint`: region [`REGION`], static test credentials, the
+/// SDK's retries disabled.
+pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    local_client!(aws_sdk_dynamodb, endpoint)
+}
+
+/// Creates an idempotency table in the layout of Powertools for AWS Lambda (partition key `id`,
+/// string; on demand) named `name`.
+pub async fn create_idempotency_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("the idempotency table is created");
+}
+
 /// An aws-sdk-s3 client for `endpoint`: region [`REGION`], static test credentials, the SDK's
 /// retries disabled, path-style addressing (a local server has no per-bucket host names).
 pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {

@@ -1,0 +1,295 @@
+//! Exactly-once effect across execution environments: the backend (real processes under the
+//! local stand-in) with `BACKEND_IDEMPOTENCY_TABLE` pointing at a real DynamoDB API — moto's
+//! server, started here — through `AWS_ENDPOINT_URL_DYNAMODB`. Two stand-ins running the same
+//! function are two environments of one tenant. What the handler did is read from the
+//! environments' own log lines (`record processed`, `tenant handler failed`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_lambda::primitives::Blob;
+use local::replay::settings_for;
+use local::service::Service;
+use serde_json::{Value, json};
+use testkit::{Moto, create_idempotency_table, dynamodb_client, lambda_client, scratch};
+
+const TABLE: &str = "idempotency";
+
+/// One environment of the backend (a stand-in of its own) using the table on `moto`.
+struct Environment {
+    service: Arc<Service>,
+    client: aws_sdk_lambda::Client,
+    log: PathBuf,
+}
+
+impl Environment {
+    async fn start(dynamodb: &str) -> Self {
+        let mut settings = settings_for(PathBuf::from(env!("CARGO_BIN_EXE_backend")));
+        for (name, value) in [
+            ("BACKEND_IDEMPOTENCY_TABLE", TABLE),
+            ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ] {
+            settings.variables.push((name.into(), value.into()));
+        }
+        let log = scratch("environment.log");
+        settings.environment_output = Some(log.clone());
+        let service = Service::new(settings).unwrap();
+        let (address, _) = local::api::serve(service.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        Self {
+            service,
+            client: lambda_client(&format!("http://{address}")),
+            log,
+        }
+    }
+
+    /// A sync Invoke for `tenant`: the function error's type, if any, and the answer.
+    async fn invoke(&self, tenant: &str, payload: &Value) -> (Option<String>, Value) {
+        let output = self
+            .client
+            .invoke()
+            .function_name("backend")
+            .tenant_id(tenant)
+            .payload(Blob::new(payload.to_string()))
+            .send()
+            .await
+            .unwrap();
+        let answer: Value = serde_json::from_slice(output.payload().unwrap().as_ref()).unwrap();
+        let error = output
+            .function_error()
+            .map(|_| answer["errorType"].as_str().unwrap_or_default().to_owned());
+        (error, answer)
+    }
+
+    /// How many times this environment logged `message` for `record`.
+    fn logged(&self, message: &str, record: &str) -> usize {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| line.split_once("] ").map(|(_, json)| json))
+            .filter_map(|json| serde_json::from_str::<Value>(json).ok())
+            .filter(|entry| entry["message"] == message && entry["record_id"] == record)
+            .count()
+    }
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        self.service.pool().stop_all();
+    }
+}
+
+fn envelope(tenant: &str, id: &str, item: Value) -> Value {
+    testkit::envelope(tenant, id, json!({ "item": item }))
+}
+
+fn ok_item(id: &str) -> Value {
+    json!({"title": format!("item {id}")})
+}
+
+/// An item the backend cannot enrich: its handler fails.
+fn bad_item() -> Value {
+    json!("not an item")
+}
+
+async fn table(moto: &Moto) -> aws_sdk_dynamodb::Client {
+    let client = dynamodb_client(moto.endpoint());
+    create_idempotency_table(&client, TABLE).await;
+    client
+}
+
+fn ran(environments: &[&Environment], record: &str) -> usize {
+    environments
+        .iter()
+        .map(|e| e.logged("record processed", record) + e.logged("tenant handler failed", record))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_record_in_two_environments_runs_once() {
+    let moto = Moto::start();
+    let dynamodb = table(&moto).await;
+    let (a, b) = (
+        Environment::start(moto.endpoint()).await,
+        Environment::start(moto.endpoint()).await,
+    );
+    // One after the other: the second environment answers with the stored result.
+    let first = a
+        .invoke("acme", &envelope("acme", "e1", ok_item("e1")))
+        .await;
+    let second = b
+        .invoke("acme", &envelope("acme", "e1", ok_item("e1")))
+        .await;
+    assert_eq!((first.0.as_deref(), second.0.as_deref()), (None, None));
+    assert!(first.1.get("duplicate").is_none());
+    assert_eq!(second.1["duplicate"], true);
+    assert_eq!(second.1["result"], first.1["result"]);
+    assert_eq!(ran(&[&a, &b], "e1"), 1);
+
+    // At the same time: the handler runs once; the other answer is the stored result or "in
+    // progress" (transient: redelivered later), never a second run.
+    let payload = envelope("acme", "e2", ok_item("e2"));
+    let (x, y) = tokio::join!(a.invoke("acme", &payload), b.invoke("acme", &payload));
+    assert_eq!(ran(&[&a, &b], "e2"), 1);
+    let errors: Vec<_> = [&x.0, &y.0].into_iter().flatten().collect();
+    assert!(
+        errors.iter().all(|e| *e == "Idempotency.InProgress"),
+        "{errors:?}"
+    );
+
+    // Another tenant with the same idempotencyKey is another record.
+    let other = b
+        .invoke("globex", &envelope("globex", "e1", ok_item("e1")))
+        .await;
+    assert_eq!(other.0, None);
+    assert!(other.1.get("duplicate").is_none());
+    assert_eq!(ran(&[&a, &b], "e1"), 2);
+
+    // The items are Powertools' layout, the id tenant-scoped.
+    let item = dynamodb
+        .get_item()
+        .table_name(TABLE)
+        .key(
+            "id",
+            AttributeValue::S("backend#acme#arn:aws:sqs:us-east-1:1:q#e1".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the item");
+    assert_eq!(item["status"].as_s().unwrap(), "COMPLETED");
+    assert!(item["expiration"].as_n().is_ok());
+    assert!(item["in_progress_expiration"].as_n().is_ok());
+    let data: Value = serde_json::from_str(item["data"].as_s().unwrap()).unwrap();
+    assert_eq!(data["result"], first.1["result"]);
+}
+
+/// An environment that died between INPROGRESS and COMPLETED left its claim: until the claim's
+/// `in_progress_expiration` the record fails as in progress; after it, it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_environments_claim_holds_until_it_expires() {
+    let moto = Moto::start();
+    let dynamodb = table(&moto).await;
+    let a = Environment::start(moto.endpoint()).await;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let claim = |until_ms: i64| {
+        dynamodb
+            .put_item()
+            .table_name(TABLE)
+            .item(
+                "id",
+                AttributeValue::S("backend#acme#arn:aws:sqs:us-east-1:1:q#k1".into()),
+            )
+            .item("status", AttributeValue::S("INPROGRESS".into()))
+            .item(
+                "expiration",
+                AttributeValue::N((now_ms / 1000 + 3600).to_string()),
+            )
+            .item(
+                "in_progress_expiration",
+                AttributeValue::N(until_ms.to_string()),
+            )
+            .send()
+    };
+    claim(now_ms + 600_000).await.unwrap();
+    let held = a
+        .invoke("acme", &envelope("acme", "k1", ok_item("k1")))
+        .await;
+    assert_eq!(held.0.as_deref(), Some("Idempotency.InProgress"));
+    assert_eq!(ran(&[&a], "k1"), 0);
+    claim(now_ms - 1).await.unwrap();
+    let after = a
+        .invoke("acme", &envelope("acme", "k1", ok_item("k1")))
+        .await;
+    assert_eq!(after.0, None);
+    assert_eq!(ran(&[&a], "k1"), 1);
+}
+
+/// A handler error leaves no item behind, so the retry — in another environment — runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_error_leaves_no_item_and_the_retry_runs() {
+    let moto = Moto::start();
+    let dynamodb = table(&moto).await;
+    let (a, b) = (
+        Environment::start(moto.endpoint()).await,
+        Environment::start(moto.endpoint()).await,
+    );
+    let failing = envelope("acme", "f1", bad_item());
+    let first = a.invoke("acme", &failing).await;
+    assert_eq!(first.0.as_deref(), Some("Handler.Error"));
+    let items = dynamodb.scan().table_name(TABLE).send().await.unwrap();
+    assert_eq!(items.count(), 0, "no item left behind");
+    let retry = b.invoke("acme", &failing).await;
+    assert_eq!(retry.0.as_deref(), Some("Handler.Error"));
+    assert_eq!(
+        ran(&[&a, &b], "f1"),
+        2,
+        "the retry ran, not refused as in progress"
+    );
+}
+
+/// A tenant batch whose third record fails, delivered again to another environment: only the
+/// third record runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_tenant_batch_runs_only_its_failed_record() {
+    let moto = Moto::start();
+    let _dynamodb = table(&moto).await;
+    let (a, b) = (
+        Environment::start(moto.endpoint()).await,
+        Environment::start(moto.endpoint()).await,
+    );
+    let batch = json!({
+        "version": 1, "tenantId": "acme", "answer": "per-record",
+        "records": [
+            envelope("acme", "b1", ok_item("b1")),
+            envelope("acme", "b2", ok_item("b2")),
+            envelope("acme", "b3", bad_item()),
+        ],
+    });
+    let statuses = |answer: &Value| -> Vec<(String, bool)> {
+        answer["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["status"].as_str().unwrap().to_owned(),
+                    r.get("duplicate").is_some(),
+                )
+            })
+            .collect()
+    };
+    let first = a.invoke("acme", &batch).await;
+    assert_eq!(first.0, None);
+    let again = b.invoke("acme", &batch).await;
+    assert_eq!(again.0, None);
+    let expected = |duplicates: bool| {
+        vec![
+            ("processed".to_owned(), duplicates),
+            ("processed".to_owned(), duplicates),
+            ("failed".to_owned(), false),
+        ]
+    };
+    assert_eq!(statuses(&first.1), expected(false));
+    assert_eq!(statuses(&again.1), expected(true));
+    assert_eq!(ran(&[&a, &b], "b1"), 1);
+    assert_eq!(ran(&[&a, &b], "b2"), 1);
+    assert_eq!(ran(&[&a, &b], "b3"), 2);
+}
+
+/// A store that cannot be reached fails the record (transient) and runs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_fails_the_record_and_runs_nothing() {
+    let closed = format!("http://127.0.0.1:{}", testkit::free_port());
+    let a = Environment::start(&closed).await;
+    let answer = a
+        .invoke("acme", &envelope("acme", "u1", ok_item("u1")))
+        .await;
+    assert_eq!(answer.0.as_deref(), Some("Idempotency.StoreUnavailable"));
+    assert_eq!(ran(&[&a], "u1"), 0);
+}
