@@ -2,11 +2,13 @@ import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { grantSendOnly, QueueDestination } from './destinations';
+import { DEFAULT_IDEMPOTENCY_TTL, IdempotencyTable, idempotencyTtlSeconds } from './idempotency-table';
 import { RustFunction } from './rust-function';
 import { SecureQueue } from './secure-queue';
 
@@ -28,6 +30,12 @@ export interface BackendProps {
   readonly maxEventAge?: Duration;
   /** How long the results bus archive keeps results for replay. @default 7 days */
   readonly resultsArchiveRetention?: Duration;
+  /**
+   * How long a completed record stays in the idempotency table (`BACKEND_IDEMPOTENCY_TTL_SECONDS`,
+   * whole seconds, at least 1): a redelivery within it gets the stored result instead of running again.
+   * @default 1 hour
+   */
+  readonly idempotencyTtl?: Duration;
   /** @default one month */
   readonly logRetention?: logs.RetentionDays;
 }
@@ -42,6 +50,8 @@ export interface BackendProps {
  *   the result under `detail.responsePayload`); an archive keeps them for replay.
  * - OnFailure: after the retries, or once the event is older than `maxEventAge`, the invocation
  *   record (request and error) goes to the `failures` queue.
+ * Its idempotency records live in a DynamoDB table (`BACKEND_IDEMPOTENCY_TABLE`) that every execution
+ * environment shares; the role may get, put, update and delete items of that table, nothing more.
  * Event source mappings can never feed it: Lambda cannot pass a tenant id through them.
  */
 export class Backend extends Construct {
@@ -50,6 +60,8 @@ export class Backend extends Construct {
   public readonly role: RustFunction['role'];
   public readonly failureQueue: sqs.Queue;
   public readonly resultsBus: events.EventBus;
+  /** The durable idempotency store (`BACKEND_IDEMPOTENCY_TABLE`), Powertools' table layout. */
+  public readonly idempotencyTable: dynamodb.Table;
   /** The function's timeout: a synchronous Invoke of it may take this long. */
   public readonly timeout: Duration;
 
@@ -64,6 +76,13 @@ export class Backend extends Construct {
     if (maxEventAge.toSeconds() < 60 || maxEventAge.toSeconds() > 6 * 3600) {
       throw new Error('backend maxEventAge must be between 60 seconds and 6 hours');
     }
+    const ttlSeconds = idempotencyTtlSeconds(props.idempotencyTtl ?? DEFAULT_IDEMPOTENCY_TTL);
+
+    const idempotency = new IdempotencyTable(this, 'Idempotency', {
+      encryptionKey: props.encryptionKey,
+      removalPolicy: props.removalPolicy,
+    });
+    this.idempotencyTable = idempotency.table;
 
     const fn = new RustFunction(this, 'Backend', {
       name: 'backend',
@@ -72,7 +91,11 @@ export class Backend extends Construct {
       description: 'Tenant-isolated backend (PER_TENANT), invoked by the router with a tenant id',
       memorySize: props.memorySize ?? 256,
       timeout: this.timeout,
-      environment: { BACKEND_TENANT_CONFIG_DIR: '/var/task/tenants' },
+      environment: {
+        BACKEND_TENANT_CONFIG_DIR: '/var/task/tenants',
+        BACKEND_IDEMPOTENCY_TABLE: this.idempotencyTable.tableName,
+        BACKEND_IDEMPOTENCY_TTL_SECONDS: ttlSeconds,
+      },
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       logRemovalPolicy: props.removalPolicy,
       tenancyConfig: lambda.TenancyConfig.PER_TENANT,
@@ -80,6 +103,7 @@ export class Backend extends Construct {
     this.function = fn.function;
     this.role = fn.role;
     this.logGroup = fn.logGroup;
+    idempotency.grantRecordAccess(this.role, 'IdempotencyRecords');
 
     this.failureQueue = new SecureQueue(this, 'Failures', {
       encryptionKey: props.encryptionKey,

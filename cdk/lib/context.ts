@@ -2,6 +2,7 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Node } from 'constructs';
 import { stagePlaceholderAssets } from './assets';
+import { checkIdempotencyTtlSeconds } from './idempotency-table';
 import { DeliveryMode, JwtAlgorithm, parseInvocationTypes, parsePerSource, RouterConfig, ValidationMode } from './router-config';
 import { TenantRouterStackProps } from './tenant-router-stack';
 
@@ -27,6 +28,7 @@ export const CONTEXT_KEYS = [
   'batchMaxBytes',
   'trustedTenants',
   'metricsNamespace',
+  'idempotencyTtlSeconds',
   'architecture',
   'routerAssetPath',
   'backendAssetPath',
@@ -73,6 +75,7 @@ export function stackPropsFromContext(node: Node, env: NodeJS.ProcessEnv = proce
     architecture: architecture(get('architecture')),
     routerAssetPath: staged?.router ?? str(get('routerAssetPath')),
     backendAssetPath: staged?.backend ?? str(get('backendAssetPath')),
+    backendIdempotencyTtl: idempotencyTtl(get('idempotencyTtlSeconds')),
     dataRemovalPolicy: removalPolicy(get('dataRemovalPolicy')),
     alarmTopicArn: str(get('alarmTopicArn')),
   };
@@ -108,6 +111,16 @@ function num(key: string, value: unknown): number | undefined {
 function seconds(key: string, value: unknown): Duration | undefined {
   const parsed = num(key, value);
   return parsed === undefined ? undefined : Duration.seconds(parsed);
+}
+
+/** `BACKEND_IDEMPOTENCY_TTL_SECONDS`, checked before it becomes a Duration (which refuses negatives unnamed). */
+function idempotencyTtl(value: unknown): Duration | undefined {
+  const parsed = num('idempotencyTtlSeconds', value);
+  if (parsed === undefined) {
+    return undefined;
+  }
+  checkIdempotencyTtlSeconds(parsed);
+  return Duration.seconds(parsed);
 }
 
 function bool(key: string, value: unknown): boolean {

@@ -31,7 +31,7 @@ export interface TenantRouterStackProps extends StackProps {
   readonly routerAssetPath?: string;
   /** Directory with the backend's `bootstrap` and `tenants/`. @default <repository>/target/lambda/backend */
   readonly backendAssetPath?: string;
-  /** What happens to queues, stream, table and logs when the stack is deleted. @default RETAIN */
+  /** What happens to queues, stream, tables, buckets, logs and key when the stack is deleted. @default RETAIN */
   readonly dataRemovalPolicy?: RemovalPolicy;
   /** @default 512 MB */
   readonly routerMemorySize?: number;
@@ -49,6 +49,11 @@ export interface TenantRouterStackProps extends StackProps {
   readonly backendRetryAttempts?: number;
   /** Age after which Lambda gives up an async backend event. @default 6 hours */
   readonly backendMaxEventAge?: Duration;
+  /**
+   * How long the backend remembers a completed record in its idempotency table
+   * (`BACKEND_IDEMPOTENCY_TTL_SECONDS`, whole seconds, at least 1). @default 1 hour
+   */
+  readonly backendIdempotencyTtl?: Duration;
   readonly queue?: QueueSourceOptions;
   readonly fifoQueue?: QueueSourceOptions;
   readonly kinesis?: KinesisSourceOptions;
@@ -62,8 +67,8 @@ export interface TenantRouterStackProps extends StackProps {
 
 /**
  * The whole deployment: event sources → router → tenant-isolated backend, the quarantine queue
- * and bucket, the backend's async destinations, one customer managed key for all data at rest,
- * and alarms.
+ * and bucket, the backend's async destinations and idempotency table, one customer managed key
+ * for all data at rest, and alarms.
  */
 export class TenantRouterStack extends Stack {
   /** The router configuration deployed: the given one, with the stack's default invocation types. */
@@ -103,6 +108,7 @@ export class TenantRouterStack extends Stack {
       timeout: props.backendTimeout,
       asyncRetryAttempts: props.backendRetryAttempts,
       maxEventAge: props.backendMaxEventAge,
+      idempotencyTtl: props.backendIdempotencyTtl,
       logRetention,
     });
 
@@ -206,6 +212,7 @@ export class TenantRouterStack extends Stack {
       FifoQueueUrl: [this.sources.fifoQueue.queueUrl, 'SQS FIFO source queue'],
       StreamName: [this.sources.stream.streamName, 'Kinesis source stream'],
       TableName: [this.sources.table.tableName, 'DynamoDB source table (pk, sk)'],
+      IdempotencyTableName: [this.backend.idempotencyTable.tableName, "Backend's idempotency records (id; TTL expiration)"],
       QuarantineQueueUrl: [this.quarantine.queueUrl, 'Rejected records with their reason'],
       QuarantineBucketName: [this.quarantineBucket.bucketName, 'Rejected records too large for a quarantine message'],
       StreamFailuresQueueUrl: [this.sources.streamFailures.queueUrl, 'Batches the stream mappings gave up on'],

@@ -274,6 +274,8 @@ describe('encryption at rest and in transit', () => {
         assert.equal(resource.DeletionPolicy, 'Delete', type);
       }
     }
-    dev.template.hasResourceProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: false });
+    // both tables: the source table and the backend's idempotency table
+    assert.equal(Object.keys(dev.template.findResources('AWS::DynamoDB::Table')).length, 2);
+    dev.template.allResourcesProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: false });
   });
 });

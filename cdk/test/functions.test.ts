@@ -28,7 +28,13 @@ describe('backend function', () => {
         SystemLogLevel: 'INFO',
         LogGroup: ref(idOf(stack.backend.logGroup)),
       },
-      Environment: { Variables: { BACKEND_TENANT_CONFIG_DIR: '/var/task/tenants' } },
+      Environment: {
+        Variables: Match.objectEquals({
+          BACKEND_TENANT_CONFIG_DIR: '/var/task/tenants',
+          BACKEND_IDEMPOTENCY_TABLE: ref(idOf(stack.backend.idempotencyTable)),
+          BACKEND_IDEMPOTENCY_TTL_SECONDS: '3600',
+        }),
+      },
       Role: arn(idOf(stack.backend.role)),
     });
   });
@@ -303,6 +309,7 @@ describe('stack outputs', () => {
         FifoQueueUrl: ref(idOf(stack.sources.fifoQueue)),
         StreamName: ref(idOf(stack.sources.stream)),
         TableName: ref(idOf(stack.sources.table)),
+        IdempotencyTableName: ref(idOf(stack.backend.idempotencyTable)),
         QuarantineQueueUrl: ref(idOf(stack.quarantine)),
         QuarantineBucketName: ref(idOf(stack.quarantineBucket)),
         StreamFailuresQueueUrl: ref(idOf(stack.sources.streamFailures)),

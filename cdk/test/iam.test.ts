@@ -151,7 +151,7 @@ describe('IAM: least privilege', () => {
     assert.equal(backend.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:'))).length, 0);
   });
 
-  it('gives the backend nothing beyond its logs, tracing and its two destinations', () => {
+  it('gives the backend nothing beyond its logs, tracing, its idempotency records and its two destinations', () => {
     const { stack, template } = defaultStack();
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [ref(idOf(stack.backend.role))],
@@ -164,6 +164,15 @@ describe('IAM: least privilege', () => {
             Resource: arn(idOf(stack.backend.logGroup)),
           },
           { Action: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'], Effect: 'Allow', Resource: '*' },
+          // the idempotency table: items only, on the table's ARN only
+          {
+            Sid: 'IdempotencyRecords',
+            Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+            Effect: 'Allow',
+            Resource: arn(idOf(stack.backend.idempotencyTable)),
+          },
+          // the stack key: the table key (Decrypt), the failures queue (GenerateDataKey, Decrypt)
+          { Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Effect: 'Allow', Resource: arn(idOf(stack.dataKey)) },
           // OnFailure destination
           {
             Sid: 'AsyncFailureDestination',
@@ -171,7 +180,6 @@ describe('IAM: least privilege', () => {
             Effect: 'Allow',
             Resource: arn(idOf(stack.backend.failureQueue)),
           },
-          { Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Effect: 'Allow', Resource: arn(idOf(stack.dataKey)) },
           // OnSuccess destination
           { Action: 'events:PutEvents', Effect: 'Allow', Resource: arn(idOf(stack.backend.resultsBus)) },
         ],
