@@ -293,3 +293,95 @@ async fn an_unreachable_store_fails_the_record_and_runs_nothing() {
     assert_eq!(answer.0.as_deref(), Some("Idempotency.StoreUnavailable"));
     assert_eq!(ran(&[&a], "u1"), 0);
 }
+
+/// End to end through the router and the stand-in, with faults injected (429 and 500 answers,
+/// Lambda's async retries) and every batch delivered twice, as an event source mapping redelivers
+/// a whole batch: the backend's effects — records its handler processed, in any environment —
+/// equal the distinct records, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_faults_and_redelivered_batches_each_record_takes_effect_once() {
+    use cross_crate_tests::{TestKey, workload};
+    let moto = Moto::start();
+    let _dynamodb = table(&moto).await;
+    let mut settings = settings_for(PathBuf::from(env!("CARGO_BIN_EXE_backend")));
+    for (name, value) in [
+        ("BACKEND_IDEMPOTENCY_TABLE", TABLE),
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ] {
+        settings.variables.push((name.into(), value.into()));
+    }
+    settings.faults = local::service::Faults::parse("429:0.1,500:0.05").unwrap();
+    settings.seed = 11;
+    settings.async_retry_delays = [
+        std::time::Duration::from_millis(20),
+        std::time::Duration::from_millis(40),
+    ];
+    let log = scratch("environments.log");
+    settings.environment_output = Some(log.clone());
+    let files: Vec<PathBuf> = (0..2)
+        .map(|b| {
+            let mut event: Value =
+                serde_json::from_str(&workload(40, 4, TestKey::Es256, 100)).unwrap();
+            for record in event["Records"].as_array_mut().unwrap() {
+                let id = format!("b{b}-{}", record["messageId"].as_str().unwrap());
+                record["messageId"] = json!(id);
+            }
+            let path = scratch(&format!("batch-{b}.json"));
+            std::fs::write(&path, event.to_string()).unwrap();
+            path
+        })
+        .collect();
+    // Each batch twice: the second delivery is the event source mapping's redelivery.
+    let delivered_twice: Vec<PathBuf> = files.iter().chain(&files).cloned().collect();
+    let lookup = |name: &str| match name {
+        "ROUTER_RETRY_MAX_ATTEMPTS" => Some("8".to_owned()),
+        "ROUTER_RETRY_BASE_DELAY_MS" => Some("2".to_owned()),
+        "ROUTER_RETRY_MAX_DELAY_MS" => Some("10".to_owned()),
+        _ => None,
+    };
+    let (summary, service) = local::replay::replay(
+        settings,
+        &delivered_twice,
+        std::time::Duration::from_secs(120),
+        Some(local::replay::FIXTURES_RECORDED_AT_MS),
+        lookup,
+    )
+    .await
+    .unwrap();
+    service.pool().stop_all();
+    for (file, response) in &summary.responses {
+        assert_eq!(
+            response.as_ref().unwrap(),
+            &json!({"batchItemFailures": []}),
+            "{file:?}"
+        );
+    }
+    let invoked: usize = summary.tenants.values().map(|t| t.routed).sum();
+    assert_eq!(invoked, 160, "every record was delivered twice");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut effects: std::collections::BTreeMap<String, usize> = Default::default();
+    for entry in text
+        .lines()
+        .filter_map(|line| line.split_once("] ").map(|(_, json)| json))
+        .filter_map(|json| serde_json::from_str::<Value>(json).ok())
+        .filter(|entry| entry["message"] == "record processed")
+    {
+        *effects
+            .entry(entry["record_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(effects.len(), 80, "every distinct record took effect");
+    assert!(
+        effects.values().all(|n| *n == 1),
+        "a record took effect twice: {:?}",
+        effects.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+    let environments: usize = summary.tenants.values().map(|t| t.environments.len()).sum();
+    assert!(
+        environments > 4,
+        "more than one environment per tenant: {environments}"
+    );
+}
