@@ -23,20 +23,27 @@ struct Environment {
     log: PathBuf,
 }
 
+/// Stand-in settings running the backend with its idempotency table on `dynamodb`, the
+/// environments' output in `log`.
+fn settings_with_table(dynamodb: &str, log: &std::path::Path) -> local::service::Settings {
+    let mut settings = settings_for(PathBuf::from(env!("CARGO_BIN_EXE_backend")));
+    for (name, value) in [
+        ("BACKEND_IDEMPOTENCY_TABLE", TABLE),
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ] {
+        settings.variables.push((name.into(), value.into()));
+    }
+    settings.environment_output = Some(log.to_path_buf());
+    settings
+}
+
 impl Environment {
     async fn start(dynamodb: &str) -> Self {
-        let mut settings = settings_for(PathBuf::from(env!("CARGO_BIN_EXE_backend")));
-        for (name, value) in [
-            ("BACKEND_IDEMPOTENCY_TABLE", TABLE),
-            ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", "us-east-1"),
-        ] {
-            settings.variables.push((name.into(), value.into()));
-        }
         let log = scratch("environment.log");
-        settings.environment_output = Some(log.clone());
+        let settings = settings_with_table(dynamodb, &log);
         let service = Service::new(settings).unwrap();
         let (address, _) = local::api::serve(service.clone(), "127.0.0.1:0".parse().unwrap())
             .await
@@ -303,24 +310,14 @@ async fn with_faults_and_redelivered_batches_each_record_takes_effect_once() {
     use cross_crate_tests::{TestKey, workload};
     let moto = Moto::start();
     let _dynamodb = table(&moto).await;
-    let mut settings = settings_for(PathBuf::from(env!("CARGO_BIN_EXE_backend")));
-    for (name, value) in [
-        ("BACKEND_IDEMPOTENCY_TABLE", TABLE),
-        ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint()),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-    ] {
-        settings.variables.push((name.into(), value.into()));
-    }
+    let log = scratch("environments.log");
+    let mut settings = settings_with_table(moto.endpoint(), &log);
     settings.faults = local::service::Faults::parse("429:0.1,500:0.05").unwrap();
     settings.seed = 11;
     settings.async_retry_delays = [
         std::time::Duration::from_millis(20),
         std::time::Duration::from_millis(40),
     ];
-    let log = scratch("environments.log");
-    settings.environment_output = Some(log.clone());
     let files: Vec<PathBuf> = (0..2)
         .map(|b| {
             let mut event: Value =
