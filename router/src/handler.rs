@@ -13,7 +13,6 @@ use crate::backend::Backend;
 use crate::config::{Config, Validation};
 use crate::engine::{self, BatchStats, Identity, RouteContext};
 use crate::invocation::{BatchError, InvocationInfo};
-use crate::outcome::Outcome;
 use crate::record::Ordering;
 use crate::report::BatchReport;
 use crate::source::{self, Batch};
@@ -108,15 +107,12 @@ impl<B: Backend> Router<B> {
             && let Some(outcome) = report.outcomes.first()
             && outcome.is_reported()
         {
-            let (Outcome::Failed { reason, detail } | Outcome::Rejected { reason, detail, .. }) =
-                outcome
-            else {
-                unreachable!("an invoked record is never reported")
-            };
             return Err(BatchError::RetryLater(format!(
-                "event {}: {} {reason}: {detail}",
+                "event {}: {} {}: {}",
                 report.ids[0],
-                outcome.name()
+                outcome.name(),
+                outcome.reason().unwrap_or_default(),
+                outcome.detail().unwrap_or_default()
             )));
         }
         Ok(report.response)

@@ -57,6 +57,14 @@ impl Outcome {
         }
     }
 
+    /// The detail, if the record was not invoked.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Outcome::Invoked { .. } => None,
+            Outcome::Rejected { detail, .. } | Outcome::Failed { detail, .. } => Some(detail),
+        }
+    }
+
     pub(crate) fn failed(reason: &'static str, detail: impl Into<String>) -> Self {
         Outcome::Failed {
             reason,

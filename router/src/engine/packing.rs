@@ -551,11 +551,13 @@ impl<'e, B: Backend> Packer<'e, B> {
         };
         match sent {
             Sent::Invoked { attempts, answer } => {
-                let ids: Vec<&str> = members
-                    .iter()
-                    .map(|member| self.ledger.meta(member.index).id.as_str())
-                    .collect();
-                match reply::read(&answer, as_batch, &ids) {
+                let ids = || {
+                    members
+                        .iter()
+                        .map(|member| self.ledger.meta(member.index).id.as_str())
+                        .collect()
+                };
+                match reply::read(&answer, as_batch, ids) {
                     Reply::Done => {
                         for member in &members {
                             self.end(tenant, member, Outcome::Invoked { attempts });

@@ -39,9 +39,9 @@ pub enum Reply {
     PerRecord(Vec<Option<Outcome>>),
 }
 
-/// Reads `answer` to an Invoke that carried the records `ids`, as one envelope (`batch` false)
-/// or as an envelope batch.
-pub fn read(answer: &Answer, batch: bool, ids: &[&str]) -> Reply {
+/// Reads `answer` to an Invoke that carried the records `ids` (asked for only when a batch
+/// answer must be matched to them), as one envelope (`batch` false) or as an envelope batch.
+pub fn read<'i>(answer: &Answer, batch: bool, ids: impl FnOnce() -> Vec<&'i str>) -> Reply {
     let (function_error, payload) = match answer {
         Answer::Queued => return Reply::Done,
         Answer::Returned {
@@ -69,6 +69,7 @@ pub fn read(answer: &Answer, batch: bool, ids: &[&str]) -> Reply {
     if !batch {
         return Reply::Done;
     }
+    let ids = ids();
     let invalid = |why: String| Reply::Failed(Outcome::failed(BACKEND_ANSWER_INVALID, why));
     let result: BatchResult = match serde_json::from_slice(payload) {
         Ok(result) => result,
@@ -146,7 +147,7 @@ mod tests {
             Some("Unhandled"),
             json!({"errorType": "Tenant.Mismatch", "errorMessage": "another tenant"}),
         );
-        let Reply::Refused(rejection) = read(&refused, false, &["m1"]) else {
+        let Reply::Refused(rejection) = read(&refused, false, || ["m1"].to_vec()) else {
             panic!("a guard refusal is permanent");
         };
         assert_eq!(rejection.reason, BACKEND_REFUSED);
@@ -155,7 +156,7 @@ mod tests {
             Some("Unhandled"),
             json!({"errorType": "Handler.Error", "errorMessage": "x".repeat(2000)}),
         );
-        let Reply::Failed(outcome) = read(&failed, true, &["m1"]) else {
+        let Reply::Failed(outcome) = read(&failed, true, || ["m1"].to_vec()) else {
             panic!("a handler error is transient");
         };
         assert_eq!(outcome.reason(), Some(BACKEND_ERROR));
@@ -164,10 +165,16 @@ mod tests {
             function_error: Some("Unhandled".into()),
             payload: b"Task timed out".to_vec(),
         };
-        assert!(matches!(read(&odd, false, &["m1"]), Reply::Failed(_)));
-        assert_eq!(read(&Answer::Queued, true, &["m1", "m2"]), Reply::Done);
+        assert!(matches!(
+            read(&odd, false, || ["m1"].to_vec()),
+            Reply::Failed(_)
+        ));
         assert_eq!(
-            read(&returned(None, json!({})), false, &["m1"]),
+            read(&Answer::Queued, true, || vec!["m1", "m2"]),
+            Reply::Done
+        );
+        assert_eq!(
+            read(&returned(None, json!({})), false, || vec!["m1"]),
             Reply::Done
         );
     }
@@ -181,7 +188,7 @@ mod tests {
                 {"id": "m2", "status": "failed", "error": "boom"},
                 {"id": "m3", "status": "skipped", "error": "m2 failed"}]}),
         );
-        let Reply::PerRecord(results) = read(&answer, true, &["m1", "m2", "m3"]) else {
+        let Reply::PerRecord(results) = read(&answer, true, || ["m1", "m2", "m3"].to_vec()) else {
             panic!("per record");
         };
         assert_eq!(results[0], None);
@@ -191,13 +198,13 @@ mod tests {
             Some(EARLIER_RECORD_FAILED)
         );
         for ids in [&["m1", "m2"][..], &["m1", "mX", "m3"]] {
-            let Reply::Failed(outcome) = read(&answer, true, ids) else {
+            let Reply::Failed(outcome) = read(&answer, true, || ids.to_vec()) else {
                 panic!("{ids:?}: an answer that does not fit fails every record");
             };
             assert_eq!(outcome.reason(), Some(BACKEND_ANSWER_INVALID));
         }
         assert!(matches!(
-            read(&returned(None, json!({"ok": true})), true, &["m1"]),
+            read(&returned(None, json!({"ok": true})), true, || vec!["m1"]),
             Reply::Failed(_)
         ));
     }
