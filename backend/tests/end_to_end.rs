@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use cross_crate_tests::{TestKey, fixtures_dir, workload};
+use cross_crate_tests::{TestKey, fixtures_dir, workload_files};
 use local::replay::{FIXTURES_RECORDED_AT_MS, replay, settings_for};
 use local::service::{Faults, Service, Settings};
 use serde_json::{Value, json};
@@ -32,24 +32,6 @@ fn settings() -> Settings {
     settings.log = Some(scratch("invocations.jsonl"));
     settings.results = Some(scratch("results.jsonl"));
     settings
-}
-
-/// Writes generated SQS batches to files: `batches` files of `per_batch` records, `tenants`
-/// tenants in all (record ids unique across files).
-fn workload_files(batches: usize, per_batch: usize, tenants: usize) -> Vec<PathBuf> {
-    (0..batches)
-        .map(|b| {
-            let mut event: Value =
-                serde_json::from_str(&workload(per_batch, tenants, TestKey::Es256, 200)).unwrap();
-            for record in event["Records"].as_array_mut().unwrap() {
-                let id = format!("b{b}-{}", record["messageId"].as_str().unwrap());
-                record["messageId"] = json!(id);
-            }
-            let path = scratch(&format!("batch-{b}.json"));
-            std::fs::write(&path, event.to_string()).unwrap();
-            path
-        })
-        .collect()
 }
 
 fn lookup(overrides: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
@@ -131,7 +113,7 @@ fn assert_one_tenant_per_environment(service: &Service) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_records_of_five_tenants_reach_only_their_own_environments() {
-    let files = workload_files(2, 100, 5);
+    let files = workload_files(2, 100, 5, 200);
     let settings = settings();
     let (log, results) = (
         settings.log.clone().unwrap(),
@@ -272,7 +254,7 @@ async fn a_forged_direct_invoke_is_refused_by_the_backend() {
 async fn at_the_environment_limit_the_router_backs_off_and_still_delivers_everything() {
     let mut settings = settings();
     settings.max_environments = 2;
-    let files = workload_files(1, 60, 5);
+    let files = workload_files(1, 60, 5, 200);
     let (summary, service) = replay(
         settings,
         &files,
@@ -363,7 +345,7 @@ async fn fault_run(
     settings.faults = Faults::parse("429:0.1,500:0.05").unwrap();
     settings.seed = 7;
     settings.max_environments = environments;
-    let files = workload_files(batches, per_batch, tenants);
+    let files = workload_files(batches, per_batch, tenants, 200);
     let total = batches * per_batch;
     let (summary, service) = replay(
         settings,

@@ -307,7 +307,6 @@ async fn an_unreachable_store_fails_the_record_and_runs_nothing() {
 /// equal the distinct records, each once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_faults_and_redelivered_batches_each_record_takes_effect_once() {
-    use cross_crate_tests::{TestKey, workload};
     let moto = Moto::start();
     let _dynamodb = table(&moto).await;
     let log = scratch("environments.log");
@@ -318,19 +317,7 @@ async fn with_faults_and_redelivered_batches_each_record_takes_effect_once() {
         std::time::Duration::from_millis(20),
         std::time::Duration::from_millis(40),
     ];
-    let files: Vec<PathBuf> = (0..2)
-        .map(|b| {
-            let mut event: Value =
-                serde_json::from_str(&workload(40, 4, TestKey::Es256, 100)).unwrap();
-            for record in event["Records"].as_array_mut().unwrap() {
-                let id = format!("b{b}-{}", record["messageId"].as_str().unwrap());
-                record["messageId"] = json!(id);
-            }
-            let path = scratch(&format!("batch-{b}.json"));
-            std::fs::write(&path, event.to_string()).unwrap();
-            path
-        })
-        .collect();
+    let files = cross_crate_tests::workload_files(2, 40, 4, 100);
     // Each batch twice: the second delivery is the event source mapping's redelivery.
     let delivered_twice: Vec<PathBuf> = files.iter().chain(&files).cloned().collect();
     let lookup = |name: &str| match name {

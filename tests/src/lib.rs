@@ -324,6 +324,31 @@ pub fn workload(records: usize, tenants: usize, key: TestKey, payload_bytes: usi
     sqs_event(batch).to_string()
 }
 
+/// Writes `batches` SQS events of `per_batch` records over `tenants` tenants ([`workload`], ES256,
+/// `payload_bytes` of filler) to fresh scratch files, record ids unique across the files
+/// (`b<batch>-<id>`).
+pub fn workload_files(
+    batches: usize,
+    per_batch: usize,
+    tenants: usize,
+    payload_bytes: usize,
+) -> Vec<std::path::PathBuf> {
+    (0..batches)
+        .map(|b| {
+            let mut event: Value =
+                serde_json::from_str(&workload(per_batch, tenants, TestKey::Es256, payload_bytes))
+                    .expect("a workload");
+            for record in event["Records"].as_array_mut().expect("records") {
+                let id = format!("b{b}-{}", record["messageId"].as_str().expect("an id"));
+                record["messageId"] = json!(id);
+            }
+            let path = testkit::scratch(&format!("batch-{b}.json"));
+            std::fs::write(&path, event.to_string()).expect("a scratch file");
+            path
+        })
+        .collect()
+}
+
 /// ARN of the test Kinesis stream.
 pub const STREAM_ARN: &str = "arn:aws:kinesis:us-east-1:123456789012:stream/tenant-events";
 /// ARN of the test DynamoDB table's stream.

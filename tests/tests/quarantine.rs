@@ -30,6 +30,16 @@ async fn send_message_answers(server: &MockServer, answer: ResponseTemplate, tim
     }
 }
 
+/// Routes the `wrong-aud` fixture (one record, rejected) with the quarantine queue `url`.
+async fn route_wrong_aud(server: &MockServer, url: &str) -> router::BatchReport {
+    let router = router(server, &[("ROUTER_QUARANTINE_QUEUE_URL", url)]);
+    let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
+    router
+        .route_event(&fixture("sqs/wrong-aud.json"), &info)
+        .await
+        .unwrap()
+}
+
 fn queue_url(server: &MockServer) -> String {
     format!("{}/123456789012/tenant-router-quarantine", server.uri())
 }
@@ -79,12 +89,7 @@ async fn a_failed_quarantine_write_reports_the_record() {
     let server = lambda_server().await;
     send_message_answers(&server, sqs_internal_error(), None).await;
     let url = queue_url(&server);
-    let router = router(&server, &[("ROUTER_QUARANTINE_QUEUE_URL", url.as_str())]);
-    let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
-    let report = router
-        .route_event(&fixture("sqs/wrong-aud.json"), &info)
-        .await
-        .unwrap();
+    let report = route_wrong_aud(&server, &url).await;
     assert!(matches!(
         &report.outcomes[0],
         Outcome::Rejected { reason: "token-audience", quarantined: false, detail }
@@ -99,12 +104,7 @@ async fn a_transient_quarantine_failure_is_retried() {
     let server = lambda_server().await;
     send_message_answers(&server, sqs_internal_error(), Some(2)).await;
     let url = mount_quarantine(&server).await;
-    let router = router(&server, &[("ROUTER_QUARANTINE_QUEUE_URL", url.as_str())]);
-    let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
-    let report = router
-        .route_event(&fixture("sqs/wrong-aud.json"), &info)
-        .await
-        .unwrap();
+    let report = route_wrong_aud(&server, &url).await;
     assert!(
         matches!(
             report.outcomes[0],

@@ -117,6 +117,52 @@ async fn chunks_are_filled_up_to_the_async_payload_limit() {
     }
 }
 
+/// With `request-response` the chunk limit is the sync payload limit (6 MB): records that take
+/// three async chunks go in one sync Invoke, answered per record.
+#[tokio::test]
+async fn request_response_chunks_go_up_to_the_sync_payload_limit() {
+    let server = bare_server().await;
+    Mock::given(method("POST"))
+        .and(path_regex(INVOKE_PATH))
+        .respond_with(|request: &wiremock::Request| {
+            let payload: Value = serde_json::from_slice(&request.body).unwrap();
+            let records: Vec<Value> = payload["records"]
+                .as_array()
+                .map(|records| {
+                    records
+                        .iter()
+                        .map(|e| json!({"id": e["id"], "status": "processed"}))
+                        .collect()
+                })
+                .unwrap_or_default();
+            wiremock::ResponseTemplate::new(200).set_body_json(json!({"records": records}))
+        })
+        .mount(&server)
+        .await;
+    let router = router(
+        &server,
+        &[
+            ("ROUTER_DELIVERY", "tenant-batch"),
+            ("ROUTER_INVOCATION_TYPE", "request-response"),
+            ("ROUTER_BATCH_HOLD_BYTES", "16777216"),
+        ],
+    );
+    let records = (0..25).map(|i| record(i, "acme", 100_000)).collect();
+    let report = router
+        .route_event(&sqs_event(records).to_string(), &info())
+        .await
+        .unwrap();
+    assert!(all_invoked(&report.outcomes), "{:?}", report.outcomes);
+    let chunks = chunks(&server).await;
+    assert_eq!(chunks.len(), 1, "one sync Invoke");
+    let (_, ids, size) = &chunks[0];
+    assert_eq!(ids.len(), 25);
+    assert!(
+        *size > ASYNC_PAYLOAD_LIMIT && *size <= shared::SYNC_PAYLOAD_LIMIT,
+        "{size}"
+    );
+}
+
 #[tokio::test]
 async fn records_larger_than_half_the_limit_go_one_per_invoke() {
     // The size of a record's envelope, measured in record mode, for notes of 10 bytes.
