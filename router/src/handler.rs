@@ -14,6 +14,7 @@ use crate::config::{Config, Validation};
 use crate::engine::{self, BatchStats, Identity, RouteContext};
 use crate::invocation::{BatchError, InvocationInfo};
 use crate::record::Ordering;
+use crate::registry::{Directory, Fault, Fetched, Registry};
 use crate::report::BatchReport;
 use crate::source::{self, Batch};
 
@@ -31,6 +32,24 @@ pub struct Router<B> {
     identity: Identity,
     backend: B,
     metrics: Option<MetricsSink>,
+}
+
+/// The registry's reader before [`Router::with_registry`]: every read fails.
+struct NoDirectory;
+
+impl Directory for NoDirectory {
+    fn batch_get<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a [shared::TenantId],
+    ) -> futures::future::BoxFuture<'a, Result<Fetched, Fault>> {
+        Box::pin(async {
+            Err(Fault {
+                retryable: false,
+                message: "the router was started without a client for it (internal error)".into(),
+            })
+        })
+    }
 }
 
 /// Where a batch's EMF document goes (stdout inside Lambda, stderr for `router replay`).
@@ -60,9 +79,16 @@ impl<B: Backend> Router<B> {
                 allow_list = config.trusted_tenants.is_some(),
             );
         }
+        // Until `with_registry` gives it a client, a configured registry answers nothing, so
+        // no record is admitted on a registry that was never asked.
+        let registry = config
+            .registry
+            .clone()
+            .map(|settings| Registry::new(settings, Box::new(NoDirectory)));
         let identity = Identity {
             verifier,
             trusted_tenants: config.trusted_tenants.clone(),
+            registry,
         };
         Ok(Self {
             config,
@@ -70,6 +96,15 @@ impl<B: Backend> Router<B> {
             backend,
             metrics: None,
         })
+    }
+
+    /// Reads the tenant registry (`ROUTER_TENANT_REGISTRY_TABLE`) through `directory`; without
+    /// a registry configured, `directory` is not used.
+    pub fn with_registry(mut self, directory: Box<dyn Directory>) -> Self {
+        if let Some(settings) = self.config.registry.clone() {
+            self.identity.registry = Some(Registry::new(settings, directory));
+        }
+        self
     }
 
     /// Sends one EMF metrics document per batch to `sink`.

@@ -4,8 +4,9 @@
 //! with the partial batch response the event source expects.
 //!
 //! Modules form one-way layers; each uses only those above it in this list:
-//! 1. [`outcome`], [`retry`], [`config`], [`backend`] — leaf types: outcomes and reasons, retry
-//!    policy and deadline, validated settings, the seam in front of AWS;
+//! 1. [`outcome`], [`retry`], [`config`], [`backend`], [`registry`] — leaf types: outcomes and
+//!    reasons, retry policy and deadline, validated settings, the seam in front of AWS, the tenant
+//!    registry and its cache;
 //! 2. [`invocation`] — the invocation's facts and [`BatchError`];
 //! 3. [`record`] — the record as the engine sees it, ordering, sequence comparison;
 //! 4. [`source`] — decoding each source into records, and each source's response;
@@ -22,6 +23,7 @@ pub mod invocation;
 pub mod metrics;
 pub mod outcome;
 pub mod record;
+pub mod registry;
 pub mod replay;
 pub mod report;
 pub mod retry;

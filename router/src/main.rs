@@ -8,7 +8,7 @@ use clap::Parser;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use router::Router;
 use router::invocation::{InvocationInfo, now_ms};
-use router::replay::{Cli, Command, aws_backend, replay};
+use router::replay::{Cli, Command, aws_backend, aws_registry, replay};
 use router::retry::Deadline;
 use router::{Config, telemetry};
 use serde_json::value::RawValue;
@@ -45,7 +45,15 @@ async fn run() -> ExitCode {
         }
     };
     let in_lambda = cli.command.is_none();
+    let registry = aws_registry(&config).await;
     let router = match Router::new(config, backend) {
+        Ok(router) => Ok(match registry {
+            Some(directory) => router.with_registry(Box::new(directory)),
+            None => router,
+        }),
+        Err(e) => Err(e),
+    };
+    let router = match router {
         // EMF documents go to stdout inside Lambda (CloudWatch reads them there); `replay` keeps
         // stdout for the responses, so its metrics go to stderr with the logs.
         Ok(router) if in_lambda => router.with_metrics(Box::new(|document| println!("{document}"))),

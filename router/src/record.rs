@@ -90,6 +90,26 @@ impl Pending<'_> {
         }
     }
 
+    /// The tenant the record claims, without keeping what decoding it produced (a deferred
+    /// record is decoded and the result dropped; a panic there is `None`, and the record fails
+    /// alone when it is routed). The engine's fair start (`engine::fair`) orders lanes by it.
+    pub fn peek_tenant(
+        &self,
+        meta: &RecordMeta<'_>,
+        config: &Config,
+        info: &InvocationInfo,
+    ) -> Option<TenantId> {
+        match self {
+            Pending::Ready(decoded) => decoded.as_ref().as_ref().ok().map(|d| d.tenant.clone()),
+            Pending::Deferred { raw, decode } => {
+                std::panic::catch_unwind(AssertUnwindSafe(|| decode(raw, &meta.id, config, info)))
+                    .ok()
+                    .and_then(|(decoded, _)| decoded.ok())
+                    .map(|decoded| decoded.tenant)
+            }
+        }
+    }
+
     /// The decoded record, decoding it now if it was deferred (and recording the tenant it
     /// claims in `meta`).
     pub fn resolve(

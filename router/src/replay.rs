@@ -48,6 +48,26 @@ pub enum Command {
     },
 }
 
+/// The tenant registry's reader: DynamoDB through the SDK's own configuration
+/// (`AWS_ENDPOINT_URL_DYNAMODB` included); `None` without `ROUTER_TENANT_REGISTRY_TABLE`.
+pub async fn aws_registry(config: &Config) -> Option<crate::registry::DynamoDbDirectory> {
+    config.registry.as_ref()?;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        // The registry's own backoff, within the deadline, decides on retries.
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .build(),
+        )
+        .load()
+        .await;
+    Some(crate::registry::DynamoDbDirectory(
+        aws_sdk_dynamodb::Client::new(&sdk),
+    ))
+}
+
 /// Builds the AWS backend the way the binary does: the SDK's own configuration chain (region,
 /// credentials, `AWS_ENDPOINT_URL_LAMBDA` / `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_S3`), with the SDK's retries and
 /// stalled-stream protection turned off because the router retries itself, within its deadline.

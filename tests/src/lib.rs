@@ -5,6 +5,8 @@
 //!
 //! Every key here is public and for tests only.
 
+pub mod fairness;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 

@@ -3,6 +3,7 @@
 //! and inject faults.
 
 mod eventbridge;
+mod fairness;
 mod faults;
 mod isolation;
 mod jwks;

@@ -5,13 +5,15 @@
 //! environment; [`Config::from_env`] is the same over `std::env`. Every problem names the variable.
 //! By concern: `identity` (tenant, token, JWT, allow-list), `per_source` (the per-source syntax),
 //! `values` (numbers, lists, pointers), `invocation` (the invocation type, per source and for FIFO
-//! queues); delivery, retries and the quarantine queue are here. The
+//! queues), `tenants` (the tenant registry, each tenant's share of the in-flight Invokes);
+//! delivery, retries and the quarantine queue are here. The
 //! README's configuration reference documents each variable; keep the two in step.
 
 mod error;
 mod identity;
 mod invocation;
 mod per_source;
+mod tenants;
 mod values;
 
 use std::collections::HashSet;
@@ -23,6 +25,7 @@ pub use error::ConfigError;
 pub use identity::{JwtSettings, TenantFrom, TokenFrom, Validation};
 pub use invocation::{InvocationType, InvocationTypes};
 pub use per_source::PerSource;
+pub use tenants::{RegistrySettings, Suspended};
 
 use crate::retry::RetryPolicy;
 use values::{Lookup, number_or, payload_pointer, positive, positive_or, required};
@@ -56,6 +59,10 @@ pub struct Config {
     pub max_record_age: Option<Duration>,
     /// Most records being worked on (and so Invokes in flight) at once.
     pub max_in_flight: usize,
+    /// Most Invokes in flight at once for one tenant (`ROUTER_MAX_IN_FLIGHT_PER_TENANT`).
+    pub max_in_flight_per_tenant: usize,
+    /// The tenant registry, if any (`ROUTER_TENANT_REGISTRY_TABLE`).
+    pub registry: Option<RegistrySettings>,
     /// Queue receiving rejected records.
     pub quarantine_queue_url: Option<String>,
     /// Bucket keeping rejected records too large for a quarantine message.
@@ -120,6 +127,8 @@ impl Config {
             trusted_tenants: identity.trusted_tenants,
             max_record_age,
             max_in_flight,
+            max_in_flight_per_tenant: tenants::max_in_flight_per_tenant(&get, max_in_flight)?,
+            registry: tenants::registry(&get)?,
             quarantine_queue_url: quarantine_queue_url(&get)?,
             quarantine_bucket: quarantine_bucket(&get)?,
             delivery,

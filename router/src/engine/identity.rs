@@ -1,7 +1,8 @@
 //! Proving a record's tenant before anything is sent for it: the maximum record age, then a
 //! signed JWT whose tenant claim equals the record's tenant (`jwt` sources) or the allow-list
-//! (`trusted` sources); and wrapping the proven record into its Invoke payload, which is never
-//! larger than the invocation type's payload limit.
+//! (`trusted` sources), then — with a tenant registry — that the proven tenant may still send;
+//! and wrapping the proven record into its Invoke payload, which is never larger than the
+//! invocation type's payload limit.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -9,10 +10,20 @@ use std::time::Duration;
 use shared::TenantId;
 use shared::token::TokenVerifier;
 
-use crate::config::{InvocationType, Validation};
+use crate::config::{InvocationType, Suspended, Validation};
 use crate::invocation::InvocationInfo;
 use crate::outcome::{Outcome, Rejection, Verdict};
 use crate::record::Decoded;
+use crate::registry::{Lookup, Registry, Standing};
+use crate::retry::RetryPolicy;
+
+/// Reason: the registry has no item for the proven tenant (or one that is neither `active` nor
+/// `suspended`).
+pub const TENANT_UNKNOWN: &str = "tenant-unknown";
+/// Reason: the registry says the tenant is suspended.
+pub const TENANT_SUSPENDED: &str = "tenant-suspended";
+/// Reason: the registry could not be read in time; the source keeps the record.
+pub const REGISTRY_UNAVAILABLE: &str = "registry-unavailable";
 
 /// What proves a record's tenant: the token verifier for `jwt` sources, the allow-list for
 /// `trusted` ones. Which applies to a source is `Config::validation`.
@@ -21,6 +32,8 @@ pub struct Identity {
     pub verifier: Option<TokenVerifier>,
     /// `ROUTER_TRUSTED_TENANTS`.
     pub trusted_tenants: Option<HashSet<TenantId>>,
+    /// `ROUTER_TENANT_REGISTRY_TABLE`: who may still send.
+    pub registry: Option<Registry>,
 }
 
 impl Identity {
@@ -85,6 +98,50 @@ impl Identity {
                 }
                 _ => Ok(()),
             },
+        }
+    }
+}
+
+impl Identity {
+    /// With a registry: whether the proven `tenant` may send. Unknown → rejected
+    /// (`tenant-unknown`); suspended → rejected, or failed so its source keeps the record
+    /// (`ROUTER_SUSPENDED_TENANTS=hold`), both `tenant-suspended`; the registry unreadable →
+    /// failed (`registry-unavailable`): never admitted on a guess.
+    pub async fn admit(
+        &self,
+        tenant: &TenantId,
+        retry: RetryPolicy,
+        info: &InvocationInfo,
+    ) -> Result<(), Verdict> {
+        let Some(registry) = &self.registry else {
+            return Ok(());
+        };
+        match registry.lookup(tenant, retry, info.deadline).await {
+            Lookup::Known(Standing::Active) => Ok(()),
+            Lookup::Known(Standing::Suspended) => match registry.settings().suspended {
+                Suspended::Reject => Err(Verdict::Reject(Rejection::new(
+                    TENANT_SUSPENDED,
+                    "the tenant is suspended in the tenant registry",
+                ))),
+                Suspended::Hold => Err(Verdict::Fail(Outcome::failed(
+                    TENANT_SUSPENDED,
+                    "the tenant is suspended in the tenant registry; the record is held \
+                     (ROUTER_SUSPENDED_TENANTS=hold) until it is reinstated",
+                ))),
+            },
+            Lookup::Known(Standing::Unknown) => Err(Verdict::Reject(Rejection::new(
+                TENANT_UNKNOWN,
+                "the tenant is not in the tenant registry",
+            ))),
+            Lookup::Known(Standing::Invalid(what)) => Err(Verdict::Reject(Rejection::new(
+                TENANT_UNKNOWN,
+                format!(
+                    "the tenant registry's item has {what}: neither \"active\" nor \"suspended\""
+                ),
+            ))),
+            Lookup::Unavailable(why) => {
+                Err(Verdict::Fail(Outcome::failed(REGISTRY_UNAVAILABLE, why)))
+            }
         }
     }
 }

@@ -5,16 +5,21 @@
 //! without a lane is a lane of its own). Lanes run concurrently, at most `max_in_flight` at a
 //! time; the records of one lane are taken in order. For each record: the ordering gate
 //! (`gate`), then — isolated, so a panic fails this record alone (`isolation`) — decoding (when
-//! it was deferred), the deadline, the identity proof and the envelope (`identity`); a record that
+//! it was deferred), the deadline, the identity proof, the tenant registry and the envelope
+//! (`identity`); a record that
 //! cannot go is quarantined or reported (`quarantine`) once the lane's earlier records are
 //! delivered; a proven one is handed to the delivery mode (`packing`), which sends it on its own
 //! or in its tenant's envelope batch with retries (`send`). Every outcome is written once to the
 //! `ledger`, which feeds the gate.
 //!
-//! Layers inside: `context`, `isolation`, `gate` → `ledger`, `identity`, `send`, `quarantine`,
-//! `reply` → `packing` → this module.
+//! Records start round-robin across tenants and no tenant holds more than its share of the
+//! in-flight Invokes (`fair`).
+//!
+//! Layers inside: `context`, `isolation`, `fair`, `gate` → `ledger`, `identity`, `send`,
+//! `quarantine`, `reply` → `packing` → this module.
 
 mod context;
+mod fair;
 mod gate;
 mod identity;
 mod isolation;
@@ -30,7 +35,7 @@ use futures::StreamExt;
 use shared::TenantId;
 
 pub use context::{BatchStats, RouteContext};
-pub use identity::Identity;
+pub use identity::{Identity, REGISTRY_UNAVAILABLE, TENANT_SUSPENDED, TENANT_UNKNOWN};
 pub use reply::{BACKEND_ANSWER_INVALID, BACKEND_ERROR, BACKEND_REFUSED};
 
 use crate::backend::Backend;
@@ -58,19 +63,45 @@ pub async fn route<'a, B: Backend>(
     let outcomes = {
         let ledger = Ledger::new(&metas, context.ordering, lanes.len(), context.source);
         let packer = Packer::new(&ledger, context);
-        let lanes = futures::stream::iter(lanes.into_iter().enumerate())
-            .for_each_concurrent(packer.lane_concurrency(), |(number, lane)| {
-                run_lane(number, lane, &ledger, &packer, context)
-            });
-        // Chunks sealed to keep within the hold budget go out beside the lanes.
+        let lanes = async {
+            let lanes = lanes.into_iter().enumerate();
+            match packer.lane_concurrency() {
+                // More lanes than slots (`record` mode): round-robin across tenants.
+                Some(limit) if packer.starts_fairly(lanes.len()) => {
+                    let keyed = lanes
+                        .map(|(number, lane)| {
+                            let tenant = lane.first().and_then(|(index, pending)| {
+                                pending.peek_tenant(&metas[*index], context.config, context.info)
+                            });
+                            (tenant, (number, lane))
+                        })
+                        .collect();
+                    fair::run_round_robin(
+                        keyed,
+                        limit,
+                        context.config.max_in_flight_per_tenant,
+                        |(number, lane)| run_lane(number, lane, &ledger, &packer, context),
+                    )
+                    .await;
+                }
+                limit => {
+                    futures::stream::iter(lanes)
+                        .for_each_concurrent(limit, |(number, lane)| {
+                            run_lane(number, lane, &ledger, &packer, context)
+                        })
+                        .await;
+                }
+            }
+        };
+        // Chunks go out beside the lanes: full ones, those sealed to keep within the hold
+        // budget, and at the end the rest.
         futures::join!(
             async {
                 lanes.await;
-                packer.close_early();
+                packer.finish();
             },
             packer.send_early()
         );
-        packer.finish().await;
         drop(packer);
         ledger.into_outcomes()
     };
@@ -217,6 +248,11 @@ async fn prepare<B: Backend>(
         )
         .await
         .map_err(unsent)?;
+    context
+        .identity
+        .admit(&decoded.tenant, context.config.retry, context.info)
+        .await
+        .map_err(unsent)?;
     let payload = identity::wrap(&decoded, meta.lane.as_deref(), context.invocation)
         .map_err(|r| unsent(Verdict::Reject(r)))?;
     Ok(Ready {
@@ -299,6 +335,7 @@ mod tests {
             let identity = Identity {
                 verifier: None,
                 trusted_tenants: None,
+                registry: None,
             };
             let stats = BatchStats::default();
             let context = RouteContext {

@@ -5,9 +5,10 @@
 //!   ([`shared::BatchPayload`]) of at most `ROUTER_BATCH_MAX_BYTES`; a chunk is sent when the
 //!   next record does not fit, when a lane needs it delivered before its next record may go,
 //!   when the chunks held together exceed `ROUTER_BATCH_HOLD_BYTES` (the largest go, as many as
-//!   it takes to make room, sent alongside while the records go on taking turns, and the next
-//!   record waits for their delivery), so a large batch of many tenants never holds every
-//!   envelope, and at the end of the batch.
+//!   it takes to make room, and the next record waits for their delivery), so a large batch of
+//!   many tenants never holds every envelope, and at the end of the batch. Except the chunk a
+//!   lane needs delivered, chunks are sent beside the lanes ([`Packer::send_early`]): no lane
+//!   waits for a slow tenant's chunks unless its own record is among them.
 //!
 //! Order within a lane: a lane's record may join the chunk that holds the lane's previous record
 //! (one Invoke keeps their order); any other chunk only after that one has been sent and the
@@ -33,6 +34,7 @@ use shared::{BatchAnswer, BatchOrdering, BatchPayload, TenantId};
 use tokio::sync::{Notify, Semaphore, oneshot, watch};
 
 use super::context::RouteContext;
+use super::fair::TenantSlots;
 use super::isolation::isolated;
 use super::ledger::Ledger;
 use super::quarantine;
@@ -139,7 +141,9 @@ pub struct Packer<'e, B> {
     delivered: Notify,
     /// At most `max_in_flight` Invokes at once, in both modes.
     invokes: Semaphore,
-    /// Chunks sealed to make room under the hold budget, for [`Packer::send_early`].
+    /// At most `max_in_flight_per_tenant` of them for one tenant.
+    tenant_slots: TenantSlots,
+    /// Chunks sealed beside the lanes, for [`Packer::send_early`].
     early: Mutex<Early>,
     /// Told when `early` changes.
     early_changed: Notify,
@@ -179,15 +183,16 @@ impl<'e, B: Backend> Packer<'e, B> {
             turns: Mutex::default(),
             delivered: Notify::new(),
             invokes: Semaphore::new(context.config.max_in_flight),
+            tenant_slots: TenantSlots::new(context.config.max_in_flight_per_tenant),
             early: Mutex::default(),
             early_changed: Notify::new(),
         }
     }
 
-    /// Sends the chunks sealed to make room under the hold budget, each as soon as it is sealed
-    /// and all at once (the Invoke slots bound them), until [`Packer::close_early`] and the
-    /// queue is empty. Runs beside the lanes, so the record that needed the room waits only for
-    /// a delivery, never for a send to start.
+    /// Sends the chunks sealed beside the lanes — full ones, those sealed to make room under
+    /// the hold budget, and at the end the rest — each as soon as it is sealed and all at once
+    /// (the Invoke slots and each tenant's order bound them), until [`Packer::finish`] and the
+    /// queue is empty. Runs beside the lanes, so no lane waits for a send to start.
     pub async fn send_early(&self) {
         if self.chunks.is_none() {
             return;
@@ -216,12 +221,6 @@ impl<'e, B: Backend> Packer<'e, B> {
             .await;
     }
 
-    /// No more chunks will be sealed early: [`Packer::send_early`] ends once it has sent them.
-    pub fn close_early(&self) {
-        self.early.lock().expect("early lock").closed = true;
-        self.early_changed.notify_waiters();
-    }
-
     /// How many lanes run at once: `max_in_flight`, except for an ordered batch in
     /// `tenant-batch` mode, where every lane runs (a lane there mostly waits for its turn, and
     /// one whose next record is the turn must never wait for a free slot behind lanes that
@@ -232,6 +231,14 @@ impl<'e, B: Backend> Packer<'e, B> {
             (Some(_), Ordering::Lanes | Ordering::Stream) => None,
             _ => Some(self.context.config.max_in_flight),
         }
+    }
+
+    /// Whether `lanes` lanes start round-robin across tenants (`engine::fair`): in `record`
+    /// mode, when there are more of them than slots (fewer all start at once). In
+    /// `tenant-batch` mode records are placed in batch order and a tenant's batches are sent
+    /// one after the other, beside the lanes.
+    pub fn starts_fairly(&self, lanes: usize) -> bool {
+        self.chunks.is_none() && lanes > self.context.config.max_in_flight
     }
 
     /// Waits until record `index` may be placed (`tenant-batch`: records join chunks in batch
@@ -332,8 +339,11 @@ impl<'e, B: Backend> Packer<'e, B> {
             match step {
                 Step::Appended(sealed) => {
                     self.pass(index);
+                    // The full chunk goes beside the lanes: its lane's next record waits for it
+                    // only if it must (its hold), and a slow tenant's chain of chunks holds no
+                    // lane that other tenants' records need.
                     if let Some(sealed) = sealed {
-                        self.send_sealed(&tenant, sealed).await;
+                        self.send_beside(tenant, sealed);
                     }
                     return;
                 }
@@ -376,28 +386,28 @@ impl<'e, B: Backend> Packer<'e, B> {
         }
     }
 
-    /// Sends every chunk still open (the end of the batch), at most `max_in_flight` at once.
-    pub async fn finish(&self) {
-        let Some(chunks) = &self.chunks else {
-            return;
-        };
-        let sealed: Vec<_> = {
-            let mut chunks = chunks.lock().expect("chunks lock");
-            let tenants: Vec<TenantId> = chunks.open.keys().cloned().collect();
-            tenants
-                .into_iter()
-                .filter_map(|tenant| {
-                    let sealed = chunks.seal(&tenant)?;
-                    Some((tenant, sealed))
-                })
-                .collect()
-        };
-        futures::stream::iter(sealed)
-            .for_each_concurrent(
-                self.context.config.max_in_flight,
-                |(tenant, sealed)| async move { self.send_sealed(&tenant, sealed).await },
-            )
-            .await;
+    /// The end of the batch: every chunk still open is sealed and handed to
+    /// [`Packer::send_early`], and no more will come. A tenant's last chunk then goes as soon as
+    /// its chunk before it is done, never after another tenant's.
+    pub fn finish(&self) {
+        if let Some(chunks) = &self.chunks {
+            let sealed: Vec<_> = {
+                let mut chunks = chunks.lock().expect("chunks lock");
+                let tenants: Vec<TenantId> = chunks.open.keys().cloned().collect();
+                tenants
+                    .into_iter()
+                    .filter_map(|tenant| {
+                        let sealed = chunks.seal(&tenant)?;
+                        Some((tenant, sealed))
+                    })
+                    .collect()
+            };
+            for (tenant, sealed) in sealed {
+                self.send_beside(tenant, sealed);
+            }
+        }
+        self.early.lock().expect("early lock").closed = true;
+        self.early_changed.notify_waiters();
     }
 
     /// Waits, with the turn, until `more` bytes fit under `batch_hold_bytes` with the chunks
@@ -439,13 +449,20 @@ impl<'e, B: Backend> Packer<'e, B> {
                 })
             };
             match largest {
-                Some(item) => {
-                    self.early.lock().expect("early lock").queue.push_back(item);
-                    self.early_changed.notify_waiters();
-                }
+                Some((tenant, sealed)) => self.send_beside(tenant, sealed),
                 None => delivered.await,
             }
         }
+    }
+
+    /// Hands a sealed chunk to [`Packer::send_early`].
+    fn send_beside(&self, tenant: TenantId, sealed: Sealed) {
+        self.early
+            .lock()
+            .expect("early lock")
+            .queue
+            .push_back((tenant, sealed));
+        self.early_changed.notify_waiters();
     }
 
     /// Makes sure chunk `id` of `tenant` is delivered: sends it if still open, else waits for
@@ -541,6 +558,9 @@ impl<'e, B: Backend> Packer<'e, B> {
         let label = &self.ledger.meta(members[0].index).id;
         let trace = members[0].trace_header.as_deref();
         let sent = {
+            // The tenant's share first: a tenant at its share waits without holding a slot
+            // another tenant could use.
+            let _share = self.tenant_slots.acquire(tenant).await;
             let _slot = self.invokes.acquire().await.expect("never closed");
             isolated(
                 send(label, tenant, payload, trace, self.context),
