@@ -9,6 +9,7 @@ mod isolation;
 mod jwks;
 mod observability;
 mod quarantine;
+mod registry;
 mod request_response;
 mod settings;
 mod sqs_fixtures;
