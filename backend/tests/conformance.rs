@@ -78,11 +78,13 @@ async fn the_backend_answers_the_same_under_the_emulator_and_the_stand_in() {
             name: "backend".into(),
             executable: backend.clone(),
             per_tenant: true,
+            memory_mb: 128,
         },
         FunctionSpec {
             name: "plain".into(),
             executable: backend,
             per_tenant: false,
+            memory_mb: 128,
         },
     ])
     .await;
@@ -152,6 +154,7 @@ async fn the_runtime_api_gives_a_function_what_the_emulator_gives_it() {
         name: "probe".into(),
         executable: probe,
         per_tenant: true,
+        memory_mb: 128,
     }])
     .await;
     let payload = r#"{"hello":"tenant"}"#;

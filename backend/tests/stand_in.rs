@@ -19,6 +19,7 @@ fn settings(extra: Vec<FunctionSpec>) -> Settings {
         name: "plain".into(),
         executable: PathBuf::from(env!("CARGO_BIN_EXE_backend")),
         per_tenant: false,
+        memory_mb: 128,
     });
     settings.functions.extend(extra);
     settings.environment_output = Some(scratch("environments.log"));
@@ -158,6 +159,7 @@ done"#,
         name: "slow".into(),
         executable: slow,
         per_tenant: true,
+        memory_mb: 128,
     }]);
     settings.max_environments = 2;
     let (service, client) = stand_in(settings).await;
@@ -200,6 +202,7 @@ async fn a_crashed_environment_answers_as_lambda_and_is_replaced() {
         name: "crash".into(),
         executable: crash,
         per_tenant: true,
+        memory_mb: 128,
     }]))
     .await;
     for _ in 0..2 {
@@ -233,6 +236,7 @@ async fn a_function_past_its_timeout_is_stopped() {
         name: "hang".into(),
         executable: hang,
         per_tenant: true,
+        memory_mb: 128,
     }]);
     settings.function_timeout = Duration::from_millis(300);
     let (service, client) = stand_in(settings).await;
@@ -277,11 +281,13 @@ async fn a_crash_or_timeout_during_an_invocation_ends_it_as_lambda_would() {
             name: "dies".into(),
             executable: taking_then("dies.sh", "exit 9"),
             per_tenant: true,
+            memory_mb: 128,
         },
         FunctionSpec {
             name: "stalls".into(),
             executable: taking_then("stalls.sh", "sleep 30"),
             per_tenant: true,
+            memory_mb: 128,
         },
         FunctionSpec {
             name: "init-fails".into(),
@@ -290,6 +296,7 @@ async fn a_crash_or_timeout_during_an_invocation_ends_it_as_lambda_would() {
                 r#"curl -sS -X POST -H 'Lambda-Runtime-Function-Error-Type: Runtime.ConfigError' -d '{"errorType":"Runtime.ConfigError","errorMessage":"no config"}' "http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/init/error" >/dev/null; sleep 30"#,
             ),
             per_tenant: true,
+            memory_mb: 128,
         },
     ]);
     settings.function_timeout = Duration::from_millis(800);
@@ -375,6 +382,7 @@ done"#,
         name: "crashy".into(),
         executable: function,
         per_tenant: true,
+        memory_mb: 128,
     }]))
     .await;
     let answer = |output: aws_sdk_lambda::operation::invoke::InvokeOutput| {

@@ -101,6 +101,12 @@ async fn invoke(
             error_type: Some(error_type.to_owned()),
             cold_start: false,
             duration_ms: 0,
+            memory_mb: service
+                .function(&name)
+                .map_or(crate::service::DEFAULT_MEMORY_MB, |f| f.memory_mb),
+            architecture: crate::service::architecture().to_owned(),
+            payload_bytes: body.len(),
+            records: 0,
         });
         error(status, error_type, message, &request_id)
     };

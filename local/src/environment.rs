@@ -41,6 +41,8 @@ pub struct EnvironmentSpec {
     pub timeout: Duration,
     /// Region reported to the function.
     pub region: String,
+    /// Memory in MB, reported to the function (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`).
+    pub memory_mb: u32,
 }
 
 /// One invocation handed to an environment.
@@ -52,6 +54,9 @@ pub struct Invocation {
     pub payload: Bytes,
     /// X-Ray trace header value passed on.
     pub trace_id: String,
+    /// A tenant to offer instead of the environment's own: a fault only the conformance kit
+    /// injects (the platform breaking its promise), to see the guard fail closed.
+    pub offered_tenant: Option<String>,
 }
 
 /// How an invocation ended inside an environment.
@@ -192,7 +197,10 @@ impl Environment {
             .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", &spec.function)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                spec.memory_mb.to_string(),
+            )
             .env(
                 "AWS_LAMBDA_LOG_GROUP_NAME",
                 format!("/aws/lambda/{}", spec.function),
@@ -417,7 +425,7 @@ async fn next(State(state): State<Arc<RuntimeState>>) -> Response {
     set("lambda-runtime-deadline-ms", &deadline_ms.to_string());
     set("lambda-runtime-invoked-function-arn", &state.function_arn);
     set("lambda-runtime-trace-id", &invocation.trace_id);
-    if let Some(tenant) = &state.tenant {
+    if let Some(tenant) = invocation.offered_tenant.as_ref().or(state.tenant.as_ref()) {
         set("lambda-runtime-aws-tenant-id", tenant);
     }
     set("content-type", "application/json");

@@ -8,10 +8,14 @@
 //! - [`environment`]: one process and the Runtime API it talks to;
 //! - [`service`]: the async queue with Lambda's two retries, the invocation log and the results
 //!   file (async destination records);
-//! - [`replay`]: the main job — recorded events through the router into tenant-isolated backends.
+//! - [`replay`]: the main job — recorded events through the router into tenant-isolated backends;
+//! - [`usage`]: usage and cost per tenant from the invocation log;
+//! - [`conformance`]: the conformance kit, checking any backend's tenant guard.
 
 pub mod api;
+pub mod conformance;
 pub mod environment;
 pub mod pool;
 pub mod replay;
 pub mod service;
+pub mod usage;

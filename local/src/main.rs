@@ -26,7 +26,7 @@ enum Command {
         /// Address to listen on (loopback).
         #[arg(long, default_value = "127.0.0.1:9001")]
         listen: std::net::SocketAddr,
-        /// A function: NAME=EXECUTABLE[,per-tenant]. Repeatable.
+        /// A function: NAME=EXECUTABLE[,per-tenant][,memory=MB]. Repeatable.
         #[arg(long = "function", required = true, value_parser = FunctionSpec::parse)]
         functions: Vec<FunctionSpec>,
         #[command(flatten)]
@@ -49,6 +49,35 @@ enum Command {
         /// Event files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Checks a backend's tenant guard against the contract: runs EXECUTABLE (any Runtime-API
+    /// bootstrap) as a tenant-isolated function, prints one line per check, exits 1 if any fails.
+    Conformance {
+        /// The bootstrap under test.
+        executable: PathBuf,
+        /// Extra environment variable for it, KEY=VALUE. Repeatable.
+        #[arg(long = "env", value_parser = parse_variable)]
+        variables: Vec<(String, String)>,
+        /// A JSON payload the handler fails (for the ordering checks); default: a JSON string,
+        /// which no to-do backend can enrich.
+        #[arg(long, value_parser = parse_json)]
+        failing_payload: Option<serde_json::Value>,
+        /// Longest one invocation may run, in milliseconds.
+        #[arg(long, default_value_t = 30_000)]
+        timeout_ms: u64,
+        /// Where the environments' output goes (default: discarded).
+        #[arg(long)]
+        environment_output: Option<PathBuf>,
+    },
+    /// Usage and cost per tenant from an invocation log (`--log` of `serve` or `replay`), at the
+    /// list prices of shared/pricing.json; the router's cost shared out by records.
+    Usage {
+        /// The invocation log.
+        #[arg(long)]
+        log: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -85,6 +114,10 @@ struct Common {
     /// Where the environments' output goes (default: stderr).
     #[arg(long)]
     environment_output: Option<PathBuf>,
+}
+
+fn parse_json(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
 }
 
 fn parse_variable(text: &str) -> Result<(String, String), String> {
@@ -180,6 +213,68 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("local-lambda replay: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Conformance {
+            executable,
+            variables,
+            failing_payload,
+            timeout_ms,
+            environment_output,
+        } => {
+            let mut options = local::conformance::Options::new(executable);
+            options.variables = variables;
+            options.timeout = Duration::from_millis(timeout_ms);
+            options.environment_output = environment_output;
+            if let Some(payload) = failing_payload {
+                options.failing_payload = payload;
+            }
+            match local::conformance::run(&options).await {
+                Ok(checks) => {
+                    for check in &checks {
+                        println!("{check}");
+                    }
+                    let failed = checks.iter().filter(|c| !c.passed).count();
+                    println!(
+                        "{} of {} checks passed",
+                        checks.len() - failed,
+                        checks.len()
+                    );
+                    if failed == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("local-lambda conformance: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Usage { log, json } => {
+            let report = std::fs::read_to_string(&log)
+                .map_err(|e| e.to_string())
+                .and_then(|text| local::usage::read_log(&text))
+                .and_then(|entries| {
+                    local::usage::compute(&entries, &shared::pricing::Prices::list())
+                });
+            match report {
+                Ok(report) if json => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).expect("the report serialises")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(report) => {
+                    print!("{}", local::usage::render(&report));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("local-lambda usage: {}: {e}", log.display());
                     ExitCode::from(2)
                 }
             }

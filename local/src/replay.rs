@@ -243,6 +243,7 @@ pub fn settings_for(backend: PathBuf) -> Settings {
             name: "backend".into(),
             executable: backend,
             per_tenant: true,
+            memory_mb: 128,
         }],
         variables: vec![
             (

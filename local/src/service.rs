@@ -24,27 +24,45 @@ pub struct FunctionSpec {
     pub executable: PathBuf,
     /// Whether it runs in tenant isolation mode (`PER_TENANT`).
     pub per_tenant: bool,
+    /// Its memory in MB (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`; the invocation log's `memoryMb`,
+    /// which `local-lambda usage` prices).
+    pub memory_mb: u32,
 }
 
+/// Lambda's default function memory, in MB.
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+
 impl FunctionSpec {
-    /// Parses `NAME=EXECUTABLE[,per-tenant]`.
+    /// Parses `NAME=EXECUTABLE[,per-tenant][,memory=MB]` (memory 128–10,240 MB, default 128).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (name, rest) = text
-            .split_once('=')
-            .ok_or_else(|| format!("expected NAME=EXECUTABLE[,per-tenant], got {text:?}"))?;
-        let (executable, per_tenant) = match rest.strip_suffix(",per-tenant") {
-            Some(executable) => (executable, true),
-            None => (rest, false),
-        };
+        let usage = || format!("expected NAME=EXECUTABLE[,per-tenant][,memory=MB], got {text:?}");
+        let (name, rest) = text.split_once('=').ok_or_else(usage)?;
+        let mut parts = rest.split(',');
+        let executable = parts.next().unwrap_or_default();
+        let (mut per_tenant, mut memory_mb) = (false, DEFAULT_MEMORY_MB);
+        for option in parts {
+            match option.split_once('=') {
+                None if option == "per-tenant" => per_tenant = true,
+                Some(("memory", mb)) => {
+                    memory_mb = mb
+                        .parse()
+                        .ok()
+                        .filter(|mb| (128..=10_240).contains(mb))
+                        .ok_or_else(|| {
+                            format!("memory {mb:?} in {text:?} is not 128 to 10240 MB")
+                        })?;
+                }
+                _ => return Err(usage()),
+            }
+        }
         if name.is_empty() || executable.is_empty() {
-            return Err(format!(
-                "expected NAME=EXECUTABLE[,per-tenant], got {text:?}"
-            ));
+            return Err(usage());
         }
         Ok(Self {
             name: name.to_owned(),
             executable: PathBuf::from(executable),
             per_tenant,
+            memory_mb,
         })
     }
 }
@@ -134,7 +152,7 @@ impl Default for Settings {
 }
 
 /// One line of the invocation log.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogEntry {
     /// When the attempt ended (RFC 3339).
@@ -161,6 +179,44 @@ pub struct LogEntry {
     pub cold_start: bool,
     /// Time spent, in milliseconds.
     pub duration_ms: u64,
+    /// The function's memory, in MB.
+    pub memory_mb: u32,
+    /// The function's architecture (`x86_64` or `arm64`: the machine's).
+    pub architecture: String,
+    /// Bytes of the payload.
+    pub payload_bytes: usize,
+    /// Records the payload carries: the length of its `records` (an envelope batch) or
+    /// `Records` (an event source batch) array, else 1.
+    pub records: usize,
+}
+
+/// The architecture Lambda would call this machine's.
+pub fn architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// How many records a payload carries (see [`LogEntry::records`]).
+pub fn records_in(payload: &[u8]) -> usize {
+    #[derive(serde::Deserialize)]
+    struct Carried {
+        records: Option<Vec<serde::de::IgnoredAny>>,
+        #[serde(rename = "Records")]
+        event_records: Option<Vec<serde::de::IgnoredAny>>,
+    }
+    match serde_json::from_slice::<Carried>(payload) {
+        Ok(Carried {
+            records: Some(records),
+            ..
+        })
+        | Ok(Carried {
+            event_records: Some(records),
+            ..
+        }) => records.len(),
+        _ => 1,
+    }
 }
 
 /// Who an invocation is for and how it was asked.
@@ -239,6 +295,7 @@ impl Service {
                     variables: settings.variables.clone(),
                     timeout: settings.function_timeout,
                     region: settings.region.clone(),
+                    memory_mb: function.memory_mb,
                 },
             );
             functions.insert(function.name.clone(), function.clone());
@@ -348,6 +405,10 @@ impl Service {
         log_throttle: bool,
     ) -> Result<InvocationResult, PoolError> {
         let started = Instant::now();
+        let memory_mb = self
+            .function(&request.function)
+            .map_or(DEFAULT_MEMORY_MB, |f| f.memory_mb);
+        let (payload_bytes, records) = (payload.len(), records_in(&payload));
         let entry =
             |environment: Option<(&str, u32)>, status: &str, error_type, cold_start| LogEntry {
                 timestamp: now(),
@@ -362,6 +423,10 @@ impl Service {
                 error_type,
                 cold_start,
                 duration_ms: started.elapsed().as_millis() as u64,
+                memory_mb,
+                architecture: architecture().to_owned(),
+                payload_bytes,
+                records,
             };
         let lease = match self
             .pool
@@ -386,6 +451,7 @@ impl Service {
                 request_id: request.request_id.clone(),
                 payload,
                 trace_id: request.trace_id.clone(),
+                offered_tenant: None,
             })
             .await;
         let environment = Some((lease.environment.id.as_str(), lease.environment.pid));
@@ -521,11 +587,21 @@ mod tests {
             FunctionSpec {
                 name: "backend".into(),
                 executable: "/bin/backend".into(),
-                per_tenant: true
+                per_tenant: true,
+                memory_mb: DEFAULT_MEMORY_MB,
             }
         );
         assert!(!FunctionSpec::parse("plain=/bin/x").unwrap().per_tenant);
-        for bad in ["backend", "=x", "name="] {
+        let sized = FunctionSpec::parse("backend=/bin/backend,memory=1024,per-tenant").unwrap();
+        assert_eq!((sized.memory_mb, sized.per_tenant), (1024, true));
+        for bad in [
+            "backend",
+            "=x",
+            "name=",
+            "b=/x,memory=64",
+            "b=/x,memory=lots",
+            "b=/x,fast",
+        ] {
             assert!(FunctionSpec::parse(bad).is_err(), "{bad}");
         }
     }

@@ -76,7 +76,54 @@ fn replay_prints_responses_and_a_table_per_tenant() {
         );
         assert!((1..=2).contains(&row[3]), "{tenant}: {row:?}");
     }
-    assert_eq!(std::fs::read_to_string(log).unwrap().lines().count(), 6);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 6);
+
+    // The same log, priced: every tenant's two invocations and records. `replay` runs the
+    // router's handler in-process, so nothing without a tenant is there to share out.
+    let usage = Command::new(env!("CARGO_BIN_EXE_local-lambda"))
+        .args(["usage", "--json", "--log"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        usage.status.success(),
+        "{}",
+        String::from_utf8_lossy(&usage.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&usage.stdout).unwrap();
+    let tenants = report["tenants"].as_array().unwrap();
+    assert_eq!(tenants.len(), 3, "{report}");
+    for tenant in tenants {
+        assert_eq!(tenant["invocations"], 2, "{tenant}");
+        assert_eq!(tenant["records"], 2, "{tenant}");
+        assert!(tenant["environments"].as_u64().unwrap() >= 1, "{tenant}");
+        assert!(tenant["cost"].as_f64().unwrap() > 0.0, "{tenant}");
+    }
+    assert_eq!(report["shared"]["invocations"], 0, "{report}");
+    assert!(tenants.iter().all(|t| t["sharedCost"] == 0.0), "{report}");
+}
+
+#[test]
+fn conformance_fails_a_backend_without_a_guard() {
+    // The echo function answers every invocation with success: no guard at all.
+    let output = Command::new(env!("CARGO_BIN_EXE_local-lambda"))
+        .arg("conformance")
+        .arg(echo_function())
+        .args(["--timeout-ms", "10000"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL no tenant id is refused")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("of 10 checks passed"),
+        "{stdout}"
+    );
 }
 
 #[test]

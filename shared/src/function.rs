@@ -528,15 +528,67 @@ impl From<InvokeError> for lambda_runtime::Diagnostic {
     }
 }
 
+/// What one invocation used, for its tenant's usage and cost.
+#[derive(Clone, Copy, Debug)]
+pub struct Usage<'a> {
+    /// The payload as received.
+    pub payload: &'a str,
+    /// Whether this was the environment's first invocation (a tenant environment created).
+    pub new_environment: bool,
+    /// The function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`).
+    pub memory_mb: Option<u32>,
+    /// `x86_64` or `arm64`.
+    pub architecture: &'a str,
+    /// How long the guard and the handler took.
+    pub duration: std::time::Duration,
+}
+
+impl Usage<'_> {
+    /// The architecture Lambda calls this machine's.
+    pub fn this_architecture() -> &'static str {
+        match std::env::consts::ARCH {
+            "aarch64" => "arm64",
+            other => other,
+        }
+    }
+}
+
+/// Records an invocation carried: from its answer, or (refused, failed) from its payload.
+fn records_carried(result: &Result<Value, InvokeError>, payload: &str) -> usize {
+    match result {
+        Ok(v) => v["records"].as_array().map_or(1, Vec::len),
+        Err(InvokeError::PartialFailure {
+            processed,
+            duplicates,
+            failed,
+            skipped,
+            ..
+        }) => processed + duplicates + failed + skipped,
+        Err(_) => {
+            #[derive(serde::Deserialize)]
+            struct Carried {
+                records: Option<Vec<serde::de::IgnoredAny>>,
+            }
+            serde_json::from_str::<Carried>(payload)
+                .ok()
+                .and_then(|c| c.records)
+                .map_or(1, |r| r.len())
+        }
+    }
+}
+
 /// The EMF document for one backend invocation: what happened (processed, duplicate, refused,
-/// handler error) and how long it took, with the tenant as a property, never as a dimension.
+/// handler error), how long it took, and what it used — `Invocations`, `Records`,
+/// `PayloadBytes`, `EnvironmentsCreated`, with `memory_mb` and `architecture` — so each tenant's
+/// usage and cost can be summed from the log (the dashboard's Logs Insights query); the tenant
+/// is a property, never a dimension.
 pub fn invocation_metrics(
     namespace: &str,
     service: &str,
     tenant: Option<&str>,
     request_id: &str,
     result: &Result<Value, InvokeError>,
-    took: std::time::Duration,
+    usage: &Usage<'_>,
     timestamp_ms: i64,
 ) -> Value {
     // (processed, duplicates, refused, handler errors, skipped), counted in records.
@@ -572,8 +624,22 @@ pub fn invocation_metrics(
         .metric(
             "ProcessingTime",
             "Milliseconds",
-            took.as_secs_f64() * 1000.0,
+            usage.duration.as_secs_f64() * 1000.0,
         )
+        .metric("Invocations", "Count", 1.0)
+        .metric(
+            "Records",
+            "Count",
+            records_carried(result, usage.payload) as f64,
+        )
+        .metric("PayloadBytes", "Bytes", usage.payload.len() as f64)
+        .metric(
+            "EnvironmentsCreated",
+            "Count",
+            f64::from(u8::from(usage.new_environment)),
+        )
+        .property("memory_mb", json!(usage.memory_mb))
+        .property("architecture", json!(usage.architecture))
         .property("tenant_id", json!(tenant))
         .property("function_request_id", json!(request_id))
         .property(
@@ -667,6 +733,9 @@ where
             .unwrap_or_else(|_| "TenantBackend".into())
             .into_boxed_str(),
     );
+    let memory_mb: Option<u32> = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .ok()
+        .and_then(|mb| mb.parse().ok());
     let service: &'static str = Box::leak(
         std::env::var("AWS_LAMBDA_FUNCTION_NAME")
             .unwrap_or_else(|_| "backend".into())
@@ -675,11 +744,12 @@ where
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Box<serde_json::value::RawValue>>| async move {
             let context = &event.context;
+            let cold_start = cold.swap(false, Ordering::Relaxed);
             let span = tracing::info_span!(
                 "invocation",
                 function_request_id = context.request_id.as_str(),
                 xray_trace_id = context.xray_trace_id.as_deref(),
-                cold_start = cold.swap(false, Ordering::Relaxed),
+                cold_start,
                 tenant_id = context.tenant_id.as_deref(),
             );
             let started = std::time::Instant::now();
@@ -691,17 +761,35 @@ where
                     event.payload.get(),
                     handler,
                 )
-                .instrument(span)
+                .instrument(span.clone())
                 .await;
+            let took = started.elapsed();
+            let usage = Usage {
+                payload: event.payload.get(),
+                new_environment: cold_start,
+                memory_mb,
+                architecture: Usage::this_architecture(),
+                duration: took,
+            };
             let document = invocation_metrics(
                 namespace,
                 service,
                 context.tenant_id.as_deref(),
                 &context.request_id,
                 &result,
-                started.elapsed(),
+                &usage,
                 0,
             );
+            span.in_scope(|| {
+                tracing::info!(
+                    message = "tenant usage",
+                    records = document["Records"].as_f64(),
+                    payload_bytes = usage.payload.len(),
+                    duration_ms = took.as_secs_f64() * 1000.0,
+                    new_environment = cold_start,
+                    memory_mb,
+                );
+            });
             println!("{document}");
             crate::telemetry::flush();
             if matches!(result, Err(InvokeError::Refused(GuardError::FailedClosed))) {
@@ -829,11 +917,24 @@ mod tests {
                 Some("acme"),
                 "r1",
                 &result,
-                std::time::Duration::from_millis(3),
+                &Usage {
+                    payload: r#"{"tenantId":"acme"}"#,
+                    new_environment: true,
+                    memory_mb: Some(256),
+                    architecture: "x86_64",
+                    duration: std::time::Duration::from_millis(3),
+                },
                 0,
             );
             crate::metrics::validate(&document).unwrap();
             assert_eq!(document["tenant_id"], "acme");
+            // Usage: one invocation of one record, 19 bytes, in a new environment of 256 MB.
+            assert_eq!(document["Invocations"], 1.0);
+            assert_eq!(document["Records"], 1.0);
+            assert_eq!(document["PayloadBytes"], 19.0);
+            assert_eq!(document["EnvironmentsCreated"], 1.0);
+            assert_eq!(document["memory_mb"], 256);
+            assert_eq!(document["architecture"], "x86_64");
             assert_eq!(
                 document["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
                 json!([["Service"]])
@@ -1116,11 +1217,20 @@ mod tests {
             Some("acme"),
             "r1",
             &Err(err),
-            std::time::Duration::ZERO,
+            &Usage {
+                payload: &payload,
+                new_environment: false,
+                memory_mb: None,
+                architecture: "arm64",
+                duration: std::time::Duration::ZERO,
+            },
             0,
         );
         assert_eq!(document["RecordsProcessed"], 2.0);
         assert_eq!(document["HandlerErrors"], 1.0);
+        assert_eq!(document["Records"], 3.0);
+        assert_eq!(document["EnvironmentsCreated"], 0.0);
+        assert_eq!(document["PayloadBytes"], payload.len() as f64);
         // Lambda retries the invocation: only m2 runs again.
         fail_m2.store(false, Ordering::SeqCst);
         let out = guard

@@ -12,6 +12,7 @@ pub mod function;
 pub mod idempotency;
 pub mod jwks;
 pub mod metrics;
+pub mod pricing;
 pub mod telemetry;
 pub mod tenant;
 pub mod token;

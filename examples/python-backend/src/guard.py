@@ -1,0 +1,200 @@
+"""The tenant guard (PRODUCT.md §6), the Python twin of ``shared::function::EnvironmentGuard``:
+same rules, same error types, same answers, so the router reads both backends the same way.
+
+- The tenant comes from the invocation context (``context.tenant_id``: awslambdaric reads the
+  Runtime API's ``Lambda-Runtime-Aws-Tenant-Id``), never from the payload; none: ``Tenant.Missing``.
+- The first tenant pins the execution environment for life. Any other makes it fail closed: that
+  invocation and every later one are refused (``Tenant.EnvironmentFailedClosed``); the caller ends
+  the process shortly after answering (``app.py``).
+- An envelope, a batch, or any record of a batch naming another tenant: the whole invocation is
+  refused before anything runs (``Tenant.Mismatch``), logged as a security event.
+- Each record runs once across environments (Powertools' idempotency utility,
+  ``idempotency_store``): a duplicate returns the stored result with ``duplicate: true``.
+- A batch runs its records in order, one at a time; after a failure ``ordering`` decides what is
+  ``skipped`` (``lanes``: the same ``orderingKey``; ``stream``: everything after). With
+  ``answer: per-record`` the invocation succeeds and says what became of each record; without it
+  a failed record makes it ``Handler.PartialFailure``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyInconsistentStateError,
+    IdempotencyInvalidStatusError,
+    IdempotencyPersistenceLayerError,
+)
+
+import answer
+from envelope import NotAnEnvelope, read_delivery, tenant_id_problem
+
+IN_PROGRESS = "the record is being processed by another execution environment; retry later"
+
+
+class TenantContext(NamedTuple):
+    """What a tenant handler learns about its invocation."""
+
+    tenant_id: str
+    request_id: str
+
+
+class _RecordFailed(Exception):
+    """One record of an admitted invocation was not processed: its error type and message."""
+
+    def __init__(self, error: type, message: str):
+        super().__init__(message)
+        self.error = error
+
+
+class EnvironmentGuard:
+    """Per-environment state: the pinned tenant, the fail-closed flag, the idempotency store."""
+
+    def __init__(self, function: str, store: Any, ttl_seconds: int, log: Any):
+        self.function, self.store, self.log = function, store, log
+        self.config = IdempotencyConfig(expires_after_seconds=ttl_seconds, response_hook=self._duplicate)
+        self.pinned: str | None = None
+        self.failed_closed = False
+        self._run_once: Callable | None = None
+
+    def admit(self, context_tenant: str | None) -> str:
+        if self.failed_closed:
+            raise answer.TenantEnvironmentFailedClosed(_FAILED_CLOSED)
+        if context_tenant is None:
+            raise answer.TenantMissing(
+                "the invocation has no tenant id: the function must run in tenant isolation mode"
+            )
+        problem = tenant_id_problem(context_tenant)
+        if problem:
+            raise answer.TenantInvalid(f"the invocation's tenant id is invalid: {problem}")
+        if self.pinned is None:
+            self.pinned = context_tenant
+        elif self.pinned != context_tenant:
+            self.failed_closed = True
+            self.log.error(
+                "security: execution environment offered a second tenant; failing closed",
+                extra={"security_event": "environment-tenant-mismatch", "tenant_id": self.pinned,
+                       "offered_tenant_id": context_tenant},
+            )
+            raise answer.TenantEnvironmentFailedClosed(_FAILED_CLOSED)
+        return context_tenant
+
+    def invoke(self, event: Any, context: Any, handler: Callable[[dict, TenantContext], Any]) -> Any:
+        """Runs one invocation: ``handler(envelope, TenantContext)`` once per record. Returns the
+        result (the async destination's or the request-response caller's); raises a
+        :class:`answer.GuardError` subclass, whose class name is the ``errorType``."""
+        tenant = self.admit(getattr(context, "tenant_id", None))
+        try:
+            kind, delivery = read_delivery(event)
+        except NotAnEnvelope as error:
+            raise answer.EnvelopeInvalid(f"the payload is not a valid envelope: {error}") from None
+        self.config.register_lambda_context(context)
+        tenant_context = TenantContext(tenant, getattr(context, "aws_request_id", ""))
+        if kind == "one":
+            self._check_tenant(tenant, delivery["tenantId"], delivery["id"], delivery["correlationId"])
+            try:
+                return self._process(delivery, tenant_context, handler)
+            except _RecordFailed as failed:
+                prefix = "tenant handler failed: " if failed.error is answer.HandlerError else ""
+                raise failed.error(f"{prefix}{failed}") from None
+        self._check_tenant(tenant, delivery["tenantId"], "-", "-")
+        for record in delivery["records"]:
+            self._check_tenant(tenant, record["tenantId"], record["id"], record["correlationId"])
+        results, failures, stopped_lanes, first_failed = [], [], {}, None
+        processed = duplicates = skipped = 0
+        for record in delivery["records"]:
+            key = record.get("orderingKey")
+            earlier = first_failed if delivery.get("ordering") == "stream" else None
+            if delivery.get("ordering") == "lanes" and key is not None:
+                earlier = stopped_lanes.get(key)
+            if earlier is not None:
+                why = f"not run: record {earlier} it is ordered after failed"
+                results.append({"id": record["id"], "status": "skipped", "error": why})
+                skipped += 1
+                continue
+            try:
+                result = self._process(record, tenant_context, handler)
+            except _RecordFailed as failed:
+                results.append({"id": record["id"], "status": "failed", "error": str(failed)})
+                failures.append(f"{record['id']}: {failed}")
+                first_failed = record["id"] if first_failed is None else first_failed
+                if key is not None:
+                    stopped_lanes.setdefault(key, record["id"])
+                continue
+            duplicates += "duplicate" in result
+            processed += "duplicate" not in result
+            results.append(result)
+        if failures and delivery.get("answer") != "per-record":
+            raise answer.HandlerPartialFailure(
+                f"tenant handler failed for {len(failures)} records of the batch ({skipped} not run "
+                f"after them): {'; '.join(failures)}",
+                processed=processed, duplicates=duplicates, failed=len(failures), skipped=skipped,
+            )
+        return {"tenantId": tenant, "records": results, "processed": processed,
+                "duplicates": duplicates, "failed": len(failures), "skipped": skipped}
+
+    def _check_tenant(self, tenant: str, named: str, record_id: str, correlation_id: str) -> None:
+        if named == tenant:
+            return
+        self.log.error(
+            "security: envelope for another tenant refused",
+            extra={"security_event": "envelope-tenant-mismatch", "tenant_id": tenant,
+                   "envelope_tenant_id": named, "record_id": record_id, "correlation_id": correlation_id},
+        )
+        raise answer.TenantMismatch("the envelope's tenant does not match the invocation's tenant")
+
+    def _process(self, envelope: dict, context: TenantContext, handler: Callable) -> dict:
+        """Runs ``handler`` for one admitted envelope once (claimed in the store first)."""
+        if self._run_once is None:  # the tenant is pinned by now: one prefix for life
+            self._run_once = idempotent_function(
+                data_keyword_argument="envelope", persistence_store=self.store, config=self.config,
+                key_prefix=f"{self.function}#{context.tenant_id}",
+            )(self._run)
+        where = {"tenant_id": context.tenant_id, "record_id": envelope["id"],
+                 "correlation_id": envelope["correlationId"]}
+        try:
+            output = self._run_once(envelope=envelope, context=context, handler=handler)
+        except (IdempotencyAlreadyInProgressError, IdempotencyInvalidStatusError, IdempotencyPersistenceLayerError,
+                IdempotencyInconsistentStateError) as error:
+            cause = error.__cause__ or error
+            if isinstance(error, IdempotencyAlreadyInProgressError) or isinstance(cause, IdempotencyInvalidStatusError):
+                # Like the Rust store, an item in any state but COMPLETED holds the record off.
+                self.log.warning("record in progress in another environment; not processed", extra=where)
+                raise _RecordFailed(answer.IdempotencyInProgress, IN_PROGRESS) from None
+            self.log.warning("idempotency store unavailable; record not processed",
+                             extra={**where, "error": repr(cause)})
+            message = f"the idempotency store is unavailable: {cause}; not processed, retry later"
+            raise _RecordFailed(answer.IdempotencyStoreUnavailable, message) from None
+        if output is None:  # a completed item whose `data` cannot be read
+            output = {**_summary(envelope, context.tenant_id), "status": "processed", "result": None,
+                      "duplicate": True}
+        if "duplicate" in output:
+            self.log.info("duplicate record recognised; not processed again", extra=where)
+        return output
+
+    def _run(self, *, envelope: dict, context: TenantContext, handler: Callable) -> dict:
+        where = {"tenant_id": context.tenant_id, "record_id": envelope["id"],
+                 "correlation_id": envelope["correlationId"]}
+        try:
+            result = handler(envelope, context)
+        except Exception as error:  # noqa: BLE001 - any handler error fails the record
+            self.log.warning("tenant handler failed", extra={**where, "error": str(error)})
+            raise _RecordFailed(answer.HandlerError, str(error)) from error
+        self.log.info("record processed", extra=where)
+        return {**_summary(envelope, context.tenant_id), "status": "processed", "result": result}
+
+    @staticmethod
+    def _duplicate(response: Any, record: Any) -> Any:
+        """Powertools' response hook: a stored result returned instead of running the handler."""
+        return {**response, "duplicate": True} if isinstance(response, dict) else None
+
+
+_FAILED_CLOSED = "this execution environment was offered a second tenant and fails closed"
+
+
+def _summary(envelope: dict, tenant: str) -> dict:
+    return {"tenantId": tenant, "id": envelope["id"], "idempotencyKey": envelope["idempotencyKey"],
+            "correlationId": envelope["correlationId"], "source": envelope["source"]}

@@ -1,0 +1,343 @@
+"""The guard's rules, case by case as ``shared/src/function.rs`` tests them, with a fake context."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
+import answer
+import idempotency_store
+from conftest import FakeContext, batch, envelope, keyed, statuses
+from guard import EnvironmentGuard
+
+
+def echo(record, context):
+    return {"seenTenant": context.tenant_id, "payload": record["payload"]}
+
+
+def error_type(excinfo) -> str:
+    """The ``errorType`` awslambdaric reports for the raised exception: its class name."""
+    return type(excinfo.value).__name__
+
+
+def test_processes_its_own_tenant(guard):
+    out = guard.invoke(envelope("acme", "m1"), FakeContext("acme"), echo)
+    assert out["status"] == "processed"
+    assert out["tenantId"] == "acme"
+    assert out["result"]["seenTenant"] == "acme"
+    assert {k: out[k] for k in ("id", "idempotencyKey", "correlationId", "source")} == {
+        "id": "m1", "idempotencyKey": "arn:q#m1", "correlationId": "c-m1", "source": "sqs"}
+    assert "duplicate" not in out
+    assert guard.pinned == "acme"
+
+
+@pytest.mark.parametrize(
+    ("tenant", "expected"),
+    [(None, "Tenant.Missing"), ("a#b", "Tenant.Invalid"), ("", "Tenant.Invalid"), ("acme ", "Tenant.Invalid"),
+     ("a" * 257, "Tenant.Invalid")],
+)
+def test_refuses_without_a_tenant_and_with_an_invalid_one(guard, tenant, expected):
+    with pytest.raises(answer.Refusal) as excinfo:
+        guard.invoke(envelope("acme", "m"), FakeContext(tenant), echo)
+    assert error_type(excinfo) == expected
+    assert guard.pinned is None
+
+
+def test_refuses_an_envelope_for_another_tenant_without_running_the_handler(guard, caplog):
+    ran = []
+    with caplog.at_level(logging.ERROR), pytest.raises(answer.TenantMismatch) as excinfo:
+        guard.invoke(envelope("Acme", "m"), FakeContext("acme"), lambda r, c: ran.append(r))
+    assert error_type(excinfo) == "Tenant.Mismatch"
+    assert str(excinfo.value) == "the envelope's tenant does not match the invocation's tenant"
+    assert ran == []
+    (event,) = [r for r in caplog.records if getattr(r, "security_event", None)]
+    assert event.security_event == "envelope-tenant-mismatch"
+    assert (event.tenant_id, event.envelope_tenant_id, event.record_id) == ("acme", "Acme", "m")
+
+
+def test_a_second_tenant_makes_the_environment_fail_closed(guard, caplog):
+    guard.invoke(envelope("acme", "m1"), FakeContext("acme"), echo)
+    with caplog.at_level(logging.ERROR), pytest.raises(answer.Refusal) as excinfo:
+        guard.invoke(envelope("globex", "m2"), FakeContext("globex"), echo)
+    assert error_type(excinfo) == "Tenant.EnvironmentFailedClosed"
+    assert any(getattr(r, "security_event", None) == "environment-tenant-mismatch" for r in caplog.records)
+    # From now on it serves nobody, not even its first tenant.
+    with pytest.raises(answer.Refusal) as excinfo:
+        guard.invoke(envelope("acme", "m3"), FakeContext("acme"), echo)
+    assert error_type(excinfo) == "Tenant.EnvironmentFailedClosed"
+    assert guard.failed_closed
+
+
+def test_duplicates_are_recognised_and_not_processed_again(guard):
+    runs = []
+
+    def handler(record, context):
+        runs.append(record["id"])
+        return {"n": 1}
+
+    first = guard.invoke(envelope("acme", "m1"), FakeContext("acme", "r1"), handler)
+    second = guard.invoke(envelope("acme", "m1"), FakeContext("acme", "r2"), handler)
+    assert runs == ["m1"]
+    assert "duplicate" not in first
+    assert second["duplicate"] is True
+    assert second["result"] == first["result"]
+    assert {k: v for k, v in second.items() if k != "duplicate"} == first
+
+
+def test_a_handler_error_is_a_function_error_and_its_retry_runs(guard):
+    def boom(record, context):
+        raise RuntimeError("boom")
+
+    with pytest.raises(answer.HandlerError) as excinfo:
+        guard.invoke(envelope("acme", "m"), FakeContext("acme"), boom)
+    assert error_type(excinfo) == "Handler.Error"
+    assert str(excinfo.value) == "tenant handler failed: boom"
+    # The claim was released: a retry runs the handler.
+    assert guard.invoke(envelope("acme", "m"), FakeContext("acme"), echo)["status"] == "processed"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        [], "text", None, {}, envelope(version=True), envelope(version=-1), envelope(version=1.5),
+        envelope(version=2**32), envelope(source="s3"), envelope(id=5), envelope(tenantId="a#b"),
+        envelope(orderingKey=3), envelope(attributes=None), envelope(attributes=[]),
+        {k: v for k, v in envelope().items() if k != "payload"},
+        {k: v for k, v in envelope().items() if k != "correlationId"},
+        batch("acme", [envelope(), {"version": 1}]), batch("acme", [envelope(tenantId="a#b")]),
+        {"version": 1, "tenantId": "acme", "records": {}}, batch("acme", [], ordering="fifo"),
+        batch("acme", [], answer="all"), {"tenantId": "acme", "records": []},
+    ],
+)
+def test_anything_but_an_envelope_or_batch_is_refused(guard, payload):
+    ran = []
+    with pytest.raises(answer.Refusal) as excinfo:
+        guard.invoke(payload, FakeContext("acme"), lambda r, c: ran.append(r))
+    assert error_type(excinfo) == "Envelope.Invalid"
+    assert str(excinfo.value).startswith("the payload is not a valid envelope: ")
+    assert ran == []
+
+
+def test_what_the_rust_reader_accepts_is_accepted(guard):
+    # Unknown members, null optional members, any payload, any u32 version (the schema pins 1).
+    for payload in [envelope(extra={"a": 1}), envelope(orderingKey=None), envelope(payload=None),
+                    envelope(id="v7", version=7), envelope(id="", idempotencyKey="arn:q#")]:
+        assert guard.invoke(payload, FakeContext("acme"), echo)["status"] == "processed"
+    out = guard.invoke(batch("acme", [], ordering=None) | {"answer": None, "more": 1}, FakeContext("acme"), echo)
+    assert out == {"tenantId": "acme", "records": [], "processed": 0, "duplicates": 0, "failed": 0, "skipped": 0}
+
+
+def test_a_batch_runs_the_handler_once_per_record_in_order(guard):
+    seen = []
+
+    def handler(record, context):
+        seen.append(record["id"])
+        return {"ok": True}
+
+    out = guard.invoke(batch("acme", [envelope("acme", i) for i in ("m3", "m1", "m2")]), FakeContext("acme"), handler)
+    assert seen == ["m3", "m1", "m2"]
+    assert (out["tenantId"], out["processed"], out["duplicates"], out["failed"], out["skipped"]) == ("acme", 3, 0, 0, 0)
+    assert statuses(out) == [("m3", "processed"), ("m1", "processed"), ("m2", "processed")]
+    assert out["records"][0]["result"] == {"ok": True}
+
+
+def test_a_batch_with_one_record_of_another_tenant_is_refused_whole(guard, caplog):
+    ran = []
+    handler = lambda r, c: ran.append(r)  # noqa: E731
+    for payload in (batch("acme", [envelope("acme", "m1"), envelope("globex", "m2")]),
+                    batch("globex", [envelope("acme", "m1")])):
+        with caplog.at_level(logging.ERROR), pytest.raises(answer.TenantMismatch):
+            guard.invoke(payload, FakeContext("acme"), handler)
+    assert ran == []
+    assert [r.envelope_tenant_id for r in caplog.records if getattr(r, "security_event", None)] == ["globex", "globex"]
+
+
+def test_duplicates_are_recognised_within_and_across_batches(guard):
+    runs = []
+
+    def handler(record, context):
+        runs.append(record["id"])
+        return {"n": 1}
+
+    out = guard.invoke(batch("acme", [envelope("acme", "m1"), envelope("acme", "m1")]), FakeContext("acme"), handler)
+    assert (out["processed"], out["duplicates"]) == (1, 1)
+    assert out["records"][1]["duplicate"] is True
+    # A record once delivered alone is a duplicate in a later batch, and the other way round.
+    guard.invoke(envelope("acme", "m2"), FakeContext("acme"), handler)
+    out = guard.invoke(batch("acme", [envelope("acme", "m2"), envelope("acme", "m3")]), FakeContext("acme"), handler)
+    assert (out["processed"], out["duplicates"]) == (1, 1)
+    assert guard.invoke(envelope("acme", "m3"), FakeContext("acme"), handler)["duplicate"] is True
+    assert runs == ["m1", "m2", "m3"]
+
+
+def failing(*ids):
+    ran = []
+
+    def handler(record, context):
+        ran.append(record["id"])
+        if record["id"] in ids:
+            raise RuntimeError("boom")
+        return {}
+
+    return handler, ran
+
+
+LANES = [keyed("a1", "g-a"), keyed("a2", "g-a"), keyed("b1", "g-b"), keyed("a3", "g-a"), keyed("b2", "g-b")]
+
+
+def test_a_failed_record_stops_its_lane_in_the_batch(guard):
+    handler, ran = failing("a2")
+    out = guard.invoke(batch("acme", LANES, "lanes", "per-record"), FakeContext("acme"), handler)
+    assert ran == ["a1", "a2", "b1", "b2"]
+    assert statuses(out) == [("a1", "processed"), ("a2", "failed"), ("b1", "processed"), ("a3", "skipped"),
+                             ("b2", "processed")]
+    assert (out["processed"], out["failed"], out["skipped"]) == (3, 1, 1)
+    assert out["records"][1] == {"id": "a2", "status": "failed", "error": "boom"}
+    assert out["records"][3] == {"id": "a3", "status": "skipped",
+                                 "error": "not run: record a2 it is ordered after failed"}
+
+
+def test_without_a_per_record_answer_a_failure_is_a_partial_failure(guard):
+    handler, _ = failing("a2")
+    with pytest.raises(answer.HandlerPartialFailure) as excinfo:
+        guard.invoke(batch("acme", LANES, "lanes"), FakeContext("acme"), handler)
+    assert error_type(excinfo) == "Handler.PartialFailure"
+    assert not answer.is_guard_refusal(error_type(excinfo))
+    error = excinfo.value
+    assert (error.processed, error.duplicates, error.failed, error.skipped) == (3, 0, 1, 1)
+    assert str(error) == "tenant handler failed for 1 records of the batch (1 not run after them): a2: boom"
+
+
+def test_records_without_an_ordering_key_are_never_skipped_in_lanes(guard):
+    handler, ran = failing("u1")
+    records = [envelope("acme", "u1"), envelope("acme", "u2"), keyed("k1", "g")]
+    out = guard.invoke(batch("acme", records, "lanes", "per-record"), FakeContext("acme"), handler)
+    assert statuses(out) == [("u1", "failed"), ("u2", "processed"), ("k1", "processed")]
+
+
+def test_a_failed_record_stops_a_stream_batch(guard):
+    handler, ran = failing("2")
+    records = [keyed("1", "k1"), keyed("2", "k1"), keyed("3", "k2"), envelope("acme", "4")]
+    out = guard.invoke(batch("acme", records, "stream", "per-record"), FakeContext("acme"), handler)
+    assert [s for _, s in statuses(out)] == ["processed", "failed", "skipped", "skipped"]
+    assert ran == ["1", "2"]
+
+
+def test_an_unordered_batch_goes_on_after_a_failure(guard):
+    handler, ran = failing("m1")
+    out = guard.invoke(batch("acme", [keyed("m1", "k"), keyed("m2", "k")], answer="per-record"), FakeContext("acme"),
+                       handler)
+    assert statuses(out) == [("m1", "failed"), ("m2", "processed")]
+
+
+def test_a_failed_record_fails_the_batch_and_its_retry_runs_only_that_record(guard):
+    fail = {"m2"}
+    runs = []
+
+    def handler(record, context):
+        runs.append(record["id"])
+        if record["id"] in fail:
+            raise RuntimeError("downstream unavailable")
+        return {}
+
+    payload = batch("acme", [envelope("acme", i) for i in ("m1", "m2", "m3")])
+    with pytest.raises(answer.HandlerPartialFailure) as excinfo:
+        guard.invoke(payload, FakeContext("acme"), handler)
+    assert str(excinfo.value) == (
+        "tenant handler failed for 1 records of the batch (0 not run after them): m2: downstream unavailable")
+    fail.clear()
+    out = guard.invoke(payload, FakeContext("acme"), handler)
+    assert (out["processed"], out["duplicates"]) == (1, 2)
+    assert runs == ["m1", "m2", "m3", "m2"]
+
+
+def claim_elsewhere(store, key: str, in_progress_until_ms: int) -> None:
+    """Another environment's claim, written the way Powertools (and the Rust store) write it."""
+    store._put_record(DataRecord(idempotency_key=key, status="INPROGRESS",
+                                 expiry_timestamp=int(time.time()) + 3600,
+                                 in_progress_expiry_timestamp=in_progress_until_ms))
+
+
+def test_a_record_in_progress_elsewhere_fails_transiently(guard):
+    claim_elsewhere(guard.store, "backend#acme#arn:q#m1", int(time.time() * 1000) + 60_000)
+    handler, ran = failing()
+    with pytest.raises(answer.IdempotencyInProgress) as excinfo:
+        guard.invoke(envelope("acme", "m1"), FakeContext("acme"), handler)
+    assert error_type(excinfo) == "Idempotency.InProgress"
+    assert not answer.is_guard_refusal(error_type(excinfo))
+    assert str(excinfo.value) == "the record is being processed by another execution environment; retry later"
+    out = guard.invoke(batch("acme", [envelope("acme", "m1"), envelope("acme", "m2")], answer="per-record"),
+                       FakeContext("acme"), handler)
+    assert out["records"][0] == {"id": "m1", "status": "failed", "error": str(excinfo.value)}
+    assert ran == ["m2"]
+
+
+def test_a_claim_past_its_deadline_is_taken_over(guard):
+    claim_elsewhere(guard.store, "backend#acme#arn:q#m1", int(time.time() * 1000) - 1)
+    assert guard.invoke(envelope("acme", "m1"), FakeContext("acme"), echo)["status"] == "processed"
+
+
+class UnreachableStore(idempotency_store.MemoryStore):
+    def _put_record(self, data_record):
+        raise ConnectionError("connection refused")
+
+
+def test_an_unreachable_store_fails_the_record_and_nothing_runs():
+    guard = EnvironmentGuard("backend", UnreachableStore(), 3600, logging.getLogger("t"))
+    handler, ran = failing()
+    with pytest.raises(answer.IdempotencyStoreUnavailable) as excinfo:
+        guard.invoke(envelope("acme", "m1"), FakeContext("acme"), handler)
+    assert error_type(excinfo) == "Idempotency.StoreUnavailable"
+    assert str(excinfo.value) == (
+        "the idempotency store is unavailable: connection refused; not processed, retry later")
+    assert ran == []
+
+
+class ForgetfulStore(idempotency_store.MemoryStore):
+    def _update_record(self, data_record):
+        raise ConnectionError("write failed")
+
+    def _delete_record(self, data_record):
+        raise ConnectionError("delete failed")
+
+
+def test_a_result_that_cannot_be_stored_is_still_processed_and_a_lost_release_keeps_the_handler_error(caplog):
+    guard = EnvironmentGuard("backend", ForgetfulStore(), 3600, logging.getLogger("t"))
+    guard.store.log = logging.getLogger("t")
+    with caplog.at_level(logging.WARNING):
+        assert guard.invoke(envelope("acme", "m1"), FakeContext("acme"), echo)["status"] == "processed"
+        handler, _ = failing("m2")
+        with pytest.raises(answer.HandlerError):
+            guard.invoke(envelope("acme", "m2"), FakeContext("acme"), handler)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("idempotency store: result not stored") for m in messages)
+    assert any(m.startswith("idempotency store: claim not released") for m in messages)
+
+
+def test_store_ids_are_the_rust_guards_and_tenant_scoped(guard):
+    guard.invoke(envelope("acme", "m1"), FakeContext("acme"), echo)
+    assert list(guard.store._items) == ["backend#acme#arn:q#m1"]
+    assert idempotency_store.record_id("backend", "acme", "arn:q#m1") == "backend#acme#arn:q#m1"
+    # The same key for another tenant (another environment, same store) is another record.
+    other = EnvironmentGuard("backend", guard.store, 3600, logging.getLogger("t"))
+    assert "duplicate" not in other.invoke(envelope("globex", "m1"), FakeContext("globex"), echo)
+    assert sorted(guard.store._items) == ["backend#acme#arn:q#m1", "backend#globex#arn:q#m1"]
+
+
+def test_the_memory_store_keeps_the_most_recent_records(monkeypatch, guard):
+    monkeypatch.setattr(idempotency_store.MemoryStore, "CAPACITY", 2)
+    for id in ("m1", "m2", "m3"):
+        guard.invoke(envelope("acme", id), FakeContext("acme"), echo)
+    assert list(guard.store._items) == ["backend#acme#arn:q#m2", "backend#acme#arn:q#m3"]
+
+
+def test_the_ttl_variable_is_checked():
+    assert idempotency_store.ttl_from_env({}) == 3600
+    assert idempotency_store.ttl_from_env({"BACKEND_IDEMPOTENCY_TTL_SECONDS": "60"}) == 60
+    for bad in ("0", "-5", "1.5", "soon", ""):
+        with pytest.raises(ValueError, match="BACKEND_IDEMPOTENCY_TTL_SECONDS"):
+            idempotency_store.ttl_from_env({"BACKEND_IDEMPOTENCY_TTL_SECONDS": bad})
+    assert isinstance(idempotency_store.store_from_env({}), idempotency_store.MemoryStore)

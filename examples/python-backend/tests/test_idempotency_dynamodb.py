@@ -1,0 +1,152 @@
+"""The idempotency store on a DynamoDB API (moto, in process): Powertools' table layout with the
+Rust guard's record ids, shared by environments, and readable both ways with the Rust store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto import mock_aws
+
+import answer
+import idempotency_store
+from conftest import FakeContext, batch, envelope
+from guard import EnvironmentGuard
+
+TABLE = "idempotency"
+
+
+@pytest.fixture
+def dynamodb(monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        # The table the CDK app creates (and scripts/main-job.sh on moto's server).
+        client.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+                            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+        yield client
+
+
+def environment(ttl: int = 3600) -> EnvironmentGuard:
+    """A new execution environment of function `backend` on the shared table."""
+    store = idempotency_store.store_from_env({"BACKEND_IDEMPOTENCY_TABLE": TABLE}, logging.getLogger("t"))
+    return EnvironmentGuard("backend", store, ttl, logging.getLogger("t"))
+
+
+def item(client, id: str) -> dict | None:
+    return client.get_item(TableName=TABLE, Key={"id": {"S": id}}, ConsistentRead=True).get("Item")
+
+
+def echo(record, context):
+    return {"n": record["payload"]["x"]}
+
+
+def test_a_processed_record_is_stored_in_the_rust_stores_layout(dynamodb):
+    guard = environment(ttl=600)
+    assert isinstance(guard.store, idempotency_store.DynamoDbStore)
+    context = FakeContext("acme", remaining_ms=20_000)
+    before = time.time()
+    out = guard.invoke(envelope("acme", "m1"), context, echo)
+    stored = item(dynamodb, "backend#acme#arn:q#m1")
+    assert set(stored) == {"id", "expiration", "status", "data", "in_progress_expiration"}
+    assert stored["status"] == {"S": "COMPLETED"}
+    assert json.loads(stored["data"]["S"]) == out
+    assert before + 600 - 2 <= int(stored["expiration"]["N"]) <= time.time() + 600 + 1
+    # The claim was held until the invocation's deadline (epoch milliseconds).
+    assert abs(int(stored["in_progress_expiration"]["N"]) - context.deadline_ms) < 2_000
+
+
+def test_a_duplicate_reaching_another_environment_is_recognised(dynamodb):
+    runs = []
+
+    def handler(record, context):
+        runs.append(record["id"])
+        return {}
+
+    first = environment().invoke(envelope("acme", "m1"), FakeContext("acme"), handler)
+    second = environment().invoke(batch("acme", [envelope("acme", "m1"), envelope("acme", "m2")]),
+                                  FakeContext("acme"), handler)
+    assert runs == ["m1", "m2"]
+    assert second["records"][0] == {**first, "duplicate": True}
+    assert (second["processed"], second["duplicates"]) == (1, 1)
+
+
+def test_an_item_the_rust_store_wrote_is_read_as_a_duplicate(dynamodb):
+    # What `DynamoDbStore::claim` then `complete` leave in the table (shared/src/idempotency.rs).
+    now = int(time.time())
+    rust_result = {"tenantId": "acme", "id": "m1", "idempotencyKey": "arn:q#m1", "correlationId": "c-m1",
+                   "source": "sqs", "status": "processed", "result": {"from": "rust"}}
+    dynamodb.put_item(TableName=TABLE, Item={
+        "id": {"S": "backend#acme#arn:q#m1"}, "expiration": {"N": str(now + 3600)}, "status": {"S": "COMPLETED"},
+        "in_progress_expiration": {"N": str(now * 1000 + 5_000)}, "data": {"S": json.dumps(rust_result)}})
+    ran = []
+    out = environment().invoke(envelope("acme", "m1"), FakeContext("acme"), lambda r, c: ran.append(r))
+    assert ran == []
+    assert out == {**rust_result, "duplicate": True}
+
+
+def test_an_item_whose_data_cannot_be_read_is_still_a_duplicate(dynamodb):
+    now = int(time.time())
+    dynamodb.put_item(TableName=TABLE, Item={
+        "id": {"S": "backend#acme#arn:q#m1"}, "expiration": {"N": str(now + 3600)}, "status": {"S": "COMPLETED"}})
+    out = environment().invoke(batch("acme", [envelope("acme", "m1")], answer="per-record"), FakeContext("acme"), echo)
+    assert out["records"] == [{"tenantId": "acme", "id": "m1", "idempotencyKey": "arn:q#m1", "correlationId": "c-m1",
+                               "source": "sqs", "status": "processed", "result": None, "duplicate": True}]
+
+
+def test_a_claim_held_by_another_environment_fails_until_its_deadline(dynamodb):
+    now_ms = int(time.time() * 1000)
+    claim = {"id": {"S": "backend#acme#arn:q#m1"}, "expiration": {"N": str(now_ms // 1000 + 3600)},
+             "status": {"S": "INPROGRESS"}, "in_progress_expiration": {"N": str(now_ms + 60_000)}}
+    dynamodb.put_item(TableName=TABLE, Item=claim)
+    with pytest.raises(answer.IdempotencyInProgress):
+        environment().invoke(envelope("acme", "m1"), FakeContext("acme"), echo)
+    # The environment that claimed it died: past its deadline the record runs.
+    dynamodb.put_item(TableName=TABLE, Item={**claim, "in_progress_expiration": {"N": str(now_ms - 1)}})
+    assert environment().invoke(envelope("acme", "m1"), FakeContext("acme"), echo)["status"] == "processed"
+
+
+def test_an_item_in_an_unknown_state_holds_the_record_off(dynamodb):
+    dynamodb.put_item(TableName=TABLE, Item={"id": {"S": "backend#acme#arn:q#m1"},
+                                             "expiration": {"N": str(int(time.time()) + 3600)},
+                                             "status": {"S": "PAUSED"}})
+    with pytest.raises(answer.IdempotencyInProgress):
+        environment().invoke(envelope("acme", "m1"), FakeContext("acme"), echo)
+
+
+def test_a_handler_error_deletes_the_claim(dynamodb):
+    def boom(record, context):
+        raise RuntimeError("boom")
+
+    with pytest.raises(answer.HandlerError):
+        environment().invoke(envelope("acme", "m1"), FakeContext("acme"), boom)
+    assert item(dynamodb, "backend#acme#arn:q#m1") is None
+
+
+def test_tenants_never_share_a_record(dynamodb):
+    environment().invoke(envelope("acme", "m1"), FakeContext("acme"), echo)
+    out = environment().invoke(envelope("globex", "m1"), FakeContext("globex"), echo)
+    assert "duplicate" not in out
+    assert item(dynamodb, "backend#globex#arn:q#m1")["status"] == {"S": "COMPLETED"}
+
+
+def test_an_unreachable_table_fails_the_record_without_running_it():
+    unreachable = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:9", region_name="us-east-1",
+                               aws_access_key_id="test", aws_secret_access_key="test",
+                               config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1))
+    store = idempotency_store.DynamoDbStore(table_name=TABLE, boto3_client=unreachable)
+    guard = EnvironmentGuard("backend", store, 3600, logging.getLogger("t"))
+    ran = []
+    with pytest.raises(answer.IdempotencyStoreUnavailable) as excinfo:
+        guard.invoke(envelope("acme", "m1"), FakeContext("acme"), lambda r, c: ran.append(r))
+    assert str(excinfo.value).startswith("the idempotency store is unavailable: ")
+    assert str(excinfo.value).endswith("; not processed, retry later")
+    assert ran == []
