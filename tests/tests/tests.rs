@@ -11,6 +11,7 @@ mod observability;
 mod quarantine;
 mod registry;
 mod request_response;
+mod schemas;
 mod settings;
 mod sqs_fixtures;
 mod streams;
