@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Offline verification of the CDK app in cdk/: no AWS account, no Rust build.
+# Offline verification of the CDK construct library in cdk/ and its example apps: no AWS account,
+# no Rust build.
 #
 #   1. npm ci                       (versions pinned by cdk/package-lock.json)
-#   2. tsc --noEmit                 (type-check)
-#   3. node --test                  (assertion tests: resources, every IAM statement, alarms,
-#                                    tenant isolation, configuration, cdk-nag AwsSolutions + Serverless)
-#   4. cdk synth                    (placeholder bundles; the cdk-nag packs run as validation plugins,
-#                                    so an unacknowledged finding fails synthesis) for x86_64 and arm64
-#   5. cfn-lint (PyPI, pinned)      on every synthesized template, in cdk/.venv
+#   2. npm run build                (jsii: compiles lib/ to the package entry lib/index.js and the
+#                                    .jsii assembly, failing on any jsii warning; copies
+#                                    shared/pricing.json into the package)
+#   3. tsc --noEmit                 (type-check of lib/, test/, examples/; the bring-your-own
+#                                    example against the built declarations)
+#   4. node --test                  (assertion tests: the construct, the full example's resources and
+#                                    every IAM statement, alarms, tenant isolation, configuration,
+#                                    usage queries, cdk-nag; the bring-your-own app on the built package)
+#   5. cdk synth                    (placeholder code, so each template carries the Rule that makes
+#                                    it undeployable; the cdk-nag packs run as validation plugins, so
+#                                    an unacknowledged finding fails synthesis): the full example for
+#                                    x86_64 and arm64, and the bring-your-own example
+#   6. cfn-lint (PyPI, pinned)      on every synthesized template, in cdk/.venv
 #
 # Needs node >= 20 with npm, and python3 with pip. Run from anywhere: ./scripts/test-cdk.sh
 set -euo pipefail
@@ -18,6 +26,8 @@ CFN_LINT_VERSION=1.58.0
 # The CLI would otherwise look for newer versions, fetch notices and send telemetry.
 export CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true
 export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
+# jsii prints a banner on node 20 (end of life); the requirement below is deliberate.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=1
 
 step() { printf '\n== %s (%ss)\n' "$1" "$((SECONDS - started))"; }
 
@@ -33,11 +43,14 @@ fi
 step "npm ci"
 npm ci --no-audit --no-fund --loglevel=error
 
+step "jsii build (npm run build)"
+npm run build --silent
+
 step "type-check (tsc --noEmit)"
 npx --no-install tsc --noEmit
 
 step "assertion tests (node --test)"
-npm test --silent
+npm run test:unit --silent
 
 # Type-checked above: ts-node only transpiles from here on.
 export TS_NODE_TRANSPILE_ONLY=true
@@ -48,12 +61,19 @@ synth_context=(
   -c jwtIssuer=https://issuer.example.com
   -c jwtAudience=tenant-router
 )
-step "cdk synth, x86_64 (placeholder bundles, cdk-nag plugins)"
+step "cdk synth, full example, x86_64 (placeholder code, cdk-nag plugins)"
 npx --no-install cdk synth --quiet --no-notices --output cdk.out/x86_64 "${synth_context[@]}"
-step "cdk synth, arm64, DynamoDB trusted with a key-prefix tenant"
+step "cdk synth, full example, arm64, DynamoDB trusted with a key-prefix tenant"
 npx --no-install cdk synth --quiet --no-notices --output cdk.out/arm64 "${synth_context[@]}" \
   -c architecture=arm64 -c 'validation=jwt;dynamodb=trusted' -c 'tenantFrom=payload:/tenantId;dynamodb=key:pk:TENANT#'
-for dir in cdk.out/x86_64 cdk.out/arm64; do
+step "cdk synth, bring-your-own example (imported sources, Python PER_TENANT backend, the built package)"
+npx --no-install cdk synth --quiet --no-notices --output cdk.out/bring-your-own "${synth_context[@]}" \
+  --app 'npx ts-node examples/bring-your-own/app.ts' \
+  -c queueArn=arn:aws:sqs:us-east-1:111111111111:orders \
+  -c streamArn=arn:aws:kinesis:us-east-1:111111111111:stream/events \
+  -c tableName=accounts \
+  -c tableStreamArn=arn:aws:dynamodb:us-east-1:111111111111:table/accounts/stream/2026-01-01T00:00:00.000
+for dir in cdk.out/x86_64 cdk.out/arm64 cdk.out/bring-your-own; do
   report="$dir/validation-report.json"
   if [ -f "$report" ] && ! python3 -c 'import json,sys; sys.exit(1 if json.load(open(sys.argv[1])).get("pluginReports") else 0)' "$report"; then
     echo "test-cdk: $report lists policy validation findings" >&2
@@ -80,6 +100,11 @@ else
 fi
 templates=(cdk.out/*/*.template.json)
 echo "templates: ${templates[*]}"
+for template in "${templates[@]}"; do
+  # Every template synthesized here uses placeholder code: each must carry the Rule that makes it undeployable.
+  python3 -c 'import json,sys; sys.exit(0 if "PlaceholderCodeCannotBeDeployed" in json.load(open(sys.argv[1])).get("Rules", {}) else 1)' "$template" \
+    || { echo "test-cdk: $template has placeholder code but no PlaceholderCodeCannotBeDeployed rule" >&2; exit 1; }
+done
 # W3005: CDK adds an explicit DependsOn on each function's role next to the GetAtt of its ARN;
 # redundant, harmless, and not ours to change. Anything else, warning or error, fails the run.
 "${cfn_lint[@]}" --ignore-checks W3005 -- "${templates[@]}"

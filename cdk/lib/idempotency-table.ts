@@ -1,3 +1,6 @@
+// `IdempotencyTable`: a backend's durable idempotency store in the table layout of Powertools for
+// AWS Lambda's idempotency utility (any language's backend can use it), its narrow grant, and
+// the `BACKEND_IDEMPOTENCY_TTL_SECONDS` check.
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -42,11 +45,12 @@ export function checkIdempotencyTtlSeconds(seconds: number): string {
   return String(seconds);
 }
 
+/** Properties of an {@link IdempotencyTable}. */
 export interface IdempotencyTableProps {
-  /** The stack's customer managed key: the table is encrypted with it (SSE-KMS). */
+  /** The customer managed key the table is encrypted with (SSE-KMS). */
   readonly encryptionKey: kms.IKey;
-  /** `RETAIN` also turns on deletion protection, as for the source table. */
-  readonly removalPolicy: RemovalPolicy;
+  /** What happens to the table when the stack is deleted; RETAIN also turns on deletion protection. @default RETAIN */
+  readonly removalPolicy?: RemovalPolicy;
 }
 
 /**
@@ -55,15 +59,18 @@ export interface IdempotencyTableProps {
  * with `status` (`INPROGRESS` or `COMPLETED`), `data` (the stored result), `expiration` (epoch
  * seconds, the table's TTL attribute) and `in_progress_expiration` (epoch milliseconds). Every
  * execution environment of a tenant shares it, so a redelivered record is recognised wherever it
- * lands. On demand, encrypted with the stack's key, with point-in-time recovery.
+ * lands. On demand, encrypted with the given key, with point-in-time recovery. Give the table's
+ * name to the backend as `BACKEND_IDEMPOTENCY_TABLE` and its role {@link grantRecordAccess}.
  */
 export class IdempotencyTable extends Construct {
+  /** The table. */
   public readonly table: dynamodb.Table;
   private readonly encryptionKey: kms.IKey;
 
   constructor(scope: Construct, id: string, props: IdempotencyTableProps) {
     super(scope, id);
     this.encryptionKey = props.encryptionKey;
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.table = new dynamodb.Table(this, 'Table', {
       partitionKey: { name: IDEMPOTENCY_KEY_ATTRIBUTE, type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
@@ -71,8 +78,8 @@ export class IdempotencyTable extends Construct {
       encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
       encryptionKey: props.encryptionKey,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      deletionProtection: props.removalPolicy === RemovalPolicy.RETAIN,
-      removalPolicy: props.removalPolicy,
+      deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
+      removalPolicy,
     });
   }
 

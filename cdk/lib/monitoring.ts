@@ -1,3 +1,7 @@
+// The router's alarms (`Monitoring`): the router function's own health, the security signals
+// (tenant-mismatch rejections, backend guard refusals), the backend's Lambda errors, and one
+// alarm per queue or stream a source or a failure path adds. Every alarm evaluates one 5-minute
+// period, fires at or above its threshold, treats missing data as fine, and notifies one topic.
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -8,25 +12,11 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { EVENT_SOURCE_NAMES } from './router-config';
 
-export interface MonitoringProps {
-  readonly router: lambda.IFunction;
-  readonly backend: lambda.IFunction;
-  readonly queue: sqs.IQueue;
-  readonly fifoQueue: sqs.IQueue;
-  readonly queueDeadLetters: sqs.IQueue;
-  readonly fifoDeadLetters: sqs.IQueue;
-  readonly streamFailures: sqs.IQueue;
-  readonly quarantine: sqs.IQueue;
-  readonly backendFailures: sqs.IQueue;
-  readonly stream: kinesis.IStream;
-  /** ARN of an existing topic the alarms notify. @default a new topic encrypted with its own key */
-  readonly alarmTopicArn?: string;
-  readonly thresholds?: AlarmThresholds;
-}
-
+/** The thresholds of the router's alarms. */
 export interface AlarmThresholds {
-  /** Stream iterator age (Kinesis GetRecords and Lambda IteratorAge) that means "falling behind". @default 10 minutes */
+  /** Stream iterator age (Kinesis GetRecords and the router's Lambda IteratorAge) that means "falling behind". @default 10 minutes */
   readonly iteratorAge?: Duration;
   /** Age of the oldest message in a source queue that means "falling behind". @default 15 minutes */
   readonly queueMessageAge?: Duration;
@@ -34,64 +24,104 @@ export interface AlarmThresholds {
   readonly quarantineDepth?: number;
 }
 
-/**
- * The alarms an operator of this stack needs, each notifying the alarm topic: router errors and
- * throttles; dead-letter, stream-failure and quarantine depth; source queue message age; stream
- * iterator age (Kinesis GetRecords.IteratorAgeMilliseconds and the router's Lambda IteratorAge,
- * which covers both streams); backend errors and async failures (AsyncEventsDropped,
- * DestinationDeliveryFailures, failures queue depth). Missing data is not breaching: idle is fine.
- */
+/** The backend's own default for `BACKEND_METRICS_NAMESPACE`. */
+export const DEFAULT_BACKEND_METRICS_NAMESPACE = 'TenantBackend';
+
+/** The aggregation period of every alarm and graph. */
+export const PERIOD = Duration.minutes(5);
+
+export interface MonitoringProps {
+  readonly router: lambda.IFunction;
+  readonly backend: lambda.IFunction;
+  /** The backend's unqualified function name: the `Service` dimension of its EMF metrics. */
+  readonly backendName: string;
+  readonly routerNamespace: string;
+  readonly backendNamespace: string;
+  /** @default a new topic encrypted with its own key */
+  readonly alarmTopic?: sns.ITopic;
+  readonly thresholds?: AlarmThresholds;
+}
+
+/** The alarms of one router, and the topic they notify (on ALARM and on OK). */
 export class Monitoring extends Construct {
   public readonly alarmTopic: sns.ITopic;
+  /** Every alarm, in the order it was added (the dashboard shows them in this order). */
   public readonly alarms: cloudwatch.Alarm[] = [];
+  private readonly thresholds: AlarmThresholds;
+  private readonly router: lambda.IFunction;
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
-    this.alarmTopic =
-      props.alarmTopicArn !== undefined ? sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn) : this.createTopic();
-    const t = props.thresholds ?? {};
-    const iteratorAgeMs = (t.iteratorAge ?? Duration.minutes(10)).toMilliseconds();
-    const queueAgeSeconds = (t.queueMessageAge ?? Duration.minutes(15)).toSeconds();
-    const period = Duration.minutes(5);
+    this.alarmTopic = props.alarmTopic ?? this.createTopic();
+    this.thresholds = props.thresholds ?? {};
+    this.router = props.router;
+    const sum = { period: PERIOD, statistic: 'Sum' };
 
-    // Router
     this.alarm('RouterErrors', 'The router failed whole invocations (its batches are retried).',
-      props.router.metricErrors({ period, statistic: 'Sum' }), 1);
+      props.router.metricErrors(sum), 1);
     this.alarm('RouterThrottles', 'Router invocations were throttled (event source mappings fall behind).',
-      props.router.metricThrottles({ period, statistic: 'Sum' }), 1);
-    this.alarm('RouterIteratorAge', 'The router is falling behind a stream (Kinesis or DynamoDB).',
-      props.router.metric('IteratorAge', { period, statistic: 'Maximum' }), iteratorAgeMs);
-    this.alarm('KinesisIteratorAge', 'Records wait too long in the Kinesis stream (GetRecords.IteratorAgeMilliseconds).',
-      props.stream.metricGetRecordsIteratorAgeMilliseconds({ period, statistic: 'Maximum' }), iteratorAgeMs);
+      props.router.metricThrottles(sum), 1);
+    // One MathExpression over the four (Service, Source) series: an alarm takes no SEARCH.
+    this.alarm('TenantMismatchRejections',
+      "Records were rejected because their token was issued for another tenant (rejected.tenant-mismatch): a producer's credentials may have leaked.",
+      new cloudwatch.MathExpression({
+        expression: `SUM([${EVENT_SOURCE_NAMES.join(', ')}])`,
+        usingMetrics: Object.fromEntries(EVENT_SOURCE_NAMES.map((source) => [
+          source,
+          new cloudwatch.Metric({
+            namespace: props.routerNamespace,
+            metricName: 'rejected.tenant-mismatch',
+            dimensionsMap: { Service: props.router.functionName, Source: source },
+            ...sum,
+          }),
+        ])),
+        label: 'tenant-mismatch rejections',
+        period: PERIOD,
+      }), 1);
 
-    // Queues
-    this.alarm('QueueMessageAge', 'Messages wait too long in the SQS standard source queue.',
-      props.queue.metricApproximateAgeOfOldestMessage({ period, statistic: 'Maximum' }), queueAgeSeconds);
-    this.alarm('FifoMessageAge', 'Messages wait too long in the SQS FIFO source queue.',
-      props.fifoQueue.metricApproximateAgeOfOldestMessage({ period, statistic: 'Maximum' }), queueAgeSeconds);
-    this.depthAlarm('QueueDeadLettersDepth', 'Messages of the SQS standard source reached its dead-letter queue.',
-      props.queueDeadLetters, 1);
-    this.depthAlarm('FifoDeadLettersDepth', 'Messages of the SQS FIFO source reached its dead-letter queue.',
-      props.fifoDeadLetters, 1);
-    this.depthAlarm('StreamFailuresDepth', 'A stream mapping discarded a batch (retries or record age exhausted).',
-      props.streamFailures, 1);
-    this.depthAlarm('QuarantineDepth', 'Rejected records wait in the quarantine queue.',
-      props.quarantine, t.quarantineDepth ?? 1);
-
-    // Backend
-    this.alarm('BackendErrors', 'The tenant-isolated backend returned errors (retried by Lambda, then sent to the failures queue).',
-      props.backend.metricErrors({ period, statistic: 'Sum' }), 1);
+    this.alarm('BackendErrors', 'The tenant-isolated backend returned errors.',
+      props.backend.metricErrors(sum), 1);
+    this.alarm('BackendInvocationsRefused',
+      "The backend's tenant guard refused invocations (no tenant, an envelope for another tenant, an environment offered a second tenant): look at its security events.",
+      new cloudwatch.Metric({
+        namespace: props.backendNamespace,
+        metricName: 'InvocationsRefused',
+        dimensionsMap: { Service: props.backendName },
+        ...sum,
+      }), 1);
     this.alarm('BackendAsyncEventsDropped', 'Lambda dropped async events of the backend.',
-      props.backend.metric('AsyncEventsDropped', { period, statistic: 'Sum' }), 1);
+      props.backend.metric('AsyncEventsDropped', sum), 1);
     this.alarm('BackendDestinationDeliveryFailures', 'Lambda could not deliver backend results to a destination.',
-      props.backend.metric('DestinationDeliveryFailures', { period, statistic: 'Sum' }), 1);
-    this.depthAlarm('BackendFailuresDepth', 'Backend async invocations failed for good (OnFailure destination).',
-      props.backendFailures, 1);
+      props.backend.metric('DestinationDeliveryFailures', sum), 1);
   }
 
-  private depthAlarm(id: string, description: string, queue: sqs.IQueue, threshold: number): void {
-    this.alarm(id, description,
-      queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: 'Maximum' }), threshold);
+  /** An alarm on the messages waiting in `queue` (quarantine, dead letters, failures). */
+  public queueDepth(id: string, description: string, queue: sqs.IQueue, threshold?: number): void {
+    this.alarm(id, description, queue.metricApproximateNumberOfMessagesVisible({ period: PERIOD, statistic: 'Maximum' }), threshold ?? 1);
+  }
+
+  /** An alarm on the age of the oldest message of a source queue. */
+  public queueMessageAge(id: string, description: string, queue: sqs.IQueue): void {
+    this.alarm(id, description, queue.metricApproximateAgeOfOldestMessage({ period: PERIOD, statistic: 'Maximum' }),
+      (this.thresholds.queueMessageAge ?? Duration.minutes(15)).toSeconds());
+  }
+
+  /** The router's Lambda IteratorAge (all its stream mappings), added with the first stream source. */
+  public routerIteratorAge(): void {
+    if (this.node.tryFindChild('RouterIteratorAge') === undefined) {
+      this.alarm('RouterIteratorAge', 'The router is falling behind a stream (Kinesis or DynamoDB).',
+        this.router.metric('IteratorAge', { period: PERIOD, statistic: 'Maximum' }), this.iteratorAgeMs());
+    }
+  }
+
+  /** Kinesis GetRecords.IteratorAgeMilliseconds of one stream. */
+  public kinesisIteratorAge(id: string, stream: kinesis.IStream): void {
+    this.alarm(id, 'Records wait too long in a Kinesis source stream (GetRecords.IteratorAgeMilliseconds).',
+      stream.metricGetRecordsIteratorAgeMilliseconds({ period: PERIOD, statistic: 'Maximum' }), this.iteratorAgeMs());
+  }
+
+  private iteratorAgeMs(): number {
+    return (this.thresholds.iteratorAge ?? Duration.minutes(10)).toMilliseconds();
   }
 
   private alarm(id: string, description: string, metric: cloudwatch.IMetric, threshold: number): void {

@@ -1,3 +1,5 @@
+// `QuarantineBucket`: the claim-check store of the quarantine (records too large for an SQS
+// message) and the bucket that keeps its server access logs.
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';

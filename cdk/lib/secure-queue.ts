@@ -1,3 +1,5 @@
+// `SecureQueue`: the SQS queue settings every queue this library creates shares (SSE-KMS with a
+// customer managed key, TLS only, a one-hour data key reuse).
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -8,25 +10,30 @@ export interface SecureQueueProps {
   readonly encryptionKey: kms.IKey;
   /** A FIFO queue (its name then ends in `.fifo`). @default false */
   readonly fifo?: boolean;
-  /** @default 4 days (SQS default); dead-letter and failure queues use 14 days */
+  /** FIFO only: deduplicate by a hash of the body when a producer gives no deduplication id. @default false */
+  readonly contentBasedDeduplication?: boolean;
+  /** @default 4 days (SQS default) */
   readonly retentionPeriod?: Duration;
   /** @default 30 seconds (SQS default) */
   readonly visibilityTimeout?: Duration;
-  /** Redrive policy to a dead-letter queue. */
+  /** Redrive policy to a dead-letter queue. @default none */
   readonly deadLetterQueue?: sqs.DeadLetterQueue;
   /** @default RemovalPolicy.DESTROY (the SQS default in CDK) */
   readonly removalPolicy?: RemovalPolicy;
 }
 
 /**
- * An SQS queue with the settings every queue of this stack shares: SSE-KMS with the stack's
- * customer managed key and a queue policy denying any request not made over TLS (enforceSSL).
+ * An SQS queue encrypted with a customer managed key (SSE-KMS) whose queue policy denies any
+ * request not made over TLS (enforceSSL).
  */
 export class SecureQueue extends Construct {
   public readonly queue: sqs.Queue;
 
   constructor(scope: Construct, id: string, props: SecureQueueProps) {
     super(scope, id);
+    if (props.contentBasedDeduplication && !props.fifo) {
+      throw new Error('contentBasedDeduplication applies to FIFO queues only');
+    }
     this.queue = new sqs.Queue(this, 'Queue', {
       encryption: sqs.QueueEncryption.KMS,
       encryptionMasterKey: props.encryptionKey,
@@ -35,8 +42,7 @@ export class SecureQueue extends Construct {
       dataKeyReuse: Duration.hours(1),
       enforceSSL: true,
       fifo: props.fifo ? true : undefined,
-      // FIFO producers may omit a deduplication id (useful for tests and for idempotent bodies).
-      contentBasedDeduplication: props.fifo ? true : undefined,
+      contentBasedDeduplication: props.contentBasedDeduplication ? true : undefined,
       retentionPeriod: props.retentionPeriod,
       visibilityTimeout: props.visibilityTimeout,
       deadLetterQueue: props.deadLetterQueue,

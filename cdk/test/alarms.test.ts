@@ -1,7 +1,9 @@
+// The router's alarms in the full example: each one's metric, statistic, threshold and actions.
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Duration } from 'aws-cdk-lib';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import { EVENT_SOURCE_NAMES } from '../lib/router-config';
 import { arn, buildStack, defaultStack, idOf, ref } from './helpers';
 
 type Expected = {
@@ -11,6 +13,29 @@ type Expected = {
   readonly statistic: 'Sum' | 'Maximum';
   readonly threshold: number;
 };
+
+/** The tenant-mismatch alarm: one expression summing the router's `rejected.tenant-mismatch` over the four sources. */
+function tenantMismatchMetrics(routerId: string, namespace = 'TenantRouter'): unknown[] {
+  return [
+    { Id: 'expr_1', Label: 'tenant-mismatch rejections', Expression: 'SUM([sqs, kinesis, dynamodb, eventbridge])', ReturnData: true },
+    ...EVENT_SOURCE_NAMES.map((source) => ({
+      Id: source,
+      MetricStat: {
+        Metric: {
+          Namespace: namespace,
+          MetricName: 'rejected.tenant-mismatch',
+          Dimensions: [
+            { Name: 'Service', Value: ref(routerId) },
+            { Name: 'Source', Value: source },
+          ],
+        },
+        Period: 300,
+        Stat: 'Sum',
+      },
+      ReturnData: false,
+    })),
+  ];
+}
 
 function expectedAlarms(): { [id: string]: Expected } {
   const { stack } = defaultStack();
@@ -46,9 +71,17 @@ function expectedAlarms(): { [id: string]: Expected } {
     FifoMessageAge: sqs(stack.sources.fifoQueue, 'ApproximateAgeOfOldestMessage', 900),
     QueueDeadLettersDepth: sqs(stack.sources.queueDeadLetters, depth, 1),
     FifoDeadLettersDepth: sqs(stack.sources.fifoDeadLetters, depth, 1),
-    StreamFailuresDepth: sqs(stack.sources.streamFailures, depth, 1),
-    QuarantineDepth: sqs(stack.quarantine, depth, 1),
+    StreamFailuresDepth: sqs(stack.router.streamFailuresQueue!, depth, 1),
+    QuarantineDepth: sqs(stack.router.quarantineQueue, depth, 1),
     BackendErrors: lambda(stack.backend.function, 'Errors', 'Sum', 1),
+    // the backend guard's refusals: its EMF namespace (BACKEND_METRICS_NAMESPACE), dimension Service = the function's name
+    BackendInvocationsRefused: {
+      namespace: 'TenantBackend',
+      metric: 'InvocationsRefused',
+      dimensions: [{ Name: 'Service', Value: ref(idOf(stack.backend.function)) }],
+      statistic: 'Sum',
+      threshold: 1,
+    },
     BackendAsyncEventsDropped: lambda(stack.backend.function, 'AsyncEventsDropped', 'Sum', 1),
     BackendDestinationDeliveryFailures: lambda(stack.backend.function, 'DestinationDeliveryFailures', 'Sum', 1),
     BackendFailuresDepth: sqs(stack.backend.failureQueue, depth, 1),
@@ -60,10 +93,22 @@ describe('alarms', () => {
     const { stack, template } = defaultStack();
     const expected = expectedAlarms();
     const alarms = template.findResources('AWS::CloudWatch::Alarm');
-    assert.equal(Object.keys(alarms).length, Object.keys(expected).length);
-    const topic = ref(idOf(stack.monitoring.alarmTopic as sns.Topic));
+    assert.equal(Object.keys(alarms).length, Object.keys(expected).length + 1);
+    const topic = ref(idOf(stack.router.alarmTopic as sns.Topic));
+    const mismatch = { ...alarms[idOf(stack.router.node.findChild('Alarms').node.findChild('TenantMismatchRejections'))].Properties };
+    assert.match(mismatch.AlarmDescription, /token was issued for another tenant/);
+    delete mismatch.AlarmDescription;
+    assert.deepEqual(mismatch, {
+      Metrics: tenantMismatchMetrics(idOf(stack.router.function)),
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [topic],
+      OKActions: [topic],
+    });
     for (const [id, e] of Object.entries(expected)) {
-      const alarm = alarms[idOf(stack.monitoring.node.findChild(id))];
+      const alarm = alarms[idOf(stack.router.node.findChild('Alarms').node.findChild(id))];
       assert.ok(alarm, `alarm ${id}`);
       const props = { ...alarm.Properties };
       assert.equal(typeof props.AlarmDescription, 'string');
@@ -91,7 +136,7 @@ describe('alarms', () => {
   it('notifies an encrypted topic that only accepts TLS', () => {
     const { stack, template } = defaultStack();
     template.hasResourceProperties('AWS::SNS::Topic', {
-      KmsMasterKeyId: arn(idOf(stack.monitoring.node.findChild('AlarmTopicKey'))),
+      KmsMasterKeyId: arn(idOf(stack.router.node.findChild('Alarms').node.findChild('AlarmTopicKey'))),
     });
     template.hasResourceProperties('AWS::SNS::TopicPolicy', {
       PolicyDocument: {
@@ -102,7 +147,7 @@ describe('alarms', () => {
             Effect: 'Deny',
             Principal: '*',
             Condition: { Bool: { 'aws:SecureTransport': 'false' } },
-            Resource: ref(idOf(stack.monitoring.alarmTopic as sns.Topic)),
+            Resource: ref(idOf(stack.router.alarmTopic as sns.Topic)),
           },
         ],
       },
@@ -116,7 +161,7 @@ describe('alarms', () => {
       alarmTopicArn: topicArn,
     });
     const alarms = template.toJSON().Resources;
-    const props = (id: string) => alarms[idOf(stack.monitoring.node.findChild(id))].Properties;
+    const props = (id: string) => alarms[idOf(stack.router.node.findChild('Alarms').node.findChild(id))].Properties;
     assert.equal(props('RouterIteratorAge').Threshold, 60_000);
     assert.equal(props('KinesisIteratorAge').Threshold, 60_000);
     assert.equal(props('QueueMessageAge').Threshold, 120);

@@ -1,3 +1,5 @@
+// The operator's dashboard of the full example: its widgets, their metrics and Logs Insights
+// queries, and the rule that tenants are never metric dimensions.
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Capture, Template } from 'aws-cdk-lib/assertions';
@@ -97,6 +99,8 @@ const EXPECTED_TITLES = [
   'Router: rejected and failed records by tenant and reason',
   'Backend: processing per tenant (from its EMF documents)',
   'Security events (backend) and cross-tenant rejections (router)',
+  'Usage and estimated cost per tenant (USD, us-east-1 list prices of 2026-12-01)',
+  "Router's own cost, and its cost per record (tenant share = tenant's records × cost per record)",
 ];
 
 describe('dashboard', () => {
@@ -117,7 +121,7 @@ describe('dashboard', () => {
     template.hasResourceProperties('AWS::CloudWatch::Dashboard', {
       DashboardName: { 'Fn::Join': ['', ['TenantRouter-', { Ref: 'AWS::Region' }]] },
     });
-    assert.deepEqual(template.toJSON().Outputs.DashboardName.Value, { Ref: idOf(stack.dashboard.dashboard) });
+    assert.deepEqual(template.toJSON().Outputs.DashboardName.Value, { Ref: idOf(stack.router.dashboard) });
   });
 
   it('has exactly the expected widgets, on the 24-column grid without overlap', () => {
@@ -139,7 +143,7 @@ describe('dashboard', () => {
     const { stack, widgets } = built();
     assert.deepEqual(
       widget(widgets, 'Alarms').properties.alarms,
-      stack.monitoring.alarms.map((a) => `\${GetAtt:${idOf(a)}.Arn}`),
+      stack.router.alarms.map((a) => `\${GetAtt:${idOf(a)}.Arn}`),
     );
   });
 
@@ -250,10 +254,10 @@ describe('dashboard', () => {
       rows.map((m) => [m.options.label, m.metricName, m.dimensions.QueueName]),
       (
         [
-          ['quarantine', stack.quarantine],
-          ['queue dead letters', stack.sources.queueDeadLetters],
-          ['FIFO dead letters', stack.sources.fifoDeadLetters],
-          ['stream failures', stack.sources.streamFailures],
+          ['quarantine', stack.router.quarantineQueue],
+          ['Queue dead letters', stack.sources.queueDeadLetters],
+          ['Fifo dead letters', stack.sources.fifoDeadLetters],
+          ['stream failures', stack.router.streamFailuresQueue!],
           ['backend failures', stack.backend.failureQueue],
         ] as const
       ).map(([label, q]) => [label, 'ApproximateNumberOfMessagesVisible', `\${GetAtt:${idOf(q)}.QueueName}`]),

@@ -1,8 +1,11 @@
+// The full example's event sources and their mappings on the router, and encryption at rest and
+// in transit of every data store.
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Capture, Match } from 'aws-cdk-lib/assertions';
-import { TenantRouterStackProps } from '../lib/tenant-router-stack';
+import { FullDeploymentProps } from '../examples/full/stack';
+import { InvocationType } from '../lib';
 import { arn, buildStack, defaultStack, idOf, ref, ROUTER_CONFIG } from './helpers';
 
 const fourteenDays = 14 * 24 * 3600;
@@ -39,10 +42,10 @@ describe('SQS standard source', () => {
   });
 
   it('follows the final router timeout: raised for a long synchronous Invoke, kept with event only', () => {
-    const cases: [Partial<TenantRouterStackProps>, number][] = [
+    const cases: [Partial<FullDeploymentProps>, number][] = [
       // request-response (the default for the FIFO queue and the streams): router timeout 121 + 0.5 + 5 s → 127 s
       [{ backendTimeout: Duration.seconds(120) }, 127],
-      [{ backendTimeout: Duration.seconds(120), routerConfig: { ...ROUTER_CONFIG, invocationType: { default: 'event' } } }, 60],
+      [{ backendTimeout: Duration.seconds(120), routerConfig: { ...ROUTER_CONFIG, invocationType: { all: InvocationType.EVENT } } }, 60],
     ];
     for (const [props, routerSeconds] of cases) {
       const { stack, template } = buildStack(props);
@@ -119,7 +122,7 @@ describe('SQS FIFO source', () => {
       },
     ]);
     assert.throws(() => buildStack({ fifoQueue: { maxBatchingWindow: Duration.seconds(1) } }), /no batching window for FIFO/);
-    assert.throws(() => buildStack({ fifoQueue: { batchSize: 11 } }), /fifoQueue.batchSize must be 1–10/);
+    assert.throws(() => buildStack({ fifoQueue: { batchSize: 11 } }), /addSqsSource: batchSize \(FIFO\) must be 1–10, got 11/);
   });
 });
 
@@ -151,7 +154,7 @@ describe('Kinesis source', () => {
         BisectBatchOnFunctionError: true,
         MaximumRetryAttempts: 10,
         MaximumRecordAgeInSeconds: 12 * 3600,
-        DestinationConfig: { OnFailure: { Destination: arn(idOf(stack.sources.streamFailures)) } },
+        DestinationConfig: { OnFailure: { Destination: arn(idOf(stack.router.streamFailuresQueue!)) } },
       },
     ]);
   });
@@ -177,8 +180,8 @@ describe('Kinesis source', () => {
       MaximumRecordAgeInSeconds: 3600,
     });
     template.hasResourceProperties('AWS::Kinesis::Stream', { ShardCount: 4, RetentionPeriodHours: 48 });
-    assert.throws(() => buildStack({ kinesis: { retryAttempts: -1 } }), /finite number of retries/);
-    assert.throws(() => buildStack({ kinesis: { maxRecordAge: Duration.hours(24) } }), /shorter than the stream retention/);
+    assert.throws(() => buildStack({ kinesis: { retryAttempts: -1 } }), /addKinesisSource: retryAttempts \(finite\) must be 0–10000, got -1/);
+    assert.throws(() => buildStack({ kinesis: { maxRecordAge: Duration.hours(24) } }), /addKinesisSource: maxRecordAge \(86400 s\) must be shorter than the stream's retention \(86400 s\)/);
     assert.throws(() => buildStack({ kinesis: { maxRecordAge: Duration.days(8), retentionPeriod: Duration.days(9) } }), /between 60 seconds and 7 days/);
   });
 });
@@ -220,10 +223,10 @@ describe('DynamoDB source', () => {
         BisectBatchOnFunctionError: true,
         MaximumRetryAttempts: 10,
         MaximumRecordAgeInSeconds: 12 * 3600,
-        DestinationConfig: { OnFailure: { Destination: arn(idOf(stack.sources.streamFailures)) } },
+        DestinationConfig: { OnFailure: { Destination: arn(idOf(stack.router.streamFailuresQueue!)) } },
       },
     ]);
-    assert.throws(() => buildStack({ dynamodb: { maxRecordAge: Duration.hours(24) } }), /shorter than the 24-hour stream retention/);
+    assert.throws(() => buildStack({ dynamodb: { maxRecordAge: Duration.hours(24) } }), /addDynamoDbSource: maxRecordAge \(86400 s\) must be shorter than the stream's retention \(86400 s\)/);
   });
 });
 
@@ -256,7 +259,7 @@ describe('encryption at rest and in transit', () => {
     const { stack, template } = defaultStack();
     template.hasResource('AWS::KMS::Key', {
       DeletionPolicy: 'Retain',
-      Properties: { EnableKeyRotation: true, Description: Match.stringLikeRegexp('queues, stream, table and quarantine bucket') },
+      Properties: { EnableKeyRotation: true, Description: Match.stringLikeRegexp('queues, stream, tables, logs, results bus and quarantine bucket') },
     });
     assert.ok(stack.dataKey);
   });
@@ -274,8 +277,8 @@ describe('encryption at rest and in transit', () => {
         assert.equal(resource.DeletionPolicy, 'Delete', type);
       }
     }
-    // both tables: the source table and the backend's idempotency table
-    assert.equal(Object.keys(dev.template.findResources('AWS::DynamoDB::Table')).length, 2);
+    // the three tables: the source table, the backend's idempotency table and the tenant registry
+    assert.equal(Object.keys(dev.template.findResources('AWS::DynamoDB::Table')).length, 3);
     dev.template.allResourcesProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: false });
   });
 });

@@ -1,30 +1,27 @@
+// Shared test helpers: apps with the feature flags of cdk.json, the full example's stack on
+// placeholder code (no test compiles Rust), a small stack with a PER_TENANT backend for the
+// construct's own tests, and the shapes CloudFormation references take.
 import * as fs from 'fs';
 import * as path from 'path';
 import { App, CfnResource, Duration, Stack } from 'aws-cdk-lib';
-import { IConstruct } from 'constructs';
 import { Template } from 'aws-cdk-lib/assertions';
-import { PlaceholderAssets, stagePlaceholderAssets } from '../lib/assets';
-import { RouterConfig } from '../lib/router-config';
-import { TenantRouterStack, TenantRouterStackProps } from '../lib/tenant-router-stack';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { IConstruct } from 'constructs';
+import { FullDeploymentProps, FullDeploymentStack } from '../examples/full/stack';
+import { RouterConfig, RustCode, TenantRouter, TenantRouterProps } from '../lib';
 
 /** The feature flags of cdk.json, so tests synthesize exactly what `cdk synth` does. */
 export const CDK_CONTEXT: { [key: string]: unknown } = JSON.parse(
   fs.readFileSync(path.join(__dirname, '..', 'cdk.json'), 'utf8'),
 ).context;
 
-let staged: PlaceholderAssets | undefined;
-
-/** Placeholder bundles, staged once per test process: no test compiles Rust. */
-export function placeholderAssets(): PlaceholderAssets {
-  staged ??= stagePlaceholderAssets();
-  return staged;
-}
-
-export const ROUTER_CONFIG: RouterConfig = {
+export const JWT = {
   jwksUrl: 'https://issuer.example.com/.well-known/jwks.json',
-  jwtIssuers: ['https://issuer.example.com'],
-  jwtAudiences: ['tenant-router'],
+  issuer: 'https://issuer.example.com',
+  audience: 'tenant-router',
 };
+
+export const ROUTER_CONFIG: RouterConfig = { jwt: JWT };
 
 export function newApp(context: { [key: string]: unknown } = {}): App {
   return new App({ context: { ...CDK_CONTEXT, ...context } });
@@ -32,33 +29,50 @@ export function newApp(context: { [key: string]: unknown } = {}): App {
 
 export interface Built {
   readonly app: App;
-  readonly stack: TenantRouterStack;
+  readonly stack: FullDeploymentStack;
   readonly template: Template;
 }
 
-/** A stack on placeholder bundles; `overrides` replace the default props. */
-export function buildStack(overrides: Partial<TenantRouterStackProps> = {}): Built {
+/** The full example's stack on placeholder code; `overrides` replace the default props. */
+export function buildStack(overrides: Partial<FullDeploymentProps> = {}): Built {
   const app = newApp();
   const stack = newStack(app, overrides);
   return { app, stack, template: Template.fromStack(stack) };
 }
 
-export function newStack(app: App, overrides: Partial<TenantRouterStackProps> = {}): TenantRouterStack {
-  const assets = placeholderAssets();
-  return new TenantRouterStack(app, 'TenantRouter', {
+export function newStack(app: App, overrides: Partial<FullDeploymentProps> = {}): FullDeploymentStack {
+  return new FullDeploymentStack(app, 'TenantRouter', {
     routerConfig: ROUTER_CONFIG,
-    routerAssetPath: assets.router,
-    backendAssetPath: assets.backend,
+    routerCode: RustCode.placeholder(),
+    backendCode: RustCode.placeholder(),
     ...overrides,
   });
 }
 
 let defaultBuild: Built | undefined;
 
-/** The default stack, built once per test process and shared by read-only tests. */
+/** The default full stack, built once per test process and shared by read-only tests. */
 export function defaultStack(): Built {
   defaultBuild ??= buildStack();
   return defaultBuild;
+}
+
+/** A stack with a PER_TENANT Python-style backend, for the construct's own tests. */
+export function backendStack(app: App = newApp(), id = 'Consumer'): { stack: Stack; backend: lambda.Function } {
+  const stack = new Stack(app, id);
+  const backend = new lambda.Function(stack, 'Backend', {
+    runtime: lambda.Runtime.PYTHON_3_12,
+    handler: 'app.handler',
+    code: lambda.Code.fromInline('def handler(event, context):\n    return {}\n'),
+    tenancyConfig: lambda.TenancyConfig.PER_TENANT,
+    timeout: Duration.seconds(20),
+  });
+  return { stack, backend };
+}
+
+/** A TenantRouter on placeholder code in front of `backend`. */
+export function newRouter(scope: Stack, backend: lambda.IFunction, props: Partial<TenantRouterProps> = {}): TenantRouter {
+  return new TenantRouter(scope, 'Router', { backend, jwt: JWT, code: RustCode.placeholder(), ...props });
 }
 
 /** Logical id of a construct's CloudFormation resource (itself, or its default child). */
@@ -74,4 +88,16 @@ export function idOf(construct: IConstruct): string {
 export const arn = (logicalId: string) => ({ 'Fn::GetAtt': [logicalId, 'Arn'] });
 export const ref = (logicalId: string) => ({ Ref: logicalId });
 
-export const seconds = (d: Duration) => d.toSeconds();
+/** A bundle directory whose `bootstrap` has an ELF header for `machine` (e_machine at byte 18), or is a shell script. */
+export function fakeBundle(dir: string, machine: number | undefined): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const header = Buffer.alloc(64);
+  if (machine === undefined) {
+    header.write('#!/bin/sh\necho not an ELF\n');
+  } else {
+    header.writeUInt32BE(0x7f454c46, 0);
+    header.writeUInt16LE(machine, 18);
+  }
+  fs.writeFileSync(path.join(dir, 'bootstrap'), header, { mode: 0o755 });
+  return dir;
+}

@@ -1,3 +1,4 @@
+// Least privilege in the full example: every statement of both roles, and every key policy.
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Capture, Match } from 'aws-cdk-lib/assertions';
@@ -60,7 +61,7 @@ describe('IAM: least privilege', () => {
             Resource: '*',
           },
           { Sid: 'InvokeBackend', Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: arn(idOf(stack.backend.function)) },
-          { Sid: 'Quarantine', Action: 'sqs:SendMessage', Effect: 'Allow', Resource: arn(idOf(stack.quarantine)) },
+          { Sid: 'Quarantine', Action: 'sqs:SendMessage', Effect: 'Allow', Resource: arn(idOf(stack.router.quarantineQueue)) },
           // the stack key: read the encrypted sources, write the quarantine and stream-failure queues
           { Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKey'], Effect: 'Allow', Resource: key },
           // records too large for a quarantine message: put objects into the quarantine bucket, nothing else
@@ -68,7 +69,14 @@ describe('IAM: least privilege', () => {
             Sid: 'QuarantineBucket',
             Action: 's3:PutObject',
             Effect: 'Allow',
-            Resource: { 'Fn::Join': ['', [arn(idOf(stack.quarantineBucket)), '/*']] },
+            Resource: { 'Fn::Join': ['', [arn(idOf(stack.router.quarantineBucket)), '/*']] },
+          },
+          // the tenant registry: read tenants, nothing else (its key: kms:Decrypt above)
+          {
+            Sid: 'TenantRegistry',
+            Action: ['dynamodb:BatchGetItem', 'dynamodb:GetItem'],
+            Effect: 'Allow',
+            Resource: arn(idOf(stack.router.tenantRegistryTable!)),
           },
           // the two SQS mappings
           {
@@ -82,8 +90,8 @@ describe('IAM: least privilege', () => {
             Effect: 'Allow',
             Resource: [arn(idOf(stack.sources.fifoQueue)), arn(idOf(stack.sources.queue))],
           },
-          // the stream mappings' on-failure destination
-          { Sid: 'StreamFailures', Action: 'sqs:SendMessage', Effect: 'Allow', Resource: arn(idOf(stack.sources.streamFailures)) },
+          // the stream mappings' on-failure destination (Lambda sends with the router's role)
+          { Action: 'sqs:SendMessage', Effect: 'Allow', Resource: arn(idOf(stack.router.streamFailuresQueue!)) },
           // the Kinesis mapping
           {
             Action: [
@@ -117,7 +125,7 @@ describe('IAM: least privilege', () => {
     assert.deepEqual(lambdaStatements.map(actionsOf), [['lambda:InvokeFunction']]);
     assert.deepEqual(lambdaStatements.flatMap(resourcesOf), [arn(idOf(stack.backend.function))]);
     const sends = statements.filter((s) => actionsOf(s).includes('sqs:SendMessage'));
-    assert.deepEqual(sends.flatMap(resourcesOf), [arn(idOf(stack.quarantine)), arn(idOf(stack.sources.streamFailures))]);
+    assert.deepEqual(sends.flatMap(resourcesOf), [arn(idOf(stack.router.quarantineQueue)), arn(idOf(stack.router.streamFailuresQueue!))]);
     for (const s of sends) {
       assert.deepEqual(actionsOf(s), ['sqs:SendMessage'], 'no GetQueueAttributes / GetQueueUrl with the sends');
     }
@@ -141,7 +149,7 @@ describe('IAM: least privilege', () => {
         Sid: 'QuarantineBucket',
         Action: 's3:PutObject',
         Effect: 'Allow',
-        Resource: { 'Fn::Join': ['', [arn(idOf(stack.quarantineBucket)), '/*']] },
+        Resource: { 'Fn::Join': ['', [arn(idOf(stack.router.quarantineBucket)), '/*']] },
       },
     ]);
     // encrypting with the bucket's key (SSE-KMS) takes kms:GenerateDataKey on it
@@ -193,7 +201,7 @@ describe('IAM: least privilege', () => {
     template.resourceCountIs('AWS::Lambda::Url', 0);
   });
 
-  it('keeps key policies to the account, plus CloudWatch on the alarm topic key only', () => {
+  it('keeps key policies to the account, plus the services that encrypt with them: CloudWatch Logs and EventBridge on the data key, CloudWatch on the alarm topic key', () => {
     const { stack, template } = defaultStack();
     const accountRoot = {
       Action: 'kms:*',
@@ -202,7 +210,48 @@ describe('IAM: least privilege', () => {
       Resource: '*',
     };
     const keys = template.toJSON().Resources;
-    assert.deepEqual(keys[idOf(stack.dataKey)].Properties.KeyPolicy.Statement, [accountRoot]);
+    const join = (...parts: unknown[]) => ({ 'Fn::Join': ['', parts] });
+    const busArn = join('arn:', { Ref: 'AWS::Partition' }, ':events:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' },
+      `:event-bus/${keys[idOf(stack.backend.resultsBus)].Properties.Name}`);
+    assert.deepEqual(keys[idOf(stack.dataKey)].Properties.KeyPolicy.Statement, [
+      accountRoot,
+      // the log groups of this account and region only
+      {
+        Sid: 'AllowCloudWatchLogsOfThisAccount',
+        Action: ['kms:Decrypt*', 'kms:Describe*', 'kms:Encrypt*', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'],
+        Condition: {
+          ArnLike: {
+            'kms:EncryptionContext:aws:logs:arn': join('arn:', { Ref: 'AWS::Partition' }, ':logs:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':log-group:*'),
+          },
+        },
+        Effect: 'Allow',
+        Principal: { Service: join('logs.', { Ref: 'AWS::Region' }, '.amazonaws.com') },
+        Resource: '*',
+      },
+      // the results bus and its archive, that bus only (what CDK adds for them)
+      {
+        Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKey'],
+        Condition: {
+          StringEquals: {
+            'aws:SourceAccount': { Ref: 'AWS::AccountId' },
+            'aws:SourceArn': busArn,
+            'kms:EncryptionContext:aws:events:event-bus:arn': busArn,
+          },
+        },
+        Effect: 'Allow',
+        Principal: { Service: 'events.amazonaws.com' },
+        Resource: '*',
+      },
+      {
+        Sid: 'Allow EventBridge to use kms operations',
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey', 'kms:ReEncrypt*'],
+        Condition: { StringEquals: { 'kms:EncryptionContext:aws:events:event-bus:arn': busArn } },
+        Effect: 'Allow',
+        Principal: { Service: 'events.amazonaws.com' },
+        Resource: '*',
+      },
+      { Sid: 'Allow EventBridge to call kms:DescribeKey', Action: 'kms:DescribeKey', Effect: 'Allow', Principal: { Service: 'events.amazonaws.com' }, Resource: '*' },
+    ]);
     template.hasResourceProperties('AWS::KMS::Key', {
       Description: 'Encrypts the tenant router alarm topic',
       EnableKeyRotation: true,

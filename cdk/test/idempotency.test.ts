@@ -1,12 +1,13 @@
+// The backend's idempotency table in the full example: its layout, its settings, and who may use it.
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CfnParameter, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import { stackPropsFromContext } from '../lib/context';
+import { stackPropsFromContext } from '../examples/full/context';
 import { IDEMPOTENCY_RECORD_ACTIONS, IdempotencyTable, idempotencyTtlSeconds } from '../lib/idempotency-table';
-import { TenantRouterStack } from '../lib/tenant-router-stack';
+import { FullDeploymentStack } from '../examples/full/stack';
 import { arn, buildStack, Built, defaultStack, idOf, newApp, ref } from './helpers';
 
 type Statement = { [key: string]: unknown };
@@ -31,7 +32,8 @@ function backendEnv(built: Built): { [name: string]: unknown } {
 describe('backend idempotency table', () => {
   it("has Powertools' layout: partition key id (S) only, TTL on expiration; on demand, SSE with the stack key, PITR", () => {
     const { stack, template } = defaultStack();
-    template.resourceCountIs('AWS::DynamoDB::Table', 2);
+    // the source table, this one and the tenant registry
+    template.resourceCountIs('AWS::DynamoDB::Table', 3);
     const table = template.toJSON().Resources[idOf(stack.backend.idempotencyTable)];
     assert.equal(table.Type, 'AWS::DynamoDB::Table');
     // Exactly these properties: no sort key, no index, no stream, no provisioned throughput, no fixed name.
@@ -105,23 +107,23 @@ describe('backend idempotency settings', () => {
       jwtAudience: 'tenant-router',
     };
     const app = newApp({ ...contextJwt, idempotencyTtlSeconds: '600' });
-    const props = stackPropsFromContext(app.node, {});
+    const props = stackPropsFromContext(app.node);
     assert.equal(props.backendIdempotencyTtl?.toSeconds(), 600);
-    const stack = new TenantRouterStack(app, 'TenantRouter', props);
+    const stack = new FullDeploymentStack(app, 'TenantRouter', props);
     Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ BACKEND_IDEMPOTENCY_TTL_SECONDS: '600' }) },
     });
-    assert.equal(stackPropsFromContext(newApp({ idempotencyTtlSeconds: 7200 }).node, {}).backendIdempotencyTtl?.toSeconds(), 7200);
-    assert.equal(stackPropsFromContext(newApp().node, {}).backendIdempotencyTtl, undefined);
+    assert.equal(stackPropsFromContext(newApp({ idempotencyTtlSeconds: 7200 }).node).backendIdempotencyTtl?.toSeconds(), 7200);
+    assert.equal(stackPropsFromContext(newApp().node).backendIdempotencyTtl, undefined);
 
     for (const value of ['0', '-5', 0, '2.5']) {
       assert.throws(
-        () => stackPropsFromContext(newApp({ idempotencyTtlSeconds: value }).node, {}),
+        () => stackPropsFromContext(newApp({ idempotencyTtlSeconds: value }).node),
         /BACKEND_IDEMPOTENCY_TTL_SECONDS: must be an integer >= 1/,
         JSON.stringify(value),
       );
     }
-    assert.throws(() => stackPropsFromContext(newApp({ idempotencyTtlSeconds: '1h' }).node, {}), /context idempotencyTtlSeconds: expected a number/);
+    assert.throws(() => stackPropsFromContext(newApp({ idempotencyTtlSeconds: '1h' }).node), /context idempotencyTtlSeconds: expected a number/);
   });
 });
 
@@ -186,12 +188,13 @@ describe('idempotency table access', () => {
     const tableId = idOf(stack.backend.idempotencyTable);
     const router = statementsOf(built, stack.router.role);
     assert.doesNotMatch(JSON.stringify(router), new RegExp(tableId), 'no router statement references the idempotency table');
-    // Its only DynamoDB actions are those of its DynamoDB-stream mapping, on the source table's stream.
+    // Its only DynamoDB actions: reading the tenant registry, and its DynamoDB-stream mapping's on the source table's stream.
     const dynamo = router.filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
     assert.deepEqual(
       dynamo.map((s) => [actionsOf(s).filter((a) => a.startsWith('dynamodb:')), s.Resource]),
       [
         [['dynamodb:ListStreams'], '*'],
+        [['dynamodb:BatchGetItem', 'dynamodb:GetItem'], arn(idOf(stack.router.tenantRegistryTable!))],
         [['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'], { 'Fn::GetAtt': [idOf(stack.sources.table), 'StreamArn'] }],
       ],
     );

@@ -1,10 +1,11 @@
+// cdk-nag on the full example: no finding left, and each acknowledgment needed and explained.
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { App } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagPack } from 'cdk-nag';
-import { acknowledgedRules, addNagChecks, nagPacks } from '../lib/nag';
+import { acknowledgedRules, addNagChecks, nagPacks } from '../examples/nag';
 import { newApp, newStack } from './helpers';
 
 /** The app exactly as bin/ builds it: the stack plus the cdk-nag packs as validation plugins. */
@@ -43,17 +44,17 @@ const EXPECTED_ACKNOWLEDGMENTS = [
   'Serverless-LambdaDLQ @ TenantRouter/Backend/Backend/Function',
   'AwsSolutions-SQS3 @ TenantRouter/Backend/Failures/Queue',
   'Serverless-SQSRedrivePolicy @ TenantRouter/Backend/Failures/Queue',
-  'AwsSolutions-SQS3 @ TenantRouter/Quarantine/Queue',
-  'Serverless-SQSRedrivePolicy @ TenantRouter/Quarantine/Queue',
+  'AwsSolutions-SQS3 @ TenantRouter/Router/Quarantine/Queue',
+  'Serverless-SQSRedrivePolicy @ TenantRouter/Router/Quarantine/Queue',
   'AwsSolutions-IAM5[Resource::*] @ TenantRouter/Router/Router/Role',
-  'AwsSolutions-IAM5[Resource::<QuarantineBucketC7BB48D1.Arn>/*] @ TenantRouter/Router/Router/Role',
+  'AwsSolutions-IAM5[Resource::<RouterQuarantineBucketF2D034CA.Arn>/*] @ TenantRouter/Router/Router/Role',
   'Serverless-LambdaDLQ @ TenantRouter/Router/Router/Function',
-  'Serverless-SQSRedrivePolicy @ TenantRouter/Sources/QueueDeadLetters/Queue',
-  'Serverless-LambdaEventSourceMappingDestination @ TenantRouter/Router/Router/Function/SqsEventSource:TenantRouterSourcesQueue9C3680C2',
-  'Serverless-SQSRedrivePolicy @ TenantRouter/Sources/FifoDeadLetters/Queue',
-  'Serverless-LambdaEventSourceMappingDestination @ TenantRouter/Router/Router/Function/SqsEventSource:TenantRouterSourcesFifoQueue2A17FD56',
-  'AwsSolutions-SQS3 @ TenantRouter/Sources/StreamFailures/Queue',
-  'Serverless-SQSRedrivePolicy @ TenantRouter/Sources/StreamFailures/Queue',
+  'Serverless-SQSRedrivePolicy @ TenantRouter/Sources/Queue/DeadLetters/Queue',
+  'Serverless-LambdaEventSourceMappingDestination @ TenantRouter/Router/Router/Function/SqsEventSource:TenantRouterSourcesQueue219C3FF3',
+  'Serverless-SQSRedrivePolicy @ TenantRouter/Sources/Fifo/DeadLetters/Queue',
+  'Serverless-LambdaEventSourceMappingDestination @ TenantRouter/Router/Router/Function/SqsEventSource:TenantRouterSourcesFifoQueueB8429F2D',
+  'AwsSolutions-SQS3 @ TenantRouter/Router/StreamFailures/Queue',
+  'Serverless-SQSRedrivePolicy @ TenantRouter/Router/StreamFailures/Queue',
   'AwsSolutions-KDS3 @ TenantRouter/Sources/Stream',
 ].sort();
 

@@ -1,9 +1,10 @@
+// The quarantine bucket (claim check) and its access-log bucket.
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { QUARANTINE_RETENTION } from '../lib/tenant-router-stack';
+import { QUARANTINE_RETENTION } from '../lib/tenant-router';
 import { arn, buildStack, defaultStack, idOf, ref } from './helpers';
 
 const blockAll = {
@@ -32,8 +33,8 @@ function bucketPolicyOf(bucketId: string): unknown[] {
 describe('quarantine bucket (claim check for records too large for a quarantine message)', () => {
   it('is encrypted with the quarantine queue’s key, blocks public access, disables ACLs and logs access', () => {
     const { stack, template } = defaultStack();
-    const accessLogs = stack.node.findChild('QuarantineBucket').node.findChild('AccessLogs');
-    assert.deepEqual(template.toJSON().Resources[idOf(stack.quarantineBucket)].Properties, {
+    const accessLogs = stack.router.node.findChild('QuarantineBucket').node.findChild('AccessLogs');
+    assert.deepEqual(template.toJSON().Resources[idOf(stack.router.quarantineBucket)].Properties, {
       BucketEncryption: {
         ServerSideEncryptionConfiguration: [
           {
@@ -48,7 +49,7 @@ describe('quarantine bucket (claim check for records too large for a quarantine 
       LifecycleConfiguration: { Rules: [{ Id: 'ExpireWithQuarantineQueue', Status: 'Enabled', ExpirationInDays: 14 }] },
     });
     // the same key and the same retention as the quarantine queue
-    const queue = template.toJSON().Resources[idOf(stack.quarantine)].Properties;
+    const queue = template.toJSON().Resources[idOf(stack.router.quarantineQueue)].Properties;
     assert.deepEqual(queue.KmsMasterKeyId, arn(idOf(stack.dataKey)));
     assert.equal(queue.MessageRetentionPeriod, QUARANTINE_RETENTION.toSeconds());
     assert.equal(QUARANTINE_RETENTION.toDays(), 14);
@@ -56,12 +57,12 @@ describe('quarantine bucket (claim check for records too large for a quarantine 
 
   it('denies every request not made over TLS, and grants nothing in its bucket policy', () => {
     const { stack } = defaultStack();
-    assert.deepEqual(bucketPolicyOf(idOf(stack.quarantineBucket)), [denyInsecure(idOf(stack.quarantineBucket))]);
+    assert.deepEqual(bucketPolicyOf(idOf(stack.router.quarantineBucket)), [denyInsecure(idOf(stack.router.quarantineBucket))]);
   });
 
   it('keeps its server access logs in an SSE-S3 bucket (the only default encryption log delivery supports) for the log retention', () => {
     const { stack, template } = defaultStack();
-    const accessLogs = idOf(stack.node.findChild('QuarantineBucket').node.findChild('AccessLogs'));
+    const accessLogs = idOf(stack.router.node.findChild('QuarantineBucket').node.findChild('AccessLogs'));
     assert.deepEqual(template.toJSON().Resources[accessLogs].Properties, {
       BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
       PublicAccessBlockConfiguration: blockAll,
@@ -73,7 +74,7 @@ describe('quarantine bucket (claim check for records too large for a quarantine 
       {
         Action: 's3:PutObject',
         Condition: {
-          ArnLike: { 'aws:SourceArn': arn(idOf(stack.quarantineBucket)) },
+          ArnLike: { 'aws:SourceArn': arn(idOf(stack.router.quarantineBucket)) },
           StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
         },
         Effect: 'Allow',
@@ -92,7 +93,7 @@ describe('quarantine bucket (claim check for records too large for a quarantine 
     template.resourceCountIs('AWS::S3::Bucket', 2);
     template.hasResourceProperties('AWS::Lambda::Function', {
       Role: arn(idOf(stack.router.role)),
-      Environment: { Variables: { ROUTER_QUARANTINE_BUCKET: ref(idOf(stack.quarantineBucket)) } },
+      Environment: { Variables: { ROUTER_QUARANTINE_BUCKET: ref(idOf(stack.router.quarantineBucket)) } },
     });
     template.hasResourceProperties('AWS::Lambda::Function', {
       Role: arn(idOf(stack.backend.role)),

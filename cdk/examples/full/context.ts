@@ -1,15 +1,17 @@
+// The full example's CDK context (`cdk deploy -c key=value`, or `context` in cdk.json): the keys
+// it reads, their parsing into `FullDeploymentProps`, and the refusal of any key it does not know
+// (a typo must not silently deploy a default). Values given with `-c` arrive as strings;
+// cdk.json may hold numbers, booleans and arrays.
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Node } from 'constructs';
-import { stagePlaceholderAssets } from './assets';
-import { checkIdempotencyTtlSeconds } from './idempotency-table';
-import { DeliveryMode, JwtAlgorithm, parseInvocationTypes, parsePerSource, RouterConfig, ValidationMode } from './router-config';
-import { TenantRouterStackProps } from './tenant-router-stack';
+import { DeliveryMode, JwtAlgorithm, JwtOptions, RouterConfig, RustCode, SuspendedTenants, ValidationModes } from '../../lib';
+import { checkIdempotencyTtlSeconds } from '../../lib/idempotency-table';
+import { parseInvocationTypes, parsePerSource } from '../../lib/router-config';
+import { checkContextKeys } from '../context-keys';
+import { FullDeploymentProps } from './stack';
 
-/**
- * The CDK context keys the app reads (`cdk deploy -c key=value`, or `context` in cdk.json).
- * Values given with `-c` arrive as strings; cdk.json may hold numbers, booleans and arrays.
- */
+/** The context keys the full example reads. */
 export const CONTEXT_KEYS = [
   'jwksUrl',
   'jwtIssuer',
@@ -23,12 +25,15 @@ export const CONTEXT_KEYS = [
   'jwtLeewaySeconds',
   'maxRecordAgeSeconds',
   'maxInFlight',
+  'maxInFlightPerTenant',
   'invocationType',
   'delivery',
   'batchMaxBytes',
   'trustedTenants',
   'metricsNamespace',
   'idempotencyTtlSeconds',
+  'tenantRegistryTtlSeconds',
+  'suspendedTenants',
   'architecture',
   'routerAssetPath',
   'backendAssetPath',
@@ -40,26 +45,37 @@ export const CONTEXT_KEYS = [
 type ContextKey = (typeof CONTEXT_KEYS)[number];
 
 /**
- * Reads the stack's props from CDK context. Placeholder bundles are staged when the context
- * key `placeholderAssets` is true or the environment variable `TENANT_ROUTER_PLACEHOLDER_ASSETS`
- * is `1`: synthesis then needs no Rust build (never deploy such a template).
+ * Reads the stack's props from CDK context, after refusing unknown keys. `placeholderAssets=true`
+ * synthesizes placeholder bundles (no Rust build needed); such a template cannot be deployed
+ * (its Rule fails every create and update).
  */
-export function stackPropsFromContext(node: Node, env: NodeJS.ProcessEnv = process.env): TenantRouterStackProps {
+export function stackPropsFromContext(node: Node): FullDeploymentProps {
+  checkContextKeys(node, CONTEXT_KEYS, 'the full example');
   const get = (key: ContextKey): unknown => node.tryGetContext(key);
 
+  const jwtGiven = ['jwksUrl', 'jwtIssuer', 'jwtAudience', 'tenantClaim', 'jwtTyp', 'jwtAlgorithms', 'jwtLeewaySeconds'].some(
+    (key) => str(get(key as ContextKey)) !== undefined,
+  );
+  const jwt: JwtOptions | undefined = jwtGiven
+    ? {
+        jwksUrl: str(get('jwksUrl')) ?? '',
+        issuer: strList(get('jwtIssuer'))?.join(',') ?? '',
+        audience: strList(get('jwtAudience'))?.join(',') ?? '',
+        tenantClaim: str(get('tenantClaim')),
+        typ: str(get('jwtTyp')),
+        algorithms: strList(get('jwtAlgorithms')) as JwtAlgorithm[] | undefined,
+        leeway: seconds('jwtLeewaySeconds', get('jwtLeewaySeconds')),
+      }
+    : undefined;
+
   const routerConfig: RouterConfig = {
-    jwksUrl: str(get('jwksUrl')),
-    jwtIssuers: strList(get('jwtIssuer')),
-    jwtAudiences: strList(get('jwtAudience')),
+    jwt,
     tenantFrom: perSource('tenantFrom', get('tenantFrom')),
     tokenFrom: perSource('tokenFrom', get('tokenFrom')),
-    validation: perSource<ValidationMode>('validation', get('validation')),
-    tenantClaim: str(get('tenantClaim')),
-    jwtTyp: str(get('jwtTyp')),
-    jwtAlgorithms: strList(get('jwtAlgorithms')) as JwtAlgorithm[] | undefined,
-    jwtLeeway: seconds('jwtLeewaySeconds', get('jwtLeewaySeconds')),
+    validation: perSource('validation', get('validation')) as ValidationModes | undefined,
     maxRecordAge: seconds('maxRecordAgeSeconds', get('maxRecordAgeSeconds')),
     maxInFlight: num('maxInFlight', get('maxInFlight')),
+    maxInFlightPerTenant: num('maxInFlightPerTenant', get('maxInFlightPerTenant')),
     invocationType: invocationTypes(get('invocationType')),
     delivery: str(get('delivery')) as DeliveryMode | undefined,
     batchMaxBytes: num('batchMaxBytes', get('batchMaxBytes')),
@@ -67,15 +83,25 @@ export function stackPropsFromContext(node: Node, env: NodeJS.ProcessEnv = proce
     metricsNamespace: str(get('metricsNamespace')),
   };
 
-  const placeholders = bool('placeholderAssets', get('placeholderAssets')) || env.TENANT_ROUTER_PLACEHOLDER_ASSETS === '1';
-  const staged = placeholders ? stagePlaceholderAssets() : undefined;
+  const placeholders = bool('placeholderAssets', get('placeholderAssets'));
+  const bundle = (key: 'routerAssetPath' | 'backendAssetPath') => {
+    const dir = str(get(key));
+    if (placeholders && dir !== undefined) {
+      throw new Error(`context ${key}: give either a bundle directory or placeholderAssets=true, not both`);
+    }
+    return placeholders ? RustCode.placeholder() : RustCode.fromBundle(dir);
+  };
 
   return {
     routerConfig,
     architecture: architecture(get('architecture')),
-    routerAssetPath: staged?.router ?? str(get('routerAssetPath')),
-    backendAssetPath: staged?.backend ?? str(get('backendAssetPath')),
+    routerCode: bundle('routerAssetPath'),
+    backendCode: bundle('backendAssetPath'),
     backendIdempotencyTtl: idempotencyTtl(get('idempotencyTtlSeconds')),
+    tenantRegistry: {
+      cacheTtl: seconds('tenantRegistryTtlSeconds', get('tenantRegistryTtlSeconds')),
+      suspendedTenants: str(get('suspendedTenants')) as SuspendedTenants | undefined,
+    },
     dataRemovalPolicy: removalPolicy(get('dataRemovalPolicy')),
     alarmTopicArn: str(get('alarmTopicArn')),
   };
@@ -133,9 +159,9 @@ function bool(key: string, value: unknown): boolean {
   throw new Error(`context ${key}: expected true or false, got ${JSON.stringify(value)}`);
 }
 
-function perSource<T extends string>(key: string, value: unknown) {
+function perSource(key: string, value: unknown) {
   const text = str(value);
-  return text === undefined ? undefined : parsePerSource<T>(key, text);
+  return text === undefined ? undefined : parsePerSource(key, text);
 }
 
 function invocationTypes(value: unknown) {

@@ -1,5 +1,11 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+// `RustBackend`: this repository's example tenant-isolated backend (the Rust tenant guard around a
+// handler, `backend/`), with what it needs around it: the PER_TENANT function, its async
+// destinations (results bus with an archive, failures queue), its idempotency table and their
+// narrow grants. A backend in another language brings its own function instead; TenantRouter
+// only needs an `IFunction`.
+import { Duration, Names, RemovalPolicy, Token, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -7,6 +13,7 @@ import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { RustCode } from './code';
 import { grantSendOnly, QueueDestination } from './destinations';
 import { DEFAULT_IDEMPOTENCY_TTL, IdempotencyTable, idempotencyTtlSeconds } from './idempotency-table';
 import { RustFunction } from './rust-function';
@@ -15,18 +22,23 @@ import { SecureQueue } from './secure-queue';
 /** The `detail-type` Lambda gives async results delivered to an EventBridge destination. */
 export const SUCCESS_DETAIL_TYPE = 'Lambda Function Invocation Result - Success';
 
-export interface BackendProps {
-  readonly assetPath: string;
-  readonly architecture: lambda.Architecture;
+/** Properties of a {@link RustBackend}. */
+export interface RustBackendProps {
+  /** Encrypts the failures queue, the results bus and its archive, the idempotency table and the log group. */
   readonly encryptionKey: kms.IKey;
-  readonly removalPolicy: RemovalPolicy;
-  /** @default 256 */
+  /** The backend's code. @default RustCode.fromBundle(): target/lambda/backend (with tenants/), built by ./scripts/build-lambda.sh */
+  readonly code?: RustCode;
+  /** The function's architecture; the bundle must be built for it. @default X86_64 */
+  readonly architecture?: lambda.Architecture;
+  /** What happens to the queue, table and logs when the stack is deleted (RETAIN also protects the table from deletion). @default RETAIN */
+  readonly removalPolicy?: RemovalPolicy;
+  /** The function's memory, in MB. @default 256 */
   readonly memorySize?: number;
-  /** @default 30 seconds */
+  /** The function's timeout. @default 30 seconds */
   readonly timeout?: Duration;
   /** Lambda's own retries of a failed async invocation (0–2). @default 2 */
   readonly asyncRetryAttempts?: number;
-  /** How long Lambda keeps an async event before dropping it (60 s – 6 h). @default 6 hours */
+  /** How long Lambda keeps an async event before dropping it (60 seconds to 6 hours). @default 6 hours */
   readonly maxEventAge?: Duration;
   /** How long the results bus archive keeps results for replay. @default 7 days */
   readonly resultsArchiveRetention?: Duration;
@@ -36,12 +48,12 @@ export interface BackendProps {
    * @default 1 hour
    */
   readonly idempotencyTtl?: Duration;
-  /** @default one month */
+  /** Retention of the function's log group. @default ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
 }
 
 /**
- * The tenant-isolated backend (`TenancyConfig: PER_TENANT`), invoked by the router with a tenant
+ * This repository's Rust backend (`TenancyConfig: PER_TENANT`), invoked by the router with a tenant
  * id, asynchronously or, for the sources set to `request-response`, synchronously (the router then
  * receives the result or the error itself, and the async invoke config below does not apply).
  * Its async invoke config carries every outcome of an asynchronous invocation somewhere:
@@ -54,40 +66,47 @@ export interface BackendProps {
  * environment shares; the role may get, put, update and delete items of that table, nothing more.
  * Event source mappings can never feed it: Lambda cannot pass a tenant id through them.
  */
-export class Backend extends Construct {
+export class RustBackend extends Construct {
+  /** The tenant-isolated function: give it to `TenantRouter` as `backend`. */
   public readonly function: lambda.Function;
-  public readonly logGroup: RustFunction['logGroup'];
-  public readonly role: RustFunction['role'];
-  public readonly failureQueue: sqs.Queue;
-  public readonly resultsBus: events.EventBus;
+  /** The function's log group. */
+  public readonly logGroup: logs.ILogGroup;
+  /** The function's execution role. */
+  public readonly role: iam.IRole;
+  /** Where Lambda sends async invocations that failed for good (OnFailure). */
+  public readonly failureQueue: sqs.IQueue;
+  /** Where Lambda sends the results of async invocations (OnSuccess). */
+  public readonly resultsBus: events.IEventBus;
   /** The durable idempotency store (`BACKEND_IDEMPOTENCY_TABLE`), Powertools' table layout. */
-  public readonly idempotencyTable: dynamodb.Table;
+  public readonly idempotencyTable: dynamodb.ITable;
   /** The function's timeout: a synchronous Invoke of it may take this long. */
   public readonly timeout: Duration;
 
-  constructor(scope: Construct, id: string, props: BackendProps) {
+  constructor(scope: Construct, id: string, props: RustBackendProps) {
     super(scope, id);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.timeout = props.timeout ?? Duration.seconds(30);
     const retryAttempts = props.asyncRetryAttempts ?? 2;
     const maxEventAge = props.maxEventAge ?? Duration.hours(6);
-    if (!Number.isInteger(retryAttempts) || retryAttempts < 0 || retryAttempts > 2) {
+    if (!Token.isUnresolved(retryAttempts) && (!Number.isInteger(retryAttempts) || retryAttempts < 0 || retryAttempts > 2)) {
       throw new Error(`backend asyncRetryAttempts must be 0, 1 or 2, got ${retryAttempts}`);
     }
-    if (maxEventAge.toSeconds() < 60 || maxEventAge.toSeconds() > 6 * 3600) {
+    if (!maxEventAge.isUnresolved() && (maxEventAge.toSeconds() < 60 || maxEventAge.toSeconds() > 6 * 3600)) {
       throw new Error('backend maxEventAge must be between 60 seconds and 6 hours');
     }
     const ttlSeconds = idempotencyTtlSeconds(props.idempotencyTtl ?? DEFAULT_IDEMPOTENCY_TTL);
 
     const idempotency = new IdempotencyTable(this, 'Idempotency', {
       encryptionKey: props.encryptionKey,
-      removalPolicy: props.removalPolicy,
+      removalPolicy: removalPolicy,
     });
     this.idempotencyTable = idempotency.table;
 
     const fn = new RustFunction(this, 'Backend', {
-      name: 'backend',
-      assetPath: props.assetPath,
-      architecture: props.architecture,
+      binaryName: 'backend',
+      code: props.code ?? RustCode.fromBundle(),
+      requiredEntries: ['tenants'],
+      architecture: props.architecture ?? lambda.Architecture.X86_64,
       description: 'Tenant-isolated backend (PER_TENANT), invoked by the router with a tenant id',
       memorySize: props.memorySize ?? 256,
       timeout: this.timeout,
@@ -97,20 +116,22 @@ export class Backend extends Construct {
         BACKEND_IDEMPOTENCY_TTL_SECONDS: ttlSeconds,
       },
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-      logRemovalPolicy: props.removalPolicy,
+      removalPolicy,
+      encryptionKey: props.encryptionKey,
       tenancyConfig: lambda.TenancyConfig.PER_TENANT,
     });
     this.function = fn.function;
     this.role = fn.role;
     this.logGroup = fn.logGroup;
-    idempotency.grantRecordAccess(this.role, 'IdempotencyRecords');
+    idempotency.grantRecordAccess(fn.role, 'IdempotencyRecords');
 
-    this.failureQueue = new SecureQueue(this, 'Failures', {
+    const failureQueue = new SecureQueue(this, 'Failures', {
       encryptionKey: props.encryptionKey,
       retentionPeriod: Duration.days(14),
-      removalPolicy: props.removalPolicy,
+      removalPolicy: removalPolicy,
     }).queue;
-    Validations.of(this.failureQueue).acknowledge(
+    this.failureQueue = failureQueue;
+    Validations.of(failureQueue).acknowledge(
       {
         id: 'AwsSolutions-SQS3',
         reason:
@@ -125,25 +146,33 @@ export class Backend extends Construct {
       },
     );
 
-    this.resultsBus = new events.EventBus(this, 'Results', {
+    const resultsBusName = Names.uniqueResourceName(this, { maxLength: 200, separator: '-' }) + '-results';
+    const resultsBus = new events.EventBus(this, 'Results', {
+      eventBusName: resultsBusName,
       description: "Tenant-isolated backend's async results (Lambda OnSuccess destination)",
+      kmsKey: props.encryptionKey,
     });
-    new events.Archive(this, 'ResultsArchive', {
-      sourceEventBus: this.resultsBus,
+    this.resultsBus = resultsBus;
+    // The bus by name: the key policy CDK adds for the archive names the bus's ARN, and the bus's
+    // own ARN attribute would make key → bus → key circular.
+    const archive = new events.Archive(this, 'ResultsArchive', {
+      sourceEventBus: events.EventBus.fromEventBusName(this, 'ResultsByName', resultsBusName),
+      kmsKey: props.encryptionKey,
       description: 'Backend results kept for replay',
       eventPattern: { source: ['lambda'], detailType: [SUCCESS_DETAIL_TYPE] },
       retention: props.resultsArchiveRetention ?? Duration.days(7),
     });
+    archive.node.addDependency(resultsBus);
 
-    grantSendOnly(this.role, 'AsyncFailureDestination', this.failureQueue, props.encryptionKey);
+    grantSendOnly(fn.role, 'AsyncFailureDestination', this.failureQueue, props.encryptionKey);
     this.function.configureAsyncInvoke({
       retryAttempts,
       maxEventAge,
-      onSuccess: new destinations.EventBridgeDestination(this.resultsBus),
+      onSuccess: new destinations.EventBridgeDestination(resultsBus),
       onFailure: new QueueDestination(this.failureQueue),
     });
 
-    Validations.of(this.role).acknowledge({
+    Validations.of(fn.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
         'Only xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing), which have no ' +
