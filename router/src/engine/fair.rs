@@ -4,9 +4,9 @@
 //! the tenants of their first records, a tenant at its share waiting while others start
 //! ([`run_round_robin`]), so one tenant's many slow records cannot fill every slot.
 //!
-//! In `tenant-batch` mode one tenant's envelope batches already go one after the other, and the
-//! batches filled up are sent beside the lanes (`packing`), so a slow tenant holds one Invoke and
-//! delays no other tenant's records.
+//! In `tenant-batch` mode the envelope batches are sent beside the lanes (`packing`), so a slow
+//! tenant's batches hold no lane; in an ordered batch one tenant's batches go one after the other,
+//! in an unordered one up to the tenant's share at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;

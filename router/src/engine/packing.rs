@@ -12,8 +12,9 @@
 //!
 //! Order within a lane: a lane's record may join the chunk that holds the lane's previous record
 //! (one Invoke keeps their order); any other chunk only after that one has been sent and the
-//! ordering gate has been asked again. One tenant's chunks are sent one after the other, in the
-//! order they were filled; different tenants' at once. Every Invoke, in both modes, goes through
+//! ordering gate has been asked again. In an ordered batch one tenant's chunks are sent one after
+//! the other, in the order they were filled; an unordered batch's, and different tenants', at
+//! once (within each tenant's share of the Invokes, `engine::fair`). Every Invoke, in both modes, goes through
 //! [`Packer::dispatch`]: the gate is asked once more just before it goes out, and its answer
 //! ends exactly the records it carried, as its answer says (`reply`: in `request-response` mode
 //! the backend's answer, per record for a chunk). A chunk the service refuses as unusable (400,
@@ -95,8 +96,11 @@ struct Chunks {
     held_bytes: usize,
     /// Of those, the bytes of the sealed chunks: freed as they are delivered.
     sealed_bytes: usize,
-    /// Per tenant, the chunk sealed last: the next one is sent after it.
+    /// Per tenant, the chunk sealed last: the next one is sent after it (ordered batches).
     last_sealed: HashMap<TenantId, u64>,
+    /// Whether a tenant's chunks go one after the other: in an ordered batch a lane's records
+    /// may span two chunks. An unordered batch's chunks go at once, within the tenant's share.
+    chained: bool,
 }
 
 /// A chunk taken out to be sent: done when `done` turns true; sent once `after` (the tenant's
@@ -117,10 +121,13 @@ impl Chunks {
         self.sealed_bytes += bytes;
         let (done, waiting) = watch::channel(false);
         self.sending.insert(open.id, waiting);
-        let after = self
-            .last_sealed
-            .insert(tenant.clone(), open.id)
-            .and_then(|previous| self.sending.get(&previous).cloned());
+        let after = if self.chained {
+            self.last_sealed
+                .insert(tenant.clone(), open.id)
+                .and_then(|previous| self.sending.get(&previous).cloned())
+        } else {
+            None
+        };
         Some(Sealed {
             open,
             done,
@@ -175,7 +182,12 @@ struct Turns {
 impl<'e, B: Backend> Packer<'e, B> {
     /// A packer for the context's delivery mode.
     pub fn new(ledger: &'e Ledger<'e, 'e>, context: &'e RouteContext<'e, B>) -> Self {
-        let chunks = (context.config.delivery == Delivery::TenantBatch).then(Mutex::default);
+        let chunks = (context.config.delivery == Delivery::TenantBatch).then(|| {
+            Mutex::new(Chunks {
+                chained: context.ordering != Ordering::Independent,
+                ..Chunks::default()
+            })
+        });
         Self {
             ledger,
             context,
@@ -235,8 +247,8 @@ impl<'e, B: Backend> Packer<'e, B> {
 
     /// Whether `lanes` lanes start round-robin across tenants (`engine::fair`): in `record`
     /// mode, when there are more of them than slots (fewer all start at once). In
-    /// `tenant-batch` mode records are placed in batch order and a tenant's batches are sent
-    /// one after the other, beside the lanes.
+    /// `tenant-batch` mode records are placed in batch order and the batches are sent beside the
+    /// lanes, within each tenant's share.
     pub fn starts_fairly(&self, lanes: usize) -> bool {
         self.chunks.is_none() && lanes > self.context.config.max_in_flight
     }
@@ -489,8 +501,9 @@ impl<'e, B: Backend> Packer<'e, B> {
         }
     }
 
-    /// Sends a sealed chunk once the tenant's chunk before it is done (one tenant's chunks go
-    /// one after the other, in the order they were filled), then marks it done.
+    /// Sends a sealed chunk once the tenant's chunk before it is done (in an ordered batch one
+    /// tenant's chunks go one after the other, in the order they were filled), then marks it
+    /// done.
     async fn send_sealed(&self, tenant: &TenantId, sealed: Sealed) {
         let Sealed {
             open,
