@@ -42,7 +42,9 @@ function runApp(context: { [key: string]: unknown }): Run {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     CDK_OUTDIR: path.join(outdir, 'cdk.out'),
-    CDK_CONTEXT_JSON: JSON.stringify({ ...CDK_CONTEXT, ...context }),
+    // As for a stack `cdk synth`/`deploy` does not select: the backend's asset is its project
+    // directory as it is, no pip run (test/python-code.test.ts bundles it for real).
+    CDK_CONTEXT_JSON: JSON.stringify({ ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [], ...context }),
     TS_NODE_TRANSPILE_ONLY: 'true',
   };
   // As a consumer's ts-node runs: compiled .js first for the package.
@@ -74,6 +76,14 @@ describe('a new CDK app on the built package: examples/bring-your-own', () => {
     assert.deepEqual(backend.Properties.TenancyConfig, { TenantIsolationMode: 'PER_TENANT' });
     assert.equal(backend.Properties.Runtime, 'python3.12');
     assert.equal(backend.Properties.Handler, 'app.handler');
+    assert.deepEqual(backend.Properties.Architectures, ['x86_64']);
+
+    // Its code: the asset of examples/python-backend, bundled with its requirements when a
+    // command deploys the stack; here, not bundled (no "Bundling asset" and the directory as is).
+    const assets = JSON.parse(fs.readFileSync(path.join(run.outdir, 'TenantRouterBringYourOwn.assets.json'), 'utf8'));
+    const codeAsset = assets.files[String(backend.Properties.Code.S3Key).replace(/\.zip$/, '')];
+    assert.deepEqual(codeAsset.source, { path: path.join(CDK_DIR, '..', 'examples', 'python-backend'), packaging: 'zip' });
+    assert.doesNotMatch(run.stderr, /Bundling asset/);
 
     const mappings = byType('AWS::Lambda::EventSourceMapping').map(([, r]) => r.Properties);
     assert.deepEqual(mappings.map((m) => m.EventSourceArn).sort(), [CONTEXT.queueArn, CONTEXT.streamArn, CONTEXT.tableStreamArn].sort());

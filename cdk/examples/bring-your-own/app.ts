@@ -2,10 +2,14 @@
 // "Bring your own": a platform team's app that imports the built package (the package's entry,
 // not lib/*.ts) and puts a TenantRouter in front of sources and a backend it already owns: an SQS
 // queue, a Kinesis stream and a DynamoDB table imported by ARN and name, and a Python function in
-// tenant isolation mode (examples/python-backend/src) with its idempotency table.
+// tenant isolation mode (examples/python-backend) with its idempotency table. The function's
+// package is built at synth by CDK's asset bundling (./python-code.ts): requirements-lambda.txt
+// installed with the local python3's pip for python3.12 and the function's architecture, then
+// src/*.py; Docker (the SAM build image) only when python3 with pip is missing.
 //
 //   npx cdk synth --app 'npx ts-node --prefer-ts-exts examples/bring-your-own/app.ts' \
 //     -c jwksUrl=… -c jwtIssuer=… -c jwtAudience=… -c queueArn=… -c streamArn=… -c tableName=… -c tableStreamArn=…
+//     [-c architecture=arm64] [-c backendCodePath=DIR]        (BACKEND_PYTHON=…: the python whose pip packages)
 import * as path from 'path';
 import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -18,6 +22,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { DataKey, IdempotencyTable, RustCode, TenantRouter } from '../..';
 import { checkContextKeys } from '../context-keys';
 import { addNagChecks } from '../nag';
+import { pythonBackendCode } from './python-code';
 
 /** The context keys this app reads; everything else that is not CDK's is refused. */
 const CONTEXT_KEYS = [
@@ -29,6 +34,7 @@ const CONTEXT_KEYS = [
   'tableName',
   'tableStreamArn',
   'backendCodePath',
+  'architecture',
   'placeholderAssets',
 ] as const;
 
@@ -41,6 +47,18 @@ const context = (key: (typeof CONTEXT_KEYS)[number]): string => {
   }
   return String(value);
 };
+// Both functions' architecture; the router's bundle and the backend's wheels follow it.
+const architecture = (() => {
+  const value = app.node.tryGetContext('architecture') ?? 'x86_64';
+  switch (value) {
+    case 'x86_64':
+      return lambda.Architecture.X86_64;
+    case 'arm64':
+      return lambda.Architecture.ARM_64;
+    default:
+      throw new Error(`context architecture: expected x86_64 or arm64, got ${JSON.stringify(value)}`);
+  }
+})();
 
 const stack = new Stack(app, 'TenantRouterBringYourOwn', {
   description: 'Tenant router in front of an existing queue, stream and table, and a Python PER_TENANT backend',
@@ -68,12 +86,23 @@ const backendFailures = new sqs.Queue(stack, 'BackendFailures', {
   enforceSSL: true,
   retentionPeriod: Duration.days(14),
 });
+const runtime = lambda.Runtime.PYTHON_3_12;
+const backendCodePath = app.node.tryGetContext('backendCodePath');
 const backend = new lambda.Function(stack, 'Backend', {
-  runtime: lambda.Runtime.PYTHON_3_12,
+  runtime,
+  architecture,
   handler: 'app.handler',
-  // Its dependencies (aws-lambda-powertools, requirements.txt) come from a layer or a packaged
-  // directory given as backendCodePath; the default is the sources alone.
-  code: lambda.Code.fromAsset(app.node.tryGetContext('backendCodePath') ?? path.join(__dirname, '..', '..', '..', 'examples', 'python-backend', 'src')),
+  // src/*.py with what they import (aws-lambda-powertools, boto3 and their dependencies, pinned
+  // with hashes in requirements-lambda.txt), installed by pip at synth for this runtime and
+  // architecture. backendCodePath: a directory packaged some other way, deployed as it is.
+  code: backendCodePath
+    ? lambda.Code.fromAsset(String(backendCodePath))
+    : pythonBackendCode({
+        projectDir: path.join(__dirname, '..', '..', '..', 'examples', 'python-backend'),
+        runtime,
+        architecture,
+        python: process.env.BACKEND_PYTHON || undefined,
+      }),
   tenancyConfig: lambda.TenancyConfig.PER_TENANT,
   memorySize: 256,
   timeout: Duration.seconds(30),
@@ -112,6 +141,7 @@ const router = new TenantRouter(stack, 'Router', {
   backend,
   jwt: { jwksUrl: context('jwksUrl'), issuer: context('jwtIssuer'), audience: context('jwtAudience') },
   encryptionKey: key,
+  architecture,
   code: String(app.node.tryGetContext('placeholderAssets')) === 'true' ? RustCode.placeholder() : RustCode.fromBundle(),
 });
 router.addSqsSource(queue);
