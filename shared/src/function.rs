@@ -338,6 +338,19 @@ impl EnvironmentGuard {
                     record_id = envelope.id.as_str(),
                     correlation_id = envelope.correlation_id.as_str(),
                 );
+                // A stored result that could not be read back (another writer's item, a
+                // truncated `data`) still answers as this record's duplicate, in the shape of a
+                // result, so a batch's per-record answer stays one result per record.
+                if !earlier.is_object() {
+                    earlier = json!({
+                        "tenantId": tenant,
+                        "id": envelope.id,
+                        "idempotencyKey": envelope.idempotency_key,
+                        "correlationId": envelope.correlation_id,
+                        "source": envelope.source,
+                        "result": earlier,
+                    });
+                }
                 if let Value::Object(map) = &mut earlier {
                     map.insert("duplicate".into(), Value::Bool(true));
                 }
@@ -904,6 +917,32 @@ mod tests {
         assert!(first.get("duplicate").is_none());
         assert_eq!(second["duplicate"], true);
         assert_eq!(second["result"], first["result"]);
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_whose_stored_result_is_unreadable_still_answers_as_one() {
+        // The store holds the record completed, but its result could not be read back.
+        let store = MemoryStore::default();
+        let id = crate::idempotency::record_id(
+            "function",
+            &TenantId::parse("acme").unwrap(),
+            "arn:q#m1",
+        );
+        assert!(matches!(
+            store.claim(&id, 0, 0).await,
+            Ok(crate::idempotency::Claim::Acquired)
+        ));
+        store.complete(&id, &Value::Null, 0).await.unwrap();
+        let guard = EnvironmentGuard::with_store("function", Box::new(store));
+        let answer = guard
+            .invoke(Some("acme"), "r1", &envelope("acme", "m1"), |_, _| async {
+                Err::<Value, _>("never runs")
+            })
+            .await
+            .unwrap();
+        assert_eq!(answer["duplicate"], true);
+        assert_eq!(answer["id"], "m1");
+        assert_eq!(answer["result"], Value::Null);
     }
 
     #[test]

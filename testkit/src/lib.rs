@@ -92,6 +92,60 @@ pub async fn create_idempotency_table(client: &aws_sdk_dynamodb::Client, name: &
         .expect("the idempotency table is created");
 }
 
+/// Creates a tenant registry table named `name` (partition key `tenantId`, string; on demand)
+/// holding `tenants` as `(tenant, status)`.
+pub async fn create_registry_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    tenants: &[(&str, &str)],
+) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("tenantId")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("tenantId")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("the registry table is created");
+    for (tenant, status) in tenants {
+        set_tenant_status(client, name, tenant, status).await;
+    }
+}
+
+/// Writes `tenant`'s `status` into the registry table `name`.
+pub async fn set_tenant_status(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    tenant: &str,
+    status: &str,
+) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    client
+        .put_item()
+        .table_name(name)
+        .item("tenantId", AttributeValue::S(tenant.into()))
+        .item("status", AttributeValue::S(status.into()))
+        .send()
+        .await
+        .expect("the tenant is written");
+}
+
 /// An aws-sdk-s3 client for `endpoint`: region [`REGION`], static test credentials, the SDK's
 /// retries disabled, path-style addressing (a local server has no per-bucket host names).
 pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {

@@ -4,10 +4,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
 use cross_crate_tests::{FakeBackend, T0_MS, sqs_event, sqs_record};
 use router::registry::DynamoDbDirectory;
 use router::{InvocationInfo, Outcome, Router};
@@ -16,41 +12,11 @@ use serde_json::json;
 const TABLE: &str = "tenants";
 
 async fn registry_table(client: &aws_sdk_dynamodb::Client, tenants: &[(&str, &str)]) {
-    client
-        .create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("tenantId")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("tenantId")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("the registry table is created");
-    for (tenant, status) in tenants {
-        set_status(client, tenant, status).await;
-    }
+    testkit::create_registry_table(client, TABLE, tenants).await;
 }
 
 async fn set_status(client: &aws_sdk_dynamodb::Client, tenant: &str, status: &str) {
-    client
-        .put_item()
-        .table_name(TABLE)
-        .item("tenantId", AttributeValue::S(tenant.into()))
-        .item("status", AttributeValue::S(status.into()))
-        .send()
-        .await
-        .expect("the tenant is written");
+    testkit::set_tenant_status(client, TABLE, tenant, status).await;
 }
 
 fn router(client: &aws_sdk_dynamodb::Client, extra: &[(&str, &str)]) -> Router<FakeBackend> {
