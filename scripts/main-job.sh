@@ -2,10 +2,11 @@
 # The main job, locally, with no AWS account: builds the router, the backend and the Lambda
 # stand-in, then replays every recorded fixture through the router's real handler into
 # tenant-isolated backend environments (real processes) and prints the batch responses and a
-# per-tenant table. The backend's idempotency store is a DynamoDB table on moto's server (PyPI,
+# per-tenant table, then each tenant's usage and estimated cost from the stand-in's invocation log
+# (target/main-job-invocations.jsonl). The backend's idempotency store is a DynamoDB table on moto's server (PyPI,
 # installed into target/moto/ and started here on 127.0.0.1, stopped at the end), shared by every
 # environment; without python3 the environments keep it in memory instead. Extra arguments go to
-# `local-lambda replay` (e.g. --log FILE --results FILE).
+# `local-lambda replay` (e.g. --results FILE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --locked -p backend -p local --bins
@@ -39,7 +40,13 @@ else
   echo "idempotency store: in each environment's memory (python3 and moto's server unavailable)" >&2
 fi
 
-target/debug/local-lambda replay --at 2026-01-01T00:00:01Z \
+log=target/main-job-invocations.jsonl
+rm -f "$log"
+target/debug/local-lambda replay --at 2026-01-01T00:00:01Z --log "$log" \
   --environment-output target/local-lambda-environments.log "${store[@]}" "$@" \
   tests/fixtures/sqs/*.json tests/fixtures/kinesis/*.json tests/fixtures/dynamodb/*.json \
   tests/fixtures/eventbridge/*.json
+
+echo
+echo "Usage and estimated cost per tenant (local-lambda usage --log $log; list prices of shared/pricing.json):"
+target/debug/local-lambda usage --log "$log"
