@@ -15,17 +15,9 @@ if [ -x "$bin" ] && [ "$(cat "$dest/version" 2>/dev/null)" = "$version[$extras]"
 fi
 rm -rf "$dest"
 mkdir -p "$dest"
-if ! python3 -m venv "$dest/venv" >&2; then
-  # Debian ships venv separately.
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq >&2 && apt-get install -y -qq python3-venv >&2
-    rm -rf "$dest/venv"
-    python3 -m venv "$dest/venv" >&2
-  else
-    echo "python3's venv module is needed (Debian: apt-get install python3-venv)" >&2
-    exit 1
-  fi
-fi
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh
+make_venv "$dest/venv"
 "$dest/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
   "moto[$extras]==$version" >&2
 echo "$version[$extras]" > "$dest/version"

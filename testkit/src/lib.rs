@@ -63,9 +63,8 @@ pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     local_client!(aws_sdk_dynamodb, endpoint)
 }
 
-/// Creates an idempotency table in the layout of Powertools for AWS Lambda (partition key `id`,
-/// string; on demand) named `name`.
-pub async fn create_idempotency_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+/// Creates an on-demand table named `name` whose partition key `key` is a string.
+async fn create_string_key_table(client: &aws_sdk_dynamodb::Client, name: &str, key: &str) {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
@@ -75,21 +74,27 @@ pub async fn create_idempotency_table(client: &aws_sdk_dynamodb::Client, name: &
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name("id")
+                .attribute_name(key)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
                 .unwrap(),
         )
         .key_schema(
             KeySchemaElement::builder()
-                .attribute_name("id")
+                .attribute_name(key)
                 .key_type(KeyType::Hash)
                 .build()
                 .unwrap(),
         )
         .send()
         .await
-        .expect("the idempotency table is created");
+        .unwrap_or_else(|e| panic!("table {name} is created: {e}"));
+}
+
+/// Creates an idempotency table in the layout of Powertools for AWS Lambda (partition key `id`,
+/// string; on demand) named `name`.
+pub async fn create_idempotency_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    create_string_key_table(client, name, "id").await;
 }
 
 /// Creates a tenant registry table named `name` (partition key `tenantId`, string; on demand)
@@ -99,30 +104,7 @@ pub async fn create_registry_table(
     name: &str,
     tenants: &[(&str, &str)],
 ) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("tenantId")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("tenantId")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("the registry table is created");
+    create_string_key_table(client, name, "tenantId").await;
     for (tenant, status) in tenants {
         set_tenant_status(client, name, tenant, status).await;
     }
