@@ -1,6 +1,7 @@
 //! The Lambda stand-in's own behaviour, with the real `backend` and small shell-script functions:
 //! AWS's error shapes through aws-sdk-lambda, environment reuse and limits, crashes, timeouts,
-//! idle stop, and the environment output prefix.
+//! idle stop, the environment output prefix, the 6 MB response limit, JSON payloads, function
+//! ARNs and qualifiers, each environment's scratch directory and the trace header.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -409,4 +410,119 @@ done"#,
     assert_eq!(started.len(), 2);
     assert_ne!(started[0].pid, started[1].pid);
     service.pool().stop_all();
+}
+
+/// A runtime that answers every invocation with `answer` (a shell expression printing the JSON
+/// body; `$headers` holds the invocation's headers).
+fn answering(name: &str, answer: &str) -> PathBuf {
+    script(
+        name,
+        &format!(
+            r#"api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+while true; do
+  headers=$(curl -sS -D - -o /dev/null "$api/next" | tr -d '\r')
+  id=$(echo "$headers" | awk -F': ' 'tolower($1)=="lambda-runtime-aws-request-id"{{print $2}}')
+  {{ {answer}; }} | curl -sS -X POST --data-binary @- "$api/$id/response" >/dev/null
+done"#
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_up_to_6_mb_are_answered_and_larger_ones_refused_as_lambda_does() {
+    // A JSON string of `$SIZE` bytes and its quotes.
+    let sized = answering(
+        "sized.sh",
+        r#"printf '"'; head -c "$SIZE" /dev/zero | tr '\0' a; printf '"'"#,
+    );
+    let spec = |name: &str| FunctionSpec {
+        name: name.into(),
+        executable: sized.clone(),
+        per_tenant: false,
+        memory_mb: 128,
+    };
+    let mut small = settings(vec![spec("three-mb")]);
+    small.variables.push(("SIZE".into(), "3000000".into()));
+    let (_small, client) = stand_in(small).await;
+    let output = sync_invoke(&client, "three-mb", None, b"{}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(output.function_error(), None);
+    assert_eq!(output.payload().unwrap().as_ref().len(), 3_000_002);
+
+    let mut large = settings(vec![spec("seven-mb")]);
+    large.variables.push(("SIZE".into(), "7000000".into()));
+    let (_large, client) = stand_in(large).await;
+    let output = sync_invoke(&client, "seven-mb", None, b"{}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(output.function_error(), Some("Unhandled"));
+    let error: Value = serde_json::from_slice(output.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(
+        error["errorType"], "Function.ResponseSizeTooLarge",
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_must_be_json_and_names_may_be_arns_with_latest() {
+    let (_service, client) = stand_in(settings(vec![])).await;
+    let not_json = sync_invoke(&client, "plain", None, b"not json".to_vec()).await;
+    assert!(
+        matches!(
+            not_json,
+            Err(InvokeError::InvalidRequestContentException(_))
+        ),
+        "{not_json:?}"
+    );
+    for name in [
+        "plain:$LATEST",
+        "arn:aws:lambda:us-east-1:000000000000:function:plain",
+        "arn:aws:lambda:us-east-1:000000000000:function:plain:$LATEST",
+    ] {
+        let output = sync_invoke(&client, name, None, b"{}".to_vec()).await;
+        // The backend's guard refuses a payload that is no envelope: the function ran.
+        assert!(output.is_ok(), "{name}: {output:?}");
+    }
+    let alias = sync_invoke(&client, "plain:prod", None, b"{}".to_vec()).await;
+    assert!(
+        matches!(alias, Err(InvokeError::ResourceNotFoundException(_))),
+        "{alias:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_environment_has_its_own_scratch_directory_and_a_full_trace_header() {
+    let probe = answering(
+        "probe.sh",
+        r#"trace=$(echo "$headers" | awk -F': ' 'tolower($1)=="lambda-runtime-trace-id"{print $2}'); touch "$TMPDIR/mine"; printf '{"tmp":"%s","trace":"%s"}' "$TMPDIR" "$trace""#,
+    );
+    let (_service, client) = stand_in(settings(vec![FunctionSpec {
+        name: "probe".into(),
+        executable: probe,
+        per_tenant: true,
+        memory_mb: 128,
+    }]))
+    .await;
+    let mut seen = Vec::new();
+    for tenant in ["acme", "globex"] {
+        let output = sync_invoke(&client, "probe", Some(tenant), b"{}".to_vec())
+            .await
+            .unwrap();
+        let answer: Value = serde_json::from_slice(output.payload().unwrap().as_ref()).unwrap();
+        let tmp = answer["tmp"].as_str().unwrap().to_owned();
+        assert!(std::path::Path::new(&tmp).join("mine").exists(), "{answer}");
+        let trace = answer["trace"].as_str().unwrap();
+        assert!(
+            trace.starts_with("Root=1-")
+                && trace.contains(";Parent=")
+                && trace.contains(";Sampled="),
+            "{trace}"
+        );
+        seen.push(tmp);
+    }
+    assert_ne!(
+        seen[0], seen[1],
+        "two tenants, two environments, two directories"
+    );
 }

@@ -82,9 +82,10 @@ async fn invoke(
         .map(str::to_owned)
         .unwrap_or_else(|| {
             format!(
-                "Root=1-{:08x}-{}",
+                "Root=1-{:08x}-{};Parent={:016x};Sampled=0",
                 chrono::Utc::now().timestamp(),
-                &request_id.replace('-', "")[..24]
+                &request_id.replace('-', "")[..24],
+                fastrand::u64(..)
             )
         });
     let refuse = |status: StatusCode, error_type: &str, message: &str, log_status: &str| {
@@ -111,6 +112,21 @@ async fn invoke(
         error(status, error_type, message, &request_id)
     };
 
+    // A name, `name:qualifier`, a partial ARN (`<account>:function:name`) or a full ARN; the
+    // stand-in has one version, `$LATEST`.
+    let (name, qualifier) = function_name(&name);
+    let name = name.to_owned();
+    if qualifier.is_some_and(|q| q != "$LATEST") {
+        let qualifier = qualifier.unwrap_or_default();
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!(
+                "Function not found: arn:aws:lambda:us-east-1:000000000000:function:{name}:{qualifier}"
+            ),
+            "rejected",
+        );
+    }
     let Some(function) = service.function(&name).cloned() else {
         return refuse(
             StatusCode::NOT_FOUND,
@@ -171,6 +187,14 @@ async fn invoke(
             &format!(
                 "Request must be smaller than {limit} bytes for the {invocation_type} invocation type"
             ),
+            "rejected",
+        );
+    }
+    if !body.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            "Could not parse request body into json: the payload is not valid JSON",
             "rejected",
         );
     }
@@ -276,5 +300,45 @@ async fn invoke(
                 ),
             }
         }
+    }
+}
+
+/// Splits an Invoke's function name into the function and its qualifier: `name`,
+/// `name:qualifier`, `<account>:function:name[:qualifier]` or
+/// `arn:aws:lambda:<region>:<account>:function:name[:qualifier]`.
+fn function_name(raw: &str) -> (&str, Option<&str>) {
+    let rest = match raw.split_once(":function:") {
+        Some((_, rest)) => rest,
+        None => raw,
+    };
+    match rest.split_once(':') {
+        Some((name, qualifier)) => (name, Some(qualifier)),
+        None => (rest, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::function_name;
+
+    #[test]
+    fn function_names_arns_and_qualifiers() {
+        assert_eq!(function_name("backend"), ("backend", None));
+        assert_eq!(
+            function_name("backend:$LATEST"),
+            ("backend", Some("$LATEST"))
+        );
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:000000000000:function:backend"),
+            ("backend", None)
+        );
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:000000000000:function:backend:prod"),
+            ("backend", Some("prod"))
+        );
+        assert_eq!(
+            function_name("000000000000:function:backend"),
+            ("backend", None)
+        );
     }
 }

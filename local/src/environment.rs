@@ -6,7 +6,9 @@
 //! `-Trace-Id`, and `Lambda-Runtime-Aws-Tenant-Id` when it serves a tenant), and takes the answer
 //! from `.../response` or `.../error`. If the process exits while an invocation is in flight, the
 //! invocation ends as `Runtime.ExitError`; if the function runs past its timeout, the process is
-//! killed and the invocation ends as timed out. Every line the process prints is kept, prefixed
+//! killed and the invocation ends as timed out. A response over 6 MB is answered
+//! `Function.ResponseSizeTooLarge`, as Lambda does. Each environment has its own scratch
+//! directory (`TMPDIR`), removed when it ends. Every line the process prints is kept, prefixed
 //! with the environment id and tenant.
 
 use std::collections::HashMap;
@@ -184,15 +186,28 @@ impl Environment {
             )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
+            // Larger answers than Lambda allows are read, so the invoker gets Lambda's error
+            // rather than a connection the runtime saw refused (axum's own limit is 2 MiB).
+            .layer(axum::extract::DefaultBodyLimit::max(RUNTIME_BODY_LIMIT))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
 
+        // Each environment has a scratch directory of its own, as each Lambda environment has its
+        // own /tmp: TMPDIR, which tempfile libraries follow (a literal "/tmp" is the host's).
+        let tmp = std::env::temp_dir()
+            .join("local-lambda")
+            .join(format!("{id}-{}", uuid::Uuid::new_v4().simple()));
+        if let Err(e) = std::fs::create_dir_all(&tmp) {
+            server.abort();
+            return Err(e);
+        }
         let mut command = tokio::process::Command::new(&spec.executable);
         command
             .env_clear()
+            .env("TMPDIR", &tmp)
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", &spec.function)
@@ -228,6 +243,7 @@ impl Environment {
             Ok(child) => child,
             Err(e) => {
                 server.abort();
+                let _ = std::fs::remove_dir_all(&tmp);
                 return Err(e);
             }
         };
@@ -276,6 +292,7 @@ impl Environment {
                 }
             };
             server.abort();
+            let _ = std::fs::remove_dir_all(&tmp);
             let init = watched.init_error.lock().expect("lock").clone();
             let message = format!("the runtime exited: {status}");
             let result = match init {
@@ -451,18 +468,45 @@ fn unknown_request(id: &str) -> Response {
         .into_response()
 }
 
+/// Largest function response Lambda returns: 6 MB (6,291,456 bytes).
+pub const RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+
+/// Largest body the Runtime API reads: past it the connection is refused.
+const RUNTIME_BODY_LIMIT: usize = 4 * RESPONSE_LIMIT;
+
 async fn response(
     State(state): State<Arc<RuntimeState>>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    match state.in_flight.lock().expect("lock").remove(&id) {
-        Some(tx) => {
-            let _ = tx.send(InvocationResult::Success(body));
-            accepted()
-        }
-        None => unknown_request(&id),
+    let Some(tx) = state.in_flight.lock().expect("lock").remove(&id) else {
+        return unknown_request(&id);
+    };
+    if body.len() > RESPONSE_LIMIT {
+        // Lambda's answer to an oversized response: the invoker gets a function error, the
+        // runtime a 413.
+        let message = format!(
+            "Response payload size ({} bytes) exceeded maximum allowed payload size \
+             ({RESPONSE_LIMIT} bytes).",
+            body.len()
+        );
+        let document = serde_json::json!({
+            "errorType": "Function.ResponseSizeTooLarge",
+            "errorMessage": message,
+        });
+        let _ = tx.send(InvocationResult::FunctionError {
+            error_type: "Function.ResponseSizeTooLarge".into(),
+            body: Bytes::from(document.to_string()),
+        });
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            serde_json::json!({"errorType": "RequestEntityTooLarge", "errorMessage": message})
+                .to_string(),
+        )
+            .into_response();
     }
+    let _ = tx.send(InvocationResult::Success(body));
+    accepted()
 }
 
 async fn error(
