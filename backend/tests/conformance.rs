@@ -79,12 +79,14 @@ async fn the_backend_answers_the_same_under_the_emulator_and_the_stand_in() {
             executable: backend.clone(),
             per_tenant: true,
             memory_mb: 128,
+            async_invoke: Default::default(),
         },
         FunctionSpec {
             name: "plain".into(),
             executable: backend,
             per_tenant: false,
             memory_mb: 128,
+            async_invoke: Default::default(),
         },
     ])
     .await;
@@ -155,6 +157,7 @@ async fn the_runtime_api_gives_a_function_what_the_emulator_gives_it() {
         executable: probe,
         per_tenant: true,
         memory_mb: 128,
+        async_invoke: Default::default(),
     }])
     .await;
     let payload = r#"{"hello":"tenant"}"#;

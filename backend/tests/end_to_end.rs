@@ -51,6 +51,8 @@ fn delivered(service: &Service) -> BTreeMap<String, String> {
         .into_iter()
         .filter(|r| r["requestContext"]["condition"] == "Success")
     {
+        // Lambda's success record has no `functionError` key at all.
+        assert!(r["responseContext"].get("functionError").is_none(), "{r}");
         let invoked_tenant = r["tenantId"].as_str().unwrap().to_owned();
         let (requests, responses) = match r["requestPayload"].get("records") {
             Some(records) => {

@@ -21,6 +21,7 @@ fn settings(extra: Vec<FunctionSpec>) -> Settings {
         executable: PathBuf::from(env!("CARGO_BIN_EXE_backend")),
         per_tenant: false,
         memory_mb: 128,
+        async_invoke: Default::default(),
     });
     settings.functions.extend(extra);
     settings.environment_output = Some(scratch("environments.log"));
@@ -161,6 +162,7 @@ done"#,
         executable: slow,
         per_tenant: true,
         memory_mb: 128,
+        async_invoke: Default::default(),
     }]);
     settings.max_environments = 2;
     let (service, client) = stand_in(settings).await;
@@ -204,6 +206,7 @@ async fn a_crashed_environment_answers_as_lambda_and_is_replaced() {
         executable: crash,
         per_tenant: true,
         memory_mb: 128,
+        async_invoke: Default::default(),
     }]))
     .await;
     for _ in 0..2 {
@@ -238,6 +241,7 @@ async fn a_function_past_its_timeout_is_stopped() {
         executable: hang,
         per_tenant: true,
         memory_mb: 128,
+        async_invoke: Default::default(),
     }]);
     settings.function_timeout = Duration::from_millis(300);
     let (service, client) = stand_in(settings).await;
@@ -283,12 +287,14 @@ async fn a_crash_or_timeout_during_an_invocation_ends_it_as_lambda_would() {
             executable: taking_then("dies.sh", "exit 9"),
             per_tenant: true,
             memory_mb: 128,
+            async_invoke: Default::default(),
         },
         FunctionSpec {
             name: "stalls".into(),
             executable: taking_then("stalls.sh", "sleep 30"),
             per_tenant: true,
             memory_mb: 128,
+            async_invoke: Default::default(),
         },
         FunctionSpec {
             name: "init-fails".into(),
@@ -298,6 +304,7 @@ async fn a_crash_or_timeout_during_an_invocation_ends_it_as_lambda_would() {
             ),
             per_tenant: true,
             memory_mb: 128,
+            async_invoke: Default::default(),
         },
     ]);
     settings.function_timeout = Duration::from_millis(800);
@@ -384,6 +391,7 @@ done"#,
         executable: function,
         per_tenant: true,
         memory_mb: 128,
+        async_invoke: Default::default(),
     }]))
     .await;
     let answer = |output: aws_sdk_lambda::operation::invoke::InvokeOutput| {
@@ -440,6 +448,7 @@ async fn responses_up_to_6_mb_are_answered_and_larger_ones_refused_as_lambda_doe
         executable: sized.clone(),
         per_tenant: false,
         memory_mb: 128,
+        async_invoke: Default::default(),
     };
     let mut small = settings(vec![spec("three-mb")]);
     small.variables.push(("SIZE".into(), "3000000".into()));
@@ -502,6 +511,7 @@ async fn each_environment_has_its_own_scratch_directory_and_a_full_trace_header(
         executable: probe,
         per_tenant: true,
         memory_mb: 128,
+        async_invoke: Default::default(),
     }]))
     .await;
     let mut seen = Vec::new();
@@ -525,4 +535,95 @@ async fn each_environment_has_its_own_scratch_directory_and_a_full_trace_header(
         seen[0], seen[1],
         "two tenants, two environments, two directories"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_invocations_keep_each_functions_retry_and_event_age_settings() {
+    use local::service::{AsyncInvokeConfig, Request};
+    let failing = script(
+        "failing.sh",
+        r#"api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+while true; do
+  id=$(curl -sS -D - -o /dev/null "$api/next" | tr -d '\r' | awk -F': ' 'tolower($1)=="lambda-runtime-aws-request-id"{print $2}')
+  curl -sS -X POST -d '{"errorType":"Boom","errorMessage":"always"}' "$api/$id/error" >/dev/null
+done"#,
+    );
+    let function = |name: &str, async_invoke| FunctionSpec {
+        name: name.into(),
+        executable: failing.clone(),
+        per_tenant: false,
+        memory_mb: 128,
+        async_invoke,
+    };
+    let mut settings = settings(vec![
+        function(
+            "no-retries",
+            AsyncInvokeConfig {
+                max_retry_attempts: 0,
+                ..AsyncInvokeConfig::default()
+            },
+        ),
+        function(
+            "short-lived",
+            AsyncInvokeConfig {
+                max_retry_attempts: 2,
+                max_event_age: Duration::from_millis(300),
+            },
+        ),
+    ]);
+    settings.async_retry_delays = [Duration::from_millis(200), Duration::from_millis(400)];
+    let service = Service::new(settings).unwrap();
+    for (function, id) in [("no-retries", "r1"), ("short-lived", "r2"), ("plain", "r3")] {
+        service.enqueue(
+            Request {
+                function: function.into(),
+                tenant: None,
+                request_id: id.into(),
+                invocation_type: "Event",
+                trace_id: "Root=1-00000000-000000000000000000000000".into(),
+            },
+            bytes::Bytes::from_static(b"{}"),
+        );
+    }
+    service.drain().await;
+    let results = service.results();
+    let of = |id: &str| {
+        results
+            .iter()
+            .find(|r| r["requestContext"]["requestId"] == id)
+            .unwrap()
+            .clone()
+    };
+    let r1 = of("r1");
+    assert_eq!(
+        r1["requestContext"]["condition"], "RetriesExhausted",
+        "{r1}"
+    );
+    assert_eq!(r1["requestContext"]["approximateInvokeCount"], 1, "{r1}");
+    // Failed at 0 ms and at 200 ms; after the next 400 ms wait it is 600 ms old, past 300.
+    let r2 = of("r2");
+    assert_eq!(
+        r2["requestContext"]["condition"], "EventAgeExceeded",
+        "{r2}"
+    );
+    assert_eq!(r2["requestContext"]["approximateInvokeCount"], 2, "{r2}");
+    assert_eq!(r2["responseContext"]["functionError"], "Unhandled");
+    // The default: two retries (the backend refuses `{}`, no envelope, as a function error). The
+    // success record's shape is checked by the end-to-end tests.
+    let r3 = of("r3");
+    assert_eq!(r3["requestContext"]["approximateInvokeCount"], 3, "{r3}");
+}
+
+#[test]
+fn async_settings_are_parsed_within_lambdas_ranges() {
+    let spec = FunctionSpec::parse("f=/bin/f,retries=0,max-event-age=60").unwrap();
+    assert_eq!(spec.async_invoke.max_retry_attempts, 0);
+    assert_eq!(spec.async_invoke.max_event_age, Duration::from_secs(60));
+    for bad in [
+        "f=/x,retries=3",
+        "f=/x,max-event-age=59",
+        "f=/x,max-event-age=21601",
+    ] {
+        assert!(FunctionSpec::parse(bad).is_err(), "{bad}");
+    }
 }

@@ -26,7 +26,8 @@ enum Command {
         /// Address to listen on (loopback).
         #[arg(long, default_value = "127.0.0.1:9001")]
         listen: std::net::SocketAddr,
-        /// A function: NAME=EXECUTABLE[,per-tenant][,memory=MB]. Repeatable.
+        /// A function: NAME=EXECUTABLE[,per-tenant][,memory=MB][,retries=N][,max-event-age=SECONDS].
+        /// Repeatable.
         #[arg(long = "function", required = true, value_parser = FunctionSpec::parse)]
         functions: Vec<FunctionSpec>,
         #[command(flatten)]

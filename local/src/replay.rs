@@ -244,6 +244,7 @@ pub fn settings_for(backend: PathBuf) -> Settings {
             executable: backend,
             per_tenant: true,
             memory_mb: 128,
+            async_invoke: Default::default(),
         }],
         variables: vec![
             (

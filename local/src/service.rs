@@ -27,19 +27,61 @@ pub struct FunctionSpec {
     /// Its memory in MB (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`; the invocation log's `memoryMb`,
     /// which `local-lambda usage` prices).
     pub memory_mb: u32,
+    /// How its async invocations are retried (`PutFunctionEventInvokeConfig`).
+    pub async_invoke: AsyncInvokeConfig,
+}
+
+/// A function's async invocation settings, as `PutFunctionEventInvokeConfig` sets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsyncInvokeConfig {
+    /// Retries after a failed attempt: 0 to 2 (Lambda's default 2).
+    pub max_retry_attempts: u32,
+    /// An event older than this is not tried again: its destination record says
+    /// `EventAgeExceeded` (Lambda: 60 s to 6 h, default 6 h).
+    pub max_event_age: Duration,
+}
+
+impl Default for AsyncInvokeConfig {
+    fn default() -> Self {
+        Self {
+            max_retry_attempts: 2,
+            max_event_age: Duration::from_secs(6 * 3600),
+        }
+    }
 }
 
 /// Lambda's default function memory, in MB.
 pub const DEFAULT_MEMORY_MB: u32 = 128;
 
 impl FunctionSpec {
-    /// Parses `NAME=EXECUTABLE[,per-tenant][,memory=MB]` (memory 128–10,240 MB, default 128).
+    /// Parses `NAME=EXECUTABLE[,per-tenant][,memory=MB][,retries=N][,max-event-age=SECONDS]`
+    /// (memory 128–10,240 MB, default 128; retries 0–2, default 2; maximum event age 60–21,600 s,
+    /// default 21,600: Lambda's ranges).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let usage = || format!("expected NAME=EXECUTABLE[,per-tenant][,memory=MB], got {text:?}");
+        let usage = || {
+            format!(
+                "expected NAME=EXECUTABLE[,per-tenant][,memory=MB][,retries=N]\
+                 [,max-event-age=SECONDS], got {text:?}"
+            )
+        };
         let (name, rest) = text.split_once('=').ok_or_else(usage)?;
         let mut parts = rest.split(',');
         let executable = parts.next().unwrap_or_default();
         let (mut per_tenant, mut memory_mb) = (false, DEFAULT_MEMORY_MB);
+        let mut async_invoke = AsyncInvokeConfig::default();
+        let within = |what: &str, value: &str, range: std::ops::RangeInclusive<u64>| {
+            value
+                .parse::<u64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    format!(
+                        "{what} {value:?} in {text:?} is not {} to {}",
+                        range.start(),
+                        range.end()
+                    )
+                })
+        };
         for option in parts {
             match option.split_once('=') {
                 None if option == "per-tenant" => per_tenant = true,
@@ -52,6 +94,13 @@ impl FunctionSpec {
                             format!("memory {mb:?} in {text:?} is not 128 to 10240 MB")
                         })?;
                 }
+                Some(("retries", n)) => {
+                    async_invoke.max_retry_attempts = within("retries", n, 0..=2)? as u32;
+                }
+                Some(("max-event-age", seconds)) => {
+                    async_invoke.max_event_age =
+                        Duration::from_secs(within("max-event-age", seconds, 60..=21_600)?);
+                }
                 _ => return Err(usage()),
             }
         }
@@ -63,6 +112,7 @@ impl FunctionSpec {
             executable: PathBuf::from(executable),
             per_tenant,
             memory_mb,
+            async_invoke,
         })
     }
 }
@@ -464,19 +514,33 @@ impl Service {
         Ok(result)
     }
 
-    /// Queues an async invocation: up to three attempts (two retries) on function errors, crashes
-    /// and timeouts, waiting for capacity when throttled; the outcome goes to the results file.
+    /// Queues an async invocation: up to 1 + `max_retry_attempts` attempts on function errors,
+    /// crashes and timeouts, waiting for capacity when throttled, none once the event is older
+    /// than `max_event_age` (`EventAgeExceeded`); the outcome goes to the results file.
     pub fn enqueue(self: &Arc<Self>, request: Request, payload: Bytes) {
         self.pending_async.fetch_add(1, Ordering::SeqCst);
         let service = self.clone();
         tokio::spawn(async move {
             // Counted down however the task ends, so `drain` never waits forever.
             let _pending = Pending(&service);
+            let config = service
+                .function(&request.function)
+                .map(|f| f.async_invoke)
+                .unwrap_or_default();
+            let queued = Instant::now();
+            let too_old = || queued.elapsed() > config.max_event_age;
             let mut attempt = 0;
+            let mut expired = false;
             let outcome = loop {
                 attempt += 1;
                 let mut first_try = true;
                 let result = loop {
+                    if too_old() {
+                        expired = true;
+                        break InvocationResult::Crashed(
+                            "the event was older than its maximum event age".into(),
+                        );
+                    }
                     let logged = std::mem::replace(&mut first_try, false);
                     match service
                         .attempt_logged(&request, attempt, payload.clone(), logged)
@@ -492,13 +556,30 @@ impl Service {
                         }
                     }
                 };
-                let retry = !matches!(result, InvocationResult::Success(_));
-                if !retry || attempt == 3 {
+                if expired {
+                    // No attempt was made this time.
+                    attempt -= 1;
                     break result;
                 }
-                tokio::time::sleep(service.settings.async_retry_delays[attempt as usize - 1]).await;
+                let retry = !matches!(result, InvocationResult::Success(_));
+                if !retry || attempt > config.max_retry_attempts {
+                    break result;
+                }
+                let delay = service.settings.async_retry_delays[(attempt as usize - 1).min(1)];
+                tokio::time::sleep(delay).await;
+                if too_old() {
+                    expired = true;
+                    break result;
+                }
             };
-            service.finish_async(&request, attempt, &payload, outcome);
+            let condition = if expired {
+                "EventAgeExceeded"
+            } else if matches!(outcome, InvocationResult::Success(_)) {
+                "Success"
+            } else {
+                "RetriesExhausted"
+            };
+            service.finish_async(&request, attempt, &payload, condition, outcome);
         });
     }
 
@@ -507,6 +588,7 @@ impl Service {
         request: &Request,
         attempts: u32,
         payload: &Bytes,
+        condition: &str,
         outcome: InvocationResult,
     ) {
         let (function, tenant, request_id) = (
@@ -515,19 +597,22 @@ impl Service {
             request.request_id.as_str(),
         );
         let request_payload: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
-        let (condition, function_error, response) = match &outcome {
+        let (function_error, response) = match &outcome {
             InvocationResult::Success(body) => (
-                "Success",
                 None,
                 serde_json::from_slice(body)
                     .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into())),
             ),
             failure => (
-                "RetriesExhausted",
                 Some("Unhandled"),
                 failure.error_document().unwrap_or(Value::Null),
             ),
         };
+        // A success record has no `functionError` key at all, as Lambda writes it.
+        let mut response_context = json!({"statusCode": 200, "executedVersion": "$LATEST"});
+        if let Some(error) = function_error {
+            response_context["functionError"] = json!(error);
+        }
         let record = json!({
             "version": "1.0",
             "timestamp": now(),
@@ -539,11 +624,7 @@ impl Service {
             },
             "tenantId": tenant,
             "requestPayload": request_payload,
-            "responseContext": {
-                "statusCode": 200,
-                "executedVersion": "$LATEST",
-                "functionError": function_error,
-            },
+            "responseContext": response_context,
             "responsePayload": response,
         });
         if let Some(file) = &self.results_file {
@@ -589,6 +670,7 @@ mod tests {
                 executable: "/bin/backend".into(),
                 per_tenant: true,
                 memory_mb: DEFAULT_MEMORY_MB,
+                async_invoke: Default::default(),
             }
         );
         assert!(!FunctionSpec::parse("plain=/bin/x").unwrap().per_tenant);
