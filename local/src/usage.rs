@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use shared::pricing::{Cost, Prices, gb_seconds};
+use shared::pricing::{Prices, gb_seconds};
 
 use crate::service::LogEntry;
 
@@ -101,7 +101,7 @@ pub fn compute(entries: &[LogEntry], prices: &Prices) -> Result<UsageReport, Str
             None => {
                 shared.invocations += 1;
                 shared.gb_seconds += gb_s;
-                shared.cost += Cost::total(&cost);
+                shared.cost += cost.total();
             }
         }
     }
