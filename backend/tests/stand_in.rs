@@ -12,7 +12,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use local::service::{FunctionSpec, Service, Settings};
 use serde_json::{Value, json};
-use testkit::{lambda_client, scratch, script};
+use testkit::{lambda_client, runtime_function, scratch, script};
 
 fn settings(extra: Vec<FunctionSpec>) -> Settings {
     let mut settings = local::replay::settings_for(PathBuf::from(env!("CARGO_BIN_EXE_backend")));
@@ -147,16 +147,8 @@ async fn environments_are_reused_for_their_tenant_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_tenant_gets_another_environment_and_the_limit_throttles() {
-    let slow = script(
-        "slow.sh",
-        // A minimal runtime: take an invocation, wait, answer; forever.
-        r#"api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
-while true; do
-  id=$(curl -sS -D - -o /dev/null "$api/next" | tr -d '\r' | awk -F': ' 'tolower($1)=="lambda-runtime-aws-request-id"{print $2}')
-  sleep 2
-  curl -sS -X POST -d '{"ok":true}' "$api/$id/response" >/dev/null
-done"#,
-    );
+    // Take an invocation, wait, answer; forever.
+    let slow = runtime_function("slow.sh", r#"sleep 2; printf '{"ok":true}'"#);
     let mut settings = settings(vec![FunctionSpec {
         name: "slow".into(),
         executable: slow,
@@ -375,16 +367,11 @@ async fn idle_environments_are_stopped_and_output_is_prefixed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_in_one_tenants_code_does_not_touch_another_tenants_environment() {
     // Tenant code that crashes for one tenant only.
-    let function = script(
+    let function = runtime_function(
         "crashy.sh",
-        r#"api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
-while true; do
-  headers=$(curl -sS -D - -o /dev/null "$api/next" | tr -d '\r')
-  id=$(echo "$headers" | awk -F': ' 'tolower($1)=="lambda-runtime-aws-request-id"{print $2}')
-  tenant=$(echo "$headers" | awk -F': ' 'tolower($1)=="lambda-runtime-aws-tenant-id"{print $2}')
+        r#"tenant=$(header lambda-runtime-aws-tenant-id)
   if [ "$tenant" = "crashy" ]; then exit 11; fi
-  printf '{"pid":%s,"tenant":"%s"}' "$$" "$tenant" | curl -sS -X POST --data-binary @- "$api/$id/response" >/dev/null
-done"#,
+  printf '{"pid":%s,"tenant":"%s"}' "$$" "$tenant""#,
     );
     let (service, client) = stand_in(settings(vec![FunctionSpec {
         name: "crashy".into(),
@@ -420,26 +407,10 @@ done"#,
     service.pool().stop_all();
 }
 
-/// A runtime that answers every invocation with `answer` (a shell expression printing the JSON
-/// body; `$headers` holds the invocation's headers).
-fn answering(name: &str, answer: &str) -> PathBuf {
-    script(
-        name,
-        &format!(
-            r#"api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
-while true; do
-  headers=$(curl -sS -D - -o /dev/null "$api/next" | tr -d '\r')
-  id=$(echo "$headers" | awk -F': ' 'tolower($1)=="lambda-runtime-aws-request-id"{{print $2}}')
-  {{ {answer}; }} | curl -sS -X POST --data-binary @- "$api/$id/response" >/dev/null
-done"#
-        ),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_up_to_6_mb_are_answered_and_larger_ones_refused_as_lambda_does() {
     // A JSON string of `$SIZE` bytes and its quotes.
-    let sized = answering(
+    let sized = runtime_function(
         "sized.sh",
         r#"printf '"'; head -c "$SIZE" /dev/zero | tr '\0' a; printf '"'"#,
     );
@@ -502,9 +473,9 @@ async fn payloads_must_be_json_and_names_may_be_arns_with_latest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_environment_has_its_own_scratch_directory_and_a_full_trace_header() {
-    let probe = answering(
+    let probe = runtime_function(
         "probe.sh",
-        r#"trace=$(echo "$headers" | awk -F': ' 'tolower($1)=="lambda-runtime-trace-id"{print $2}'); touch "$TMPDIR/mine"; printf '{"tmp":"%s","trace":"%s"}' "$TMPDIR" "$trace""#,
+        r#"trace=$(header lambda-runtime-trace-id); touch "$TMPDIR/mine"; printf '{"tmp":"%s","trace":"%s"}' "$TMPDIR" "$trace""#,
     );
     let (_service, client) = stand_in(settings(vec![FunctionSpec {
         name: "probe".into(),
@@ -540,13 +511,9 @@ async fn each_environment_has_its_own_scratch_directory_and_a_full_trace_header(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_invocations_keep_each_functions_retry_and_event_age_settings() {
     use local::service::{AsyncInvokeConfig, Request};
-    let failing = script(
+    let failing = runtime_function(
         "failing.sh",
-        r#"api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
-while true; do
-  id=$(curl -sS -D - -o /dev/null "$api/next" | tr -d '\r' | awk -F': ' 'tolower($1)=="lambda-runtime-aws-request-id"{print $2}')
-  curl -sS -X POST -d '{"errorType":"Boom","errorMessage":"always"}' "$api/$id/error" >/dev/null
-done"#,
+        r#"outcome=error; printf '{"errorType":"Boom","errorMessage":"always"}'"#,
     );
     let function = |name: &str, async_invoke| FunctionSpec {
         name: name.into(),

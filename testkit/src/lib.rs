@@ -296,6 +296,31 @@ pub fn script(name: &str, body: &str) -> PathBuf {
     path
 }
 
+/// A function written as a shell script on the Runtime API: for each invocation it runs
+/// `reply` (shell code) with `$headers` (the `next` response's headers), `header NAME`
+/// (one of them, lowercase name), `$id` (the request id) and `$event` (a file holding the
+/// payload) set, and posts what `reply` prints to `$api/$id/response`, or to `$api/$id/error`
+/// when `reply` sets `outcome=error`. It ends when the Runtime API goes away.
+pub fn runtime_function(name: &str, reply: &str) -> PathBuf {
+    script(
+        name,
+        &format!(
+            r#"api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+event=$(mktemp)
+header() {{ echo "$headers" | awk -F': ' -v h="$1" 'tolower($1)==h {{print $2}}'; }}
+while true; do
+  headers=$(curl -sS -f -D - -o "$event" "$api/next") || exit 0
+  headers=$(echo "$headers" | tr -d '\r')
+  id=$(header lambda-runtime-aws-request-id)
+  outcome=response
+  {{ {reply}
+  }} >"$event.reply"
+  curl -sS -X POST --data-binary @"$event.reply" "$api/$id/$outcome" >/dev/null
+done"#
+        ),
+    )
+}
+
 /// The envelope the backend accepts, for `tenant`, record `id` and `payload`: version 1 from
 /// SQS ([`QUEUE_ARN`]), idempotency key `<arn>#<id>`, arrived 2026-01-01T00:00:00.000Z,
 /// correlation id `corr-<id>`.
