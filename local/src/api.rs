@@ -105,7 +105,7 @@ async fn invoke(
             memory_mb: service
                 .function(&name)
                 .map_or(crate::service::DEFAULT_MEMORY_MB, |f| f.memory_mb),
-            architecture: crate::service::architecture().to_owned(),
+            architecture: shared::pricing::this_architecture().to_owned(),
             payload_bytes: body.len(),
             records: 0,
         });

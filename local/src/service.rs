@@ -240,35 +240,6 @@ pub struct LogEntry {
     pub records: usize,
 }
 
-/// The architecture Lambda would call this machine's.
-pub fn architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
-/// How many records a payload carries (see [`LogEntry::records`]).
-pub fn records_in(payload: &[u8]) -> usize {
-    #[derive(serde::Deserialize)]
-    struct Carried {
-        records: Option<Vec<serde::de::IgnoredAny>>,
-        #[serde(rename = "Records")]
-        event_records: Option<Vec<serde::de::IgnoredAny>>,
-    }
-    match serde_json::from_slice::<Carried>(payload) {
-        Ok(Carried {
-            records: Some(records),
-            ..
-        })
-        | Ok(Carried {
-            event_records: Some(records),
-            ..
-        }) => records.len(),
-        _ => 1,
-    }
-}
-
 /// Who an invocation is for and how it was asked.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -458,7 +429,7 @@ impl Service {
         let memory_mb = self
             .function(&request.function)
             .map_or(DEFAULT_MEMORY_MB, |f| f.memory_mb);
-        let (payload_bytes, records) = (payload.len(), records_in(&payload));
+        let (payload_bytes, records) = (payload.len(), shared::envelope::records_carried(&payload));
         let entry =
             |environment: Option<(&str, u32)>, status: &str, error_type, cold_start| LogEntry {
                 timestamp: now(),
@@ -474,7 +445,7 @@ impl Service {
                 cold_start,
                 duration_ms: started.elapsed().as_millis() as u64,
                 memory_mb,
-                architecture: architecture().to_owned(),
+                architecture: shared::pricing::this_architecture().to_owned(),
                 payload_bytes,
                 records,
             };

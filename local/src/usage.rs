@@ -238,13 +238,4 @@ mod tests {
         let err = read_log("{}\n").unwrap_err();
         assert!(err.starts_with("line 1:"), "{err}");
     }
-
-    #[test]
-    fn payload_records_are_counted() {
-        use crate::service::records_in;
-        assert_eq!(records_in(br#"{"records": [1, 2, 3]}"#), 3);
-        assert_eq!(records_in(br#"{"Records": [{}, {}]}"#), 2);
-        assert_eq!(records_in(br#"{"tenantId": "acme"}"#), 1);
-        assert_eq!(records_in(b"not json"), 1);
-    }
 }

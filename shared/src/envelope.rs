@@ -383,11 +383,34 @@ impl BatchPayload {
     }
 }
 
+/// How many records a payload carries, without keeping it: the length of its `records` array
+/// (an envelope batch) or of its `Records` array (an event source batch); 1 for anything else.
+pub fn records_carried(payload: &[u8]) -> usize {
+    #[derive(Deserialize)]
+    struct Carried {
+        records: Option<Vec<serde::de::IgnoredAny>>,
+        #[serde(rename = "Records")]
+        event_records: Option<Vec<serde::de::IgnoredAny>>,
+    }
+    serde_json::from_slice::<Carried>(payload)
+        .ok()
+        .and_then(|c| c.records.or(c.event_records))
+        .map_or(1, |records| records.len())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn payload_records_are_counted() {
+        assert_eq!(records_carried(br#"{"records": [1, 2, 3]}"#), 3);
+        assert_eq!(records_carried(br#"{"Records": [{}, {}]}"#), 2);
+        assert_eq!(records_carried(br#"{"tenantId": "acme"}"#), 1);
+        assert_eq!(records_carried(b"not json"), 1);
+    }
 
     #[test]
     fn wire_format_is_camel_case_and_round_trips() {

@@ -556,16 +556,6 @@ pub struct Usage<'a> {
     pub duration: std::time::Duration,
 }
 
-impl Usage<'_> {
-    /// The architecture Lambda calls this machine's.
-    pub fn this_architecture() -> &'static str {
-        match std::env::consts::ARCH {
-            "aarch64" => "arm64",
-            other => other,
-        }
-    }
-}
-
 /// Records an invocation carried: from its answer, or (refused, failed) from its payload.
 fn records_carried(result: &Result<Value, InvokeError>, payload: &str) -> usize {
     match result {
@@ -577,16 +567,7 @@ fn records_carried(result: &Result<Value, InvokeError>, payload: &str) -> usize 
             skipped,
             ..
         }) => processed + duplicates + failed + skipped,
-        Err(_) => {
-            #[derive(serde::Deserialize)]
-            struct Carried {
-                records: Option<Vec<serde::de::IgnoredAny>>,
-            }
-            serde_json::from_str::<Carried>(payload)
-                .ok()
-                .and_then(|c| c.records)
-                .map_or(1, |r| r.len())
-        }
+        Err(_) => crate::envelope::records_carried(payload.as_bytes()),
     }
 }
 
@@ -781,7 +762,7 @@ where
                 payload: event.payload.get(),
                 new_environment: cold_start,
                 memory_mb,
-                architecture: Usage::this_architecture(),
+                architecture: crate::pricing::this_architecture(),
                 duration: took,
             };
             let document = invocation_metrics(

@@ -92,6 +92,14 @@ impl Prices {
     }
 }
 
+/// The architecture Lambda would call this machine's: `x86_64` or `arm64` (Rust's `aarch64`).
+pub fn this_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
 /// GB-seconds of `duration_ms` at `memory_mb`.
 pub fn gb_seconds(duration_ms: f64, memory_mb: u32) -> f64 {
     duration_ms / 1000.0 * f64::from(memory_mb) / 1024.0
