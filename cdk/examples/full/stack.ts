@@ -88,32 +88,27 @@ export class Sources extends Construct {
 
   constructor(scope: Construct, id: string, router: TenantRouter, key: kms.IKey, props: FullDeploymentProps, removalPolicy: RemovalPolicy) {
     super(scope, id);
-    const queueOptions = props.queue ?? {};
-    const queue = new SourceQueue(this, 'Queue', {
-      router,
-      maxBatchingWindow: queueOptions.maxBatchingWindow,
-      maxReceiveCount: queueOptions.maxReceiveCount,
-      encryptionKey: key,
-      removalPolicy,
-    });
+    // A standard and a FIFO queue, each with its dead-letter queue, mapped to the router.
+    const sourceQueue = (id: string, options: QueueSourceOptions = {}, fifo = false): SourceQueue => {
+      const queue = new SourceQueue(this, id, {
+        router,
+        fifo,
+        // The test messages of cdk/README.md give no deduplication id.
+        contentBasedDeduplication: fifo || undefined,
+        maxBatchingWindow: options.maxBatchingWindow,
+        maxReceiveCount: options.maxReceiveCount,
+        encryptionKey: key,
+        removalPolicy,
+      });
+      router.addSqsSource(queue.queue, { ...mappingOptions(options), name: id });
+      return queue;
+    };
+    const queue = sourceQueue('Queue', props.queue);
     this.queue = queue.queue;
     this.queueDeadLetters = queue.deadLetterQueue;
-    router.addSqsSource(this.queue, { ...mappingOptions(queueOptions), name: 'Queue' });
-
-    const fifoOptions = props.fifoQueue ?? {};
-    const fifo = new SourceQueue(this, 'Fifo', {
-      router,
-      fifo: true,
-      // The test messages of cdk/README.md give no deduplication id.
-      contentBasedDeduplication: true,
-      maxBatchingWindow: fifoOptions.maxBatchingWindow,
-      maxReceiveCount: fifoOptions.maxReceiveCount,
-      encryptionKey: key,
-      removalPolicy,
-    });
+    const fifo = sourceQueue('Fifo', props.fifoQueue, true);
     this.fifoQueue = fifo.queue;
     this.fifoDeadLetters = fifo.deadLetterQueue;
-    router.addSqsSource(this.fifoQueue, { ...mappingOptions(fifoOptions), name: 'Fifo' });
 
     const { shardCount, retentionPeriod, ...kinesisMapping } = props.kinesis ?? {};
     this.stream = new kinesis.Stream(this, 'Stream', {
