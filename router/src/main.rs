@@ -8,7 +8,7 @@ use clap::Parser;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use router::Router;
 use router::invocation::{InvocationInfo, now_ms};
-use router::replay::{Cli, Command, aws_backend, aws_registry, replay};
+use router::replay::{Cli, Command, aws_backend, aws_registry, replay, sdk_config};
 use router::retry::Deadline;
 use router::{Config, telemetry};
 use serde_json::value::RawValue;
@@ -37,7 +37,8 @@ async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let backend = match aws_backend(&config).await {
+    let sdk = sdk_config().await;
+    let backend = match aws_backend(&config, &sdk).await {
         Ok(backend) => backend,
         Err(e) => {
             eprintln!("router: configuration error: {e}");
@@ -45,7 +46,7 @@ async fn run() -> ExitCode {
         }
     };
     let in_lambda = cli.command.is_none();
-    let registry = aws_registry(&config).await;
+    let registry = aws_registry(&config, &sdk);
     let router = match Router::new(config, backend) {
         Ok(router) => Ok(match registry {
             Some(directory) => router.with_registry(Box::new(directory)),

@@ -48,32 +48,11 @@ pub enum Command {
     },
 }
 
-/// The tenant registry's reader: DynamoDB through the SDK's own configuration
-/// (`AWS_ENDPOINT_URL_DYNAMODB` included); `None` without `ROUTER_TENANT_REGISTRY_TABLE`.
-pub async fn aws_registry(config: &Config) -> Option<crate::registry::DynamoDbDirectory> {
-    config.registry.as_ref()?;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        // The registry's own backoff, within the deadline, decides on retries.
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .build(),
-        )
-        .load()
-        .await;
-    Some(crate::registry::DynamoDbDirectory(
-        aws_sdk_dynamodb::Client::new(&sdk),
-    ))
-}
-
-/// Builds the AWS backend the way the binary does: the SDK's own configuration chain (region,
-/// credentials, `AWS_ENDPOINT_URL_LAMBDA` / `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_S3`), with the SDK's retries and
-/// stalled-stream protection turned off because the router retries itself, within its deadline.
-/// Fails when the quarantine bucket cannot be addressed.
-pub async fn aws_backend(config: &Config) -> Result<AwsBackend, String> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+/// The SDK configuration every client of the router shares: the SDK's own configuration chain
+/// (region, credentials, `AWS_ENDPOINT_URL_*`), with its retries and stalled-stream protection
+/// turned off because the router retries itself, within its deadline. Loaded once at start.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .stalled_stream_protection(
             aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
@@ -84,8 +63,37 @@ pub async fn aws_backend(config: &Config) -> Result<AwsBackend, String> {
                 .build(),
         )
         .load()
-        .await;
-    let lambda = aws_sdk_lambda::Client::new(&sdk);
+        .await
+}
+
+/// The tenant registry's reader: DynamoDB through `sdk` (`AWS_ENDPOINT_URL_DYNAMODB` included),
+/// each attempt bounded to 2 s; `None` without `ROUTER_TENANT_REGISTRY_TABLE`.
+pub fn aws_registry(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Option<crate::registry::DynamoDbDirectory> {
+    config.registry.as_ref()?;
+    let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .build(),
+        )
+        .build();
+    Some(crate::registry::DynamoDbDirectory(
+        aws_sdk_dynamodb::Client::from_conf(dynamodb),
+    ))
+}
+
+/// Builds the AWS backend the way the binary does, from [`sdk_config`] (`AWS_ENDPOINT_URL_LAMBDA`
+/// / `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_S3` included). Fails when the quarantine bucket
+/// cannot be addressed.
+pub async fn aws_backend(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Result<AwsBackend, String> {
+    let lambda = aws_sdk_lambda::Client::new(sdk);
     let bucket = match config.quarantine_bucket.as_deref() {
         None => None,
         Some(name) => {
@@ -112,7 +120,7 @@ pub async fn aws_backend(config: &Config) -> Result<AwsBackend, String> {
         .quarantine_queue_url
         .clone()
         .map(|queue_url| Quarantine {
-            sqs: aws_sdk_sqs::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
             queue_url,
             bucket,
         });

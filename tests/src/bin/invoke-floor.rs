@@ -18,7 +18,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use nix::sys::resource::{UsageWho, getrusage};
 use router::backend::{Backend, InvokeRequest};
-use router::replay::aws_backend;
+use router::replay::{aws_backend, sdk_config};
 use serde_json::Value;
 use shared::TenantId;
 
@@ -49,7 +49,9 @@ async fn main() -> anyhow::Result<()> {
             None,
         )
     } else {
-        aws_backend(&config).await.map_err(anyhow::Error::msg)?
+        aws_backend(&config, &sdk_config().await)
+            .await
+            .map_err(anyhow::Error::msg)?
     };
     // Everything the router would decode is extracted here, before measuring.
     let mut batches: Vec<Vec<(TenantId, Vec<u8>)>> = Vec::new();
