@@ -20,7 +20,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 // The package's entry point, as an installed `tenant-router-cdk` would be imported.
 import { DataKey, IdempotencyTable, RustCode, TenantRouter } from '../..';
-import { checkContextKeys } from '../context-keys';
+import { checkContextKeys, contextArchitecture } from '../context-keys';
 import { addNagChecks } from '../nag';
 import { pythonBackendCode } from './python-code';
 
@@ -48,17 +48,7 @@ const context = (key: (typeof CONTEXT_KEYS)[number]): string => {
   return String(value);
 };
 // Both functions' architecture; the router's bundle and the backend's wheels follow it.
-const architecture = (() => {
-  const value = app.node.tryGetContext('architecture') ?? 'x86_64';
-  switch (value) {
-    case 'x86_64':
-      return lambda.Architecture.X86_64;
-    case 'arm64':
-      return lambda.Architecture.ARM_64;
-    default:
-      throw new Error(`context architecture: expected x86_64 or arm64, got ${JSON.stringify(value)}`);
-  }
-})();
+const architecture = contextArchitecture(app.node.tryGetContext('architecture')) ?? lambda.Architecture.X86_64;
 
 const stack = new Stack(app, 'TenantRouterBringYourOwn', {
   description: 'Tenant router in front of an existing queue, stream and table, and a Python PER_TENANT backend',

@@ -3,12 +3,11 @@
 // (a typo must not silently deploy a default). Values given with `-c` arrive as strings;
 // cdk.json may hold numbers, booleans and arrays.
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Node } from 'constructs';
 import { DeliveryMode, JwtAlgorithm, JwtOptions, RouterConfig, RustCode, SuspendedTenants, ValidationModes } from '../../lib';
 import { checkIdempotencyTtlSeconds } from '../../lib/idempotency-table';
 import { parseInvocationTypes, parsePerSource } from '../../lib/router-config';
-import { checkContextKeys } from '../context-keys';
+import { checkContextKeys, contextArchitecture } from '../context-keys';
 import { FullDeploymentProps } from './stack';
 
 /** The context keys the full example reads. */
@@ -94,7 +93,7 @@ export function stackPropsFromContext(node: Node): FullDeploymentProps {
 
   return {
     routerConfig,
-    architecture: architecture(get('architecture')),
+    architecture: contextArchitecture(get('architecture')),
     routerCode: bundle('routerAssetPath'),
     backendCode: bundle('backendAssetPath'),
     backendIdempotencyTtl: idempotencyTtl(get('idempotencyTtlSeconds')),
@@ -167,19 +166,6 @@ function perSource(key: string, value: unknown) {
 function invocationTypes(value: unknown) {
   const text = str(value);
   return text === undefined ? undefined : parseInvocationTypes('invocationType', text);
-}
-
-function architecture(value: unknown): lambda.Architecture | undefined {
-  switch (str(value)) {
-    case undefined:
-      return undefined;
-    case 'x86_64':
-      return lambda.Architecture.X86_64;
-    case 'arm64':
-      return lambda.Architecture.ARM_64;
-    default:
-      throw new Error(`context architecture: expected x86_64 or arm64, got ${JSON.stringify(value)}`);
-  }
 }
 
 function removalPolicy(value: unknown): RemovalPolicy | undefined {
