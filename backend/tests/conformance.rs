@@ -80,6 +80,9 @@ async fn the_backend_answers_the_same_under_the_emulator_and_the_stand_in() {
             per_tenant: true,
             memory_mb: 128,
             async_invoke: Default::default(),
+            timeout: None,
+            variables: Vec::new(),
+            concurrency: None,
         },
         FunctionSpec {
             name: "plain".into(),
@@ -87,6 +90,9 @@ async fn the_backend_answers_the_same_under_the_emulator_and_the_stand_in() {
             per_tenant: false,
             memory_mb: 128,
             async_invoke: Default::default(),
+            timeout: None,
+            variables: Vec::new(),
+            concurrency: None,
         },
     ])
     .await;
@@ -158,6 +164,9 @@ async fn the_runtime_api_gives_a_function_what_the_emulator_gives_it() {
         per_tenant: true,
         memory_mb: 128,
         async_invoke: Default::default(),
+        timeout: None,
+        variables: Vec::new(),
+        concurrency: None,
     }])
     .await;
     let payload = r#"{"hello":"tenant"}"#;

@@ -253,41 +253,36 @@ async fn a_forged_direct_invoke_is_refused_by_the_backend() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_the_environment_limit_the_router_backs_off_and_still_delivers_everything() {
+async fn at_the_concurrency_limit_async_invokes_wait_in_the_queue_and_everything_is_delivered() {
+    // Concurrency 2: at most two environments busy, and (tenant isolation's quota, 2,500 per
+    // 1,000 concurrency) at most five alive for the tenant-isolated backend.
     let mut settings = settings();
-    settings.max_environments = 2;
-    let files = workload_files(1, 60, 5, 200);
-    let (summary, service) = replay(
-        settings,
-        &files,
-        Duration::from_secs(120),
-        AT,
-        lookup(&[
-            ("ROUTER_RETRY_MAX_ATTEMPTS", "200"),
-            ("ROUTER_RETRY_BASE_DELAY_MS", "5"),
-            ("ROUTER_RETRY_MAX_DELAY_MS", "50"),
-        ]),
-    )
-    .await
-    .unwrap();
+    settings.concurrency = 2;
+    let files = workload_files(1, 60, 8, 200);
+    let (summary, service) = replay(settings, &files, Duration::from_secs(120), AT, lookup(&[]))
+        .await
+        .unwrap();
     assert_eq!(
         summary.responses[0].1.as_ref().unwrap(),
         &json!({"batchItemFailures": []})
     );
-    let throttled = service
-        .entries()
-        .iter()
-        .filter(|e| e.status == "throttled" && e.environment_id.is_none())
-        .count();
+    let entries = service.entries();
+    let count = |status: &str| entries.iter().filter(|e| e.status == status).count();
     assert!(
-        throttled > 0,
-        "the limit was reached and Invokes were throttled"
+        count("waiting-for-capacity") > 0,
+        "the limit was reached and async events waited in the queue"
+    );
+    assert_eq!(
+        count("throttled"),
+        0,
+        "an async Invoke is never refused for capacity"
     );
     assert_eq!(delivered(&service).len(), 60);
     assert_one_tenant_per_environment(&service);
+    let started = service.pool().started().len();
     assert!(
-        service.pool().started().len() > 2,
-        "environments were recycled across tenants"
+        started > 5,
+        "eight tenants on a cap of five environments: environments were recycled ({started})"
     );
 }
 
@@ -346,7 +341,7 @@ async fn fault_run(
     let mut settings = settings();
     settings.faults = Faults::parse("429:0.1,500:0.05").unwrap();
     settings.seed = 7;
-    settings.max_environments = environments;
+    settings.concurrency = environments;
     let files = workload_files(batches, per_batch, tenants, 200);
     let total = batches * per_batch;
     let (summary, service) = replay(

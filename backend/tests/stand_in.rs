@@ -22,6 +22,9 @@ fn settings(extra: Vec<FunctionSpec>) -> Settings {
         per_tenant: false,
         memory_mb: 128,
         async_invoke: Default::default(),
+        timeout: None,
+        variables: Vec::new(),
+        concurrency: None,
     });
     settings.functions.extend(extra);
     settings.environment_output = Some(scratch("environments.log"));
@@ -155,8 +158,11 @@ async fn a_busy_tenant_gets_another_environment_and_the_limit_throttles() {
         per_tenant: true,
         memory_mb: 128,
         async_invoke: Default::default(),
+        timeout: None,
+        variables: Vec::new(),
+        concurrency: None,
     }]);
-    settings.max_environments = 2;
+    settings.concurrency = 2;
     let (service, client) = stand_in(settings).await;
     let calls = (0..3).map(|_| {
         let client = client.clone();
@@ -199,6 +205,9 @@ async fn a_crashed_environment_answers_as_lambda_and_is_replaced() {
         per_tenant: true,
         memory_mb: 128,
         async_invoke: Default::default(),
+        timeout: None,
+        variables: Vec::new(),
+        concurrency: None,
     }]))
     .await;
     for _ in 0..2 {
@@ -234,6 +243,9 @@ async fn a_function_past_its_timeout_is_stopped() {
         per_tenant: true,
         memory_mb: 128,
         async_invoke: Default::default(),
+        timeout: None,
+        variables: Vec::new(),
+        concurrency: None,
     }]);
     settings.function_timeout = Duration::from_millis(300);
     let (service, client) = stand_in(settings).await;
@@ -280,6 +292,9 @@ async fn a_crash_or_timeout_during_an_invocation_ends_it_as_lambda_would() {
             per_tenant: true,
             memory_mb: 128,
             async_invoke: Default::default(),
+            timeout: None,
+            variables: Vec::new(),
+            concurrency: None,
         },
         FunctionSpec {
             name: "stalls".into(),
@@ -287,6 +302,9 @@ async fn a_crash_or_timeout_during_an_invocation_ends_it_as_lambda_would() {
             per_tenant: true,
             memory_mb: 128,
             async_invoke: Default::default(),
+            timeout: None,
+            variables: Vec::new(),
+            concurrency: None,
         },
         FunctionSpec {
             name: "init-fails".into(),
@@ -297,6 +315,9 @@ async fn a_crash_or_timeout_during_an_invocation_ends_it_as_lambda_would() {
             per_tenant: true,
             memory_mb: 128,
             async_invoke: Default::default(),
+            timeout: None,
+            variables: Vec::new(),
+            concurrency: None,
         },
     ]);
     settings.function_timeout = Duration::from_millis(800);
@@ -379,6 +400,9 @@ async fn a_crash_in_one_tenants_code_does_not_touch_another_tenants_environment(
         per_tenant: true,
         memory_mb: 128,
         async_invoke: Default::default(),
+        timeout: None,
+        variables: Vec::new(),
+        concurrency: None,
     }]))
     .await;
     let answer = |output: aws_sdk_lambda::operation::invoke::InvokeOutput| {
@@ -420,6 +444,9 @@ async fn responses_up_to_6_mb_are_answered_and_larger_ones_refused_as_lambda_doe
         per_tenant: false,
         memory_mb: 128,
         async_invoke: Default::default(),
+        timeout: None,
+        variables: Vec::new(),
+        concurrency: None,
     };
     let mut small = settings(vec![spec("three-mb")]);
     small.variables.push(("SIZE".into(), "3000000".into()));
@@ -483,6 +510,9 @@ async fn each_environment_has_its_own_scratch_directory_and_a_full_trace_header(
         per_tenant: true,
         memory_mb: 128,
         async_invoke: Default::default(),
+        timeout: None,
+        variables: Vec::new(),
+        concurrency: None,
     }]))
     .await;
     let mut seen = Vec::new();
@@ -521,6 +551,9 @@ async fn async_invocations_keep_each_functions_retry_and_event_age_settings() {
         per_tenant: false,
         memory_mb: 128,
         async_invoke,
+        timeout: None,
+        variables: Vec::new(),
+        concurrency: None,
     };
     let mut settings = settings(vec![
         function(

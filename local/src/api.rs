@@ -39,6 +39,14 @@ pub async fn serve(
     address: SocketAddr,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(address).await?;
+    serve_on(service, listener)
+}
+
+/// Serves the Invoke API on a bound `listener` and returns its address.
+pub fn serve_on(
+    service: Arc<Service>,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let bound = listener.local_addr()?;
     let handle = tokio::spawn(async move {
         let _ = axum::serve(listener, app(service)).await;
@@ -231,15 +239,9 @@ async fn invoke(
 
     match invocation_type.as_str() {
         "DryRun" => (StatusCode::NO_CONTENT, [("x-amzn-requestid", request_id)]).into_response(),
+        // Lambda queues an async invocation whatever the function's concurrency: one that finds
+        // no capacity waits in the queue (logged `waiting-for-capacity`), it is not refused.
         "Event" => {
-            if !service.pool().can_admit(&name, tenant.as_deref()) {
-                return refuse(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TooManyRequestsException",
-                    "Rate exceeded",
-                    "throttled",
-                );
-            }
             let request = Request {
                 function: name,
                 tenant,

@@ -1,4 +1,6 @@
-//! The `local-lambda` binary: `serve` runs the stand-in; `replay` runs the main job on it.
+//! The `local-lambda` binary: `run` serves a configuration file's functions and mappings; `serve`
+//! runs the stand-in for functions given on the command line; `replay` replays recorded events
+//! through the router on it; `conformance` checks a backend's guard; `usage` prices a log.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,12 +23,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs the functions and event source mappings of a configuration file (TOML; see
+    /// local/README.md) until interrupted (Ctrl-C or SIGTERM).
+    Run {
+        /// The configuration file.
+        config: PathBuf,
+    },
     /// Serves the Invoke API for the given functions until interrupted.
     Serve {
         /// Address to listen on (loopback).
         #[arg(long, default_value = "127.0.0.1:9001")]
         listen: std::net::SocketAddr,
-        /// A function: NAME=EXECUTABLE[,per-tenant][,memory=MB][,retries=N][,max-event-age=SECONDS].
+        /// A function: NAME=EXECUTABLE[,per-tenant][,memory=MB][,concurrency=N][,retries=N][,max-event-age=SECONDS].
         /// Repeatable.
         #[arg(long = "function", required = true, value_parser = FunctionSpec::parse)]
         functions: Vec<FunctionSpec>,
@@ -84,9 +92,10 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct Common {
-    /// Most execution environments alive at once.
-    #[arg(long, default_value_t = 64)]
-    max_environments: usize,
+    /// The account's concurrency: most execution environments busy at once (a tenant-isolated
+    /// function keeps up to 2.5 environments per unit of concurrency alive, busy or idle).
+    #[arg(long, alias = "max-environments", default_value_t = 64)]
+    concurrency: usize,
     /// Idle environments are stopped after this many milliseconds.
     #[arg(long, default_value_t = 300_000)]
     idle_timeout_ms: u64,
@@ -129,7 +138,7 @@ fn parse_variable(text: &str) -> Result<(String, String), String> {
 
 impl Common {
     fn apply(self, mut settings: Settings) -> Settings {
-        settings.max_environments = self.max_environments;
+        settings.concurrency = self.concurrency;
         settings.idle_timeout = Duration::from_millis(self.idle_timeout_ms);
         settings.function_timeout = Duration::from_millis(self.function_timeout_ms);
         if let Some(delay) = self.async_retry_delay_ms {
@@ -148,10 +157,41 @@ impl Common {
     }
 }
 
+/// Waits for Ctrl-C or SIGTERM.
+async fn wait_for_stop() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     router::telemetry::init("local-lambda");
     match Cli::parse().command {
+        Command::Run { config } => {
+            let config = match local::config::Config::read(&config) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("local-lambda: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let running = match local::run::Running::start(config).await {
+                Ok(running) => running,
+                Err(e) => {
+                    eprintln!("local-lambda: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            eprintln!("local-lambda: Invoke API on http://{}", running.address);
+            wait_for_stop().await;
+            eprintln!("local-lambda: stopping");
+            running.stop().await;
+            ExitCode::SUCCESS
+        }
         Command::Serve {
             listen,
             functions,

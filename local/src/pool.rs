@@ -1,10 +1,14 @@
 //! The execution environments of every function, and the rules that place an invocation in one.
 //!
 //! - An environment belongs to one tenant for life; an idle one is reused for that tenant only.
-//! - When all of a tenant's environments are busy, a new one starts, up to `max_environments`
-//!   in all; past that, an idle environment of another tenant is stopped to make room, and when
-//!   none is idle the invocation is throttled (`TooManyRequestsException`, "Rate exceeded"), as
-//!   Lambda does past its tenant-isolated environment quota.
+//! - Concurrency: at most the account's concurrency of environments are busy at once, and at
+//!   most a function's reserved concurrency of its own; past that an invocation is throttled
+//!   (`TooManyRequestsException`, "Rate exceeded").
+//! - When all of a tenant's environments are busy, a new one starts, up to the function's
+//!   environment cap: its concurrency, and for a tenant-isolated function 2,500 environments
+//!   (busy or idle) per 1,000 concurrency, Lambda's quota. At the cap, the function's
+//!   longest-idle environment (another tenant's) is stopped to make room; when none is idle the
+//!   invocation is throttled.
 //! - Idle environments are stopped after the idle timeout; a crashed one is dropped and replaced
 //!   by the next invocation that needs one.
 
@@ -60,10 +64,24 @@ pub struct Started {
     pub pid: u32,
 }
 
+/// Lambda's tenant environment quota: 2,500 environments, busy or idle, per 1,000 concurrency
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/tenant-isolation.html>).
+pub const TENANT_ENVIRONMENTS_PER_1000_CONCURRENCY: usize = 2_500;
+
+/// How many environments a function may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FunctionLimits {
+    /// Whether it is tenant-isolated (its environments count against the tenant quota).
+    pub per_tenant: bool,
+    /// Its reserved concurrency (else the account's).
+    pub concurrency: Option<usize>,
+}
+
 /// All environments.
 pub struct Pool {
     specs: HashMap<String, EnvironmentSpec>,
-    max_environments: usize,
+    limits: HashMap<String, FunctionLimits>,
+    concurrency: usize,
     idle_timeout: Duration,
     output: OutputSink,
     slots: Mutex<Vec<Slot>>,
@@ -75,13 +93,15 @@ impl Pool {
     /// A pool for `specs` (by function name).
     pub fn new(
         specs: HashMap<String, EnvironmentSpec>,
-        max_environments: usize,
+        limits: HashMap<String, FunctionLimits>,
+        concurrency: usize,
         idle_timeout: Duration,
         output: OutputSink,
     ) -> Self {
         Self {
             specs,
-            max_environments,
+            limits,
+            concurrency,
             idle_timeout,
             output,
             slots: Mutex::new(Vec::new()),
@@ -90,21 +110,35 @@ impl Pool {
         }
     }
 
-    /// Whether an invocation for (`function`, `tenant`) could be placed now or soon: the tenant has
-    /// an environment, or one may be started (possibly by stopping an idle one of another tenant).
-    pub fn can_admit(&self, function: &str, tenant: Option<&str>) -> bool {
-        let mut slots = self.slots.lock().expect("pool lock");
-        slots.retain(|s| s.environment.is_alive());
-        slots.iter().any(|s| {
-            s.environment.function == function && s.environment.tenant.as_deref() == tenant
-        }) || slots.len() < self.max_environments
-            || slots.iter().any(|s| !s.busy)
+    fn concurrency_left(&self, slots: &[Slot], function: &str) -> bool {
+        let busy = slots.iter().filter(|s| s.busy).count();
+        let busy_here = slots
+            .iter()
+            .filter(|s| s.busy && s.environment.function == function)
+            .count();
+        let reserved = self.limits.get(function).and_then(|l| l.concurrency);
+        busy < self.concurrency && reserved.is_none_or(|r| busy_here < r)
+    }
+
+    /// Most environments `function` may keep alive, busy or idle: its concurrency, and for a
+    /// tenant-isolated function 2,500 per 1,000 of it (Lambda's tenant environment quota).
+    pub fn environment_cap(&self, function: &str) -> usize {
+        let limits = self.limits.get(function).copied().unwrap_or_default();
+        let concurrency = limits.concurrency.unwrap_or(self.concurrency);
+        if limits.per_tenant {
+            (concurrency * TENANT_ENVIRONMENTS_PER_1000_CONCURRENCY).div_ceil(1000)
+        } else {
+            concurrency
+        }
     }
 
     /// Places an invocation: an idle environment of the same function and tenant, else a new one.
     pub fn acquire(&self, function: &str, tenant: Option<&str>) -> Result<Lease<'_>, PoolError> {
         let mut slots = self.slots.lock().expect("pool lock");
         slots.retain(|s| s.environment.is_alive());
+        if !self.concurrency_left(&slots, function) {
+            return Err(PoolError::Throttled);
+        }
         if let Some(slot) = slots.iter_mut().find(|s| {
             !s.busy
                 && s.environment.function == function
@@ -118,12 +152,17 @@ impl Pool {
                 pool: self,
             });
         }
-        if slots.len() >= self.max_environments {
-            // Make room by stopping the longest-idle environment, if any is idle.
+        let alive_here = slots
+            .iter()
+            .filter(|s| s.environment.function == function)
+            .count();
+        if alive_here >= self.environment_cap(function) {
+            // Make room by stopping this function's longest-idle environment (another
+            // tenant's), if any is idle.
             let oldest_idle = slots
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| !s.busy)
+                .filter(|(_, s)| !s.busy && s.environment.function == function)
                 .min_by_key(|(_, s)| s.last_used)
                 .map(|(i, _)| i);
             match oldest_idle {

@@ -245,6 +245,9 @@ pub fn settings_for(backend: PathBuf) -> Settings {
             per_tenant: true,
             memory_mb: 128,
             async_invoke: Default::default(),
+            timeout: None,
+            variables: Vec::new(),
+            concurrency: None,
         }],
         variables: vec![
             (

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::environment::{EnvironmentSpec, Invocation, InvocationResult, OutputSink};
-use crate::pool::{Pool, PoolError};
+use crate::pool::{FunctionLimits, Pool, PoolError};
 
 /// A function the stand-in serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,14 @@ pub struct FunctionSpec {
     pub memory_mb: u32,
     /// How its async invocations are retried (`PutFunctionEventInvokeConfig`).
     pub async_invoke: AsyncInvokeConfig,
+    /// Its timeout (else the stand-in's `function_timeout`).
+    pub timeout: Option<Duration>,
+    /// Its own environment variables (after the stand-in's, so they win).
+    pub variables: Vec<(String, String)>,
+    /// Its reserved concurrency: most invocations running at once (else only the account's
+    /// limit). A tenant-isolated function may also keep at most 2.5 environments per unit of
+    /// its concurrency alive, busy or idle.
+    pub concurrency: Option<usize>,
 }
 
 /// A function's async invocation settings, as `PutFunctionEventInvokeConfig` sets them.
@@ -54,13 +62,13 @@ impl Default for AsyncInvokeConfig {
 pub const DEFAULT_MEMORY_MB: u32 = 128;
 
 impl FunctionSpec {
-    /// Parses `NAME=EXECUTABLE[,per-tenant][,memory=MB][,retries=N][,max-event-age=SECONDS]`
+    /// Parses `NAME=EXECUTABLE[,per-tenant][,memory=MB][,concurrency=N][,retries=N][,max-event-age=SECONDS]`
     /// (memory 128–10,240 MB, default 128; retries 0–2, default 2; maximum event age 60–21,600 s,
     /// default 21,600: Lambda's ranges).
     pub fn parse(text: &str) -> Result<Self, String> {
         let usage = || {
             format!(
-                "expected NAME=EXECUTABLE[,per-tenant][,memory=MB][,retries=N]\
+                "expected NAME=EXECUTABLE[,per-tenant][,memory=MB][,concurrency=N][,retries=N]\
                  [,max-event-age=SECONDS], got {text:?}"
             )
         };
@@ -69,6 +77,7 @@ impl FunctionSpec {
         let executable = parts.next().unwrap_or_default();
         let (mut per_tenant, mut memory_mb) = (false, DEFAULT_MEMORY_MB);
         let mut async_invoke = AsyncInvokeConfig::default();
+        let mut concurrency = None;
         let within = |what: &str, value: &str, range: std::ops::RangeInclusive<u64>| {
             value
                 .parse::<u64>()
@@ -94,6 +103,9 @@ impl FunctionSpec {
                             format!("memory {mb:?} in {text:?} is not 128 to 10240 MB")
                         })?;
                 }
+                Some(("concurrency", n)) => {
+                    concurrency = Some(within("concurrency", n, 1..=100_000)? as usize);
+                }
                 Some(("retries", n)) => {
                     async_invoke.max_retry_attempts = within("retries", n, 0..=2)? as u32;
                 }
@@ -113,6 +125,9 @@ impl FunctionSpec {
             per_tenant,
             memory_mb,
             async_invoke,
+            timeout: None,
+            variables: Vec::new(),
+            concurrency,
         })
     }
 }
@@ -158,8 +173,10 @@ impl Faults {
 pub struct Settings {
     /// Functions served.
     pub functions: Vec<FunctionSpec>,
-    /// Most execution environments alive at once.
-    pub max_environments: usize,
+    /// The account's concurrency: most execution environments busy at once, all functions
+    /// together. A tenant-isolated function may keep 2.5 environments per unit of its
+    /// concurrency alive (busy or idle).
+    pub concurrency: usize,
     /// Idle environments are stopped after this long.
     pub idle_timeout: Duration,
     /// Function timeout.
@@ -186,7 +203,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             functions: Vec::new(),
-            max_environments: 64,
+            concurrency: 64,
             idle_timeout: Duration::from_secs(300),
             function_timeout: Duration::from_secs(30),
             async_retry_delays: [Duration::from_secs(60), Duration::from_secs(120)],
@@ -313,17 +330,34 @@ impl Service {
                 EnvironmentSpec {
                     function: function.name.clone(),
                     executable: function.executable.clone(),
-                    variables: settings.variables.clone(),
-                    timeout: settings.function_timeout,
+                    variables: settings
+                        .variables
+                        .iter()
+                        .chain(&function.variables)
+                        .cloned()
+                        .collect(),
+                    timeout: function.timeout.unwrap_or(settings.function_timeout),
                     region: settings.region.clone(),
                     memory_mb: function.memory_mb,
                 },
             );
             functions.insert(function.name.clone(), function.clone());
         }
+        let limits = settings
+            .functions
+            .iter()
+            .map(|f| {
+                let limits = FunctionLimits {
+                    per_tenant: f.per_tenant,
+                    concurrency: f.concurrency,
+                };
+                (f.name.clone(), limits)
+            })
+            .collect();
         let pool = Pool::new(
             specs,
-            settings.max_environments,
+            limits,
+            settings.concurrency,
             settings.idle_timeout,
             output,
         );
@@ -642,6 +676,9 @@ mod tests {
                 per_tenant: true,
                 memory_mb: DEFAULT_MEMORY_MB,
                 async_invoke: Default::default(),
+                timeout: None,
+                variables: Vec::new(),
+                concurrency: None,
             }
         );
         assert!(!FunctionSpec::parse("plain=/bin/x").unwrap().per_tenant);

@@ -1,0 +1,675 @@
+//! The Kinesis and DynamoDB Streams mappings, as Lambda runs them
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-errorhandling.html>,
+//! <https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html>,
+//! <https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html>):
+//!
+//! - one reader per shard, so a shard's records reach the function in order, one batch at a
+//!   time (parallelization factor 1); shards are looked for again every few seconds;
+//! - a batch is retried until it succeeds: on a partial batch response from the lowest reported
+//!   sequence number on (the checkpoint), on a function error whole, or split in two when
+//!   `bisect` is on; the shard waits meanwhile;
+//! - after `max_retry_attempts` retries, or for records older than `max_record_age`, the records
+//!   are discarded and the on-failure destination (an SQS queue) gets a description of them
+//!   (`KinesisBatchInfo` / `DDBStreamBatchInfo`): the shard then goes on;
+//! - the checkpoint is kept in memory: a restarted stand-in reads from its starting position.
+//!
+//! Splitting a batch counts as one retry for each half here; Lambda's documentation does not say.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodbstreams::types::AttributeValue;
+use axum::body::Bytes;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+
+use super::{
+    BatchResult, MappingEvent, Poller, SourceKind, StartingPosition, failure_record, invoke,
+};
+use crate::service::now;
+
+/// How often an idle shard is read again.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the stream's shards are listed again.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// One stream record, as the function will see it.
+#[derive(Debug, Clone)]
+pub struct StreamRecord {
+    /// Its sequence number.
+    pub sequence: String,
+    /// When it reached the stream, in epoch milliseconds.
+    pub arrived_ms: i64,
+    /// The event record handed to the function.
+    pub event: Value,
+}
+
+/// Orders sequence numbers (decimal strings of up to 128 bits) numerically.
+pub fn sequence_key(sequence: &str) -> (usize, &str) {
+    (sequence.len(), sequence)
+}
+
+/// Where to read a shard from.
+enum Position<'a> {
+    Start(StartingPosition),
+    After(&'a str),
+}
+
+/// A stream's reader, for either kind.
+struct Reader<'a> {
+    poller: &'a Poller,
+    /// The stream's ARN (a DynamoDB table's latest stream, when a table was given).
+    arn: String,
+}
+
+impl Reader<'_> {
+    async fn shards(&self) -> Result<Vec<String>, String> {
+        let clients = &self.poller.clients;
+        match self.poller.spec.kind {
+            SourceKind::Kinesis => {
+                let mut shards = Vec::new();
+                let mut token = None;
+                loop {
+                    let request = match &token {
+                        Some(token) => clients.kinesis.list_shards().next_token(token),
+                        None => clients.kinesis.list_shards().stream_arn(&self.arn),
+                    };
+                    let answer = request
+                        .send()
+                        .await
+                        .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
+                    shards.extend(answer.shards().iter().map(|s| s.shard_id().to_owned()));
+                    token = answer.next_token;
+                    if token.is_none() {
+                        return Ok(shards);
+                    }
+                }
+            }
+            _ => {
+                let answer = clients
+                    .streams
+                    .describe_stream()
+                    .stream_arn(&self.arn)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string()
+                    })?;
+                Ok(answer
+                    .stream_description
+                    .map(|d| d.shards.unwrap_or_default())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|s| s.shard_id.clone())
+                    .collect())
+            }
+        }
+    }
+
+    async fn iterator(
+        &self,
+        shard: &str,
+        position: Position<'_>,
+    ) -> Result<Option<String>, String> {
+        let clients = &self.poller.clients;
+        match self.poller.spec.kind {
+            SourceKind::Kinesis => {
+                use aws_sdk_kinesis::types::ShardIteratorType as Type;
+                let request = clients
+                    .kinesis
+                    .get_shard_iterator()
+                    .stream_arn(&self.arn)
+                    .shard_id(shard);
+                let request = match position {
+                    Position::Start(StartingPosition::TrimHorizon) => {
+                        request.shard_iterator_type(Type::TrimHorizon)
+                    }
+                    Position::Start(StartingPosition::Latest) => {
+                        request.shard_iterator_type(Type::Latest)
+                    }
+                    Position::After(sequence) => request
+                        .shard_iterator_type(Type::AfterSequenceNumber)
+                        .starting_sequence_number(sequence),
+                };
+                let answer = request
+                    .send()
+                    .await
+                    .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
+                Ok(answer.shard_iterator)
+            }
+            _ => {
+                use aws_sdk_dynamodbstreams::types::ShardIteratorType as Type;
+                let request = clients
+                    .streams
+                    .get_shard_iterator()
+                    .stream_arn(&self.arn)
+                    .shard_id(shard);
+                let request = match position {
+                    Position::Start(StartingPosition::TrimHorizon) => {
+                        request.shard_iterator_type(Type::TrimHorizon)
+                    }
+                    Position::Start(StartingPosition::Latest) => {
+                        request.shard_iterator_type(Type::Latest)
+                    }
+                    Position::After(sequence) => request
+                        .shard_iterator_type(Type::AfterSequenceNumber)
+                        .sequence_number(sequence),
+                };
+                let answer = request.send().await.map_err(|e| {
+                    aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string()
+                })?;
+                Ok(answer.shard_iterator)
+            }
+        }
+    }
+
+    /// Reads up to `limit` records; the next iterator is `None` when the shard is closed.
+    async fn read(
+        &self,
+        shard: &str,
+        iterator: &str,
+        limit: usize,
+    ) -> Result<(Vec<StreamRecord>, Option<String>), String> {
+        let clients = &self.poller.clients;
+        let region = self.poller.event_source_arn_part(3);
+        match self.poller.spec.kind {
+            SourceKind::Kinesis => {
+                let answer = clients
+                    .kinesis
+                    .get_records()
+                    .stream_arn(&self.arn)
+                    .shard_iterator(iterator)
+                    .limit(limit.min(10_000) as i32)
+                    .send()
+                    .await
+                    .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
+                let records = answer
+                    .records()
+                    .iter()
+                    .map(|r| {
+                        let arrived_ms = r
+                            .approximate_arrival_timestamp()
+                            .and_then(|t| t.to_millis().ok())
+                            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+                        StreamRecord {
+                            sequence: r.sequence_number().to_owned(),
+                            arrived_ms,
+                            event: json!({
+                                "kinesis": {
+                                    "kinesisSchemaVersion": "1.0",
+                                    "partitionKey": r.partition_key(),
+                                    "sequenceNumber": r.sequence_number(),
+                                    "data": STANDARD.encode(r.data().as_ref()),
+                                    "approximateArrivalTimestamp": arrived_ms as f64 / 1000.0,
+                                },
+                                "eventSource": "aws:kinesis",
+                                "eventVersion": "1.0",
+                                "eventID": format!("{shard}:{}", r.sequence_number()),
+                                "eventName": "aws:kinesis:record",
+                                "invokeIdentityArn": "arn:aws:iam::000000000000:role/local-lambda",
+                                "awsRegion": region,
+                                "eventSourceARN": self.poller.spec.event_source_arn,
+                            }),
+                        }
+                    })
+                    .collect();
+                Ok((records, answer.next_shard_iterator))
+            }
+            _ => {
+                let answer = clients
+                    .streams
+                    .get_records()
+                    .shard_iterator(iterator)
+                    .limit(limit.min(1000) as i32)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string()
+                    })?;
+                let records = answer
+                    .records()
+                    .iter()
+                    .filter_map(|r| {
+                        let change = r.dynamodb.as_ref()?;
+                        let sequence = change.sequence_number.clone()?;
+                        let created_ms = change
+                            .approximate_creation_date_time
+                            .and_then(|t| t.to_millis().ok())
+                            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+                        let mut dynamodb = json!({
+                            "ApproximateCreationDateTime": created_ms / 1000,
+                            "SequenceNumber": sequence,
+                        });
+                        let images = [
+                            ("Keys", &change.keys),
+                            ("NewImage", &change.new_image),
+                            ("OldImage", &change.old_image),
+                        ];
+                        for (key, image) in images {
+                            if let Some(image) = image {
+                                dynamodb[key] = attribute_map(image);
+                            }
+                        }
+                        if let Some(size) = change.size_bytes {
+                            dynamodb["SizeBytes"] = json!(size);
+                        }
+                        if let Some(view) = &change.stream_view_type {
+                            dynamodb["StreamViewType"] = json!(view.as_str());
+                        }
+                        Some(StreamRecord {
+                            sequence,
+                            arrived_ms: created_ms,
+                            event: json!({
+                                "eventID": r.event_id(),
+                                "eventName": r.event_name().map(|n| n.as_str()),
+                                "eventVersion": "1.1",
+                                "eventSource": "aws:dynamodb",
+                                "awsRegion": region,
+                                "dynamodb": dynamodb,
+                                "eventSourceARN": self.arn,
+                            }),
+                        })
+                    })
+                    .collect();
+                Ok((records, answer.next_shard_iterator))
+            }
+        }
+    }
+
+    fn batch_info_key(&self) -> &'static str {
+        match self.poller.spec.kind {
+            SourceKind::Kinesis => "KinesisBatchInfo",
+            _ => "DDBStreamBatchInfo",
+        }
+    }
+}
+
+/// A DynamoDB item or key as attribute-value JSON (`{"S": "x"}`, `{"N": "1"}`, …), as the
+/// event record carries it.
+pub fn attribute_map(map: &std::collections::HashMap<String, AttributeValue>) -> Value {
+    Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.clone(), attribute(v)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+fn attribute(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(s) => json!({"S": s}),
+        AttributeValue::N(n) => json!({"N": n}),
+        AttributeValue::B(b) => json!({"B": STANDARD.encode(b.as_ref())}),
+        AttributeValue::Bool(b) => json!({"BOOL": b}),
+        AttributeValue::Null(n) => json!({"NULL": n}),
+        AttributeValue::Ss(items) => json!({"SS": items}),
+        AttributeValue::Ns(items) => json!({"NS": items}),
+        AttributeValue::Bs(items) => {
+            json!({"BS": items.iter().map(|b| STANDARD.encode(b.as_ref())).collect::<Vec<_>>()})
+        }
+        AttributeValue::L(items) => json!({"L": items.iter().map(attribute).collect::<Vec<_>>()}),
+        AttributeValue::M(map) => json!({"M": attribute_map(map)}),
+        _ => json!({"NULL": true}),
+    }
+}
+
+/// The stream ARN a mapping reads: the given one, or a table's latest stream.
+async fn stream_arn(poller: &Poller) -> Result<String, String> {
+    let arn = &poller.spec.event_source_arn;
+    if poller.spec.kind != SourceKind::DynamoDb || arn.contains("/stream/") {
+        return Ok(arn.clone());
+    }
+    let table = arn.rsplit('/').next().unwrap_or_default();
+    poller
+        .clients
+        .dynamodb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .ok_or_else(|| format!("table {table} has no stream"))
+}
+
+/// A stream mapping, until the mappings stop: a reader per shard.
+pub async fn poll(poller: Arc<Poller>) {
+    let arn = loop {
+        match stream_arn(&poller).await {
+            Ok(arn) => break arn,
+            Err(e) => {
+                tracing::warn!(
+                    message = "mapping cannot find its stream; trying again",
+                    mapping = poller.spec.name(),
+                    error = e
+                );
+                if poller.stopping() {
+                    return;
+                }
+                poller.pause(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let mut readers = tokio::task::JoinSet::new();
+    let mut known = HashSet::new();
+    while !poller.stopping() {
+        match (Reader {
+            poller: &poller,
+            arn: arn.clone(),
+        })
+        .shards()
+        .await
+        {
+            Ok(shards) => {
+                for shard in shards {
+                    if known.insert(shard.clone()) {
+                        let (poller, arn) = (poller.clone(), arn.clone());
+                        readers.spawn(async move {
+                            read_shard(
+                                &Reader {
+                                    poller: &poller,
+                                    arn,
+                                },
+                                &shard,
+                            )
+                            .await
+                        });
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(
+                message = "mapping cannot list shards",
+                mapping = poller.spec.name(),
+                error = e
+            ),
+        }
+        poller.pause(DISCOVERY_INTERVAL).await;
+    }
+    while readers.join_next().await.is_some() {}
+}
+
+/// Reads one shard in order until the mappings stop or the shard is closed.
+async fn read_shard(reader: &Reader<'_>, shard: &str) {
+    let poller = reader.poller;
+    let spec = &poller.spec;
+    let mut checkpoint: Option<String> = None;
+    let mut iterator: Option<String> = None;
+    while !poller.stopping() {
+        let current = match iterator.take() {
+            Some(current) => current,
+            None => {
+                let position = match &checkpoint {
+                    Some(sequence) => Position::After(sequence),
+                    None => Position::Start(spec.starting_position),
+                };
+                match reader.iterator(shard, position).await {
+                    Ok(Some(current)) => current,
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!(
+                            message = "mapping cannot read its shard",
+                            mapping = spec.name(),
+                            shard,
+                            error = e
+                        );
+                        poller.pause(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        // Gather a batch: up to the batch size, within the batching window.
+        let started = std::time::Instant::now();
+        let mut batch: Vec<StreamRecord> = Vec::new();
+        let mut next = Some(current);
+        let mut failed = false;
+        while let Some(current) = next.take() {
+            match reader
+                .read(shard, &current, spec.batch_size - batch.len())
+                .await
+            {
+                Ok((records, following)) => {
+                    let empty = records.is_empty();
+                    batch.extend(records);
+                    next = following;
+                    let full = batch.len() >= spec.batch_size;
+                    if full || started.elapsed() >= spec.batching_window || poller.stopping() {
+                        break;
+                    }
+                    if empty {
+                        poller.pause(POLL_INTERVAL.min(spec.batching_window)).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        message = "mapping cannot read its shard",
+                        mapping = spec.name(),
+                        shard,
+                        error = e
+                    );
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            // Read again from the checkpoint with a fresh iterator.
+            poller.pause(Duration::from_secs(1)).await;
+            continue;
+        }
+        let closed = next.is_none();
+        if batch.is_empty() {
+            if closed {
+                return;
+            }
+            iterator = next;
+            poller.pause(POLL_INTERVAL).await;
+            continue;
+        }
+        let last = batch.last().map(|r| r.sequence.clone());
+        if !handle(reader, shard, batch).await {
+            // Stopped before the batch was settled: it is not checkpointed.
+            return;
+        }
+        checkpoint = last;
+        iterator = next;
+        if closed {
+            return;
+        }
+    }
+}
+
+/// Delivers one batch until every record of it has succeeded or been discarded; `false` if the
+/// mappings stopped first.
+async fn handle(reader: &Reader<'_>, shard: &str, batch: Vec<StreamRecord>) -> bool {
+    let poller = reader.poller;
+    let spec = &poller.spec;
+    // Batches still to deliver, with the retries already spent on their records.
+    let mut work: VecDeque<(Vec<StreamRecord>, u32)> = VecDeque::from([(batch, 0)]);
+    while let Some((records, retries)) = work.pop_front() {
+        let records = match spec.max_record_age {
+            Some(age) => {
+                let oldest_kept = chrono::Utc::now().timestamp_millis() - age.as_millis() as i64;
+                let (old, fresh): (Vec<_>, Vec<_>) = records
+                    .into_iter()
+                    .partition(|r| r.arrived_ms < oldest_kept);
+                if !old.is_empty() {
+                    discard(reader, shard, &old, "RecordAgeExceeded", retries).await;
+                }
+                fresh
+            }
+            None => records,
+        };
+        if records.is_empty() {
+            continue;
+        }
+        let ids: Vec<&str> = records.iter().map(|r| r.sequence.as_str()).collect();
+        let events: Vec<&Value> = records.iter().map(|r| &r.event).collect();
+        let payload = Bytes::from(json!({ "Records": events }).to_string());
+        let Some(result) = invoke(
+            &poller.service,
+            &spec.function,
+            payload,
+            &ids,
+            spec.report_failures,
+            &poller.stop,
+        )
+        .await
+        else {
+            return false;
+        };
+        poller.delivered(Some(shard), &ids, &result);
+        let (retry, halves) = match result {
+            BatchResult::Success => continue,
+            BatchResult::Partial(failed) => {
+                // The checkpoint: the lowest reported sequence number; retried from there on.
+                let lowest = failed
+                    .iter()
+                    .min_by(|a, b| sequence_key(a).cmp(&sequence_key(b)))
+                    .expect("a partial result names a record");
+                let from = records
+                    .iter()
+                    .position(|r| &r.sequence == lowest)
+                    .unwrap_or(0);
+                (records[from..].to_vec(), None)
+            }
+            BatchResult::Failed(_) if spec.bisect && records.len() > 1 => {
+                let mut first = records;
+                let second = first.split_off(first.len() / 2);
+                (first, Some(second))
+            }
+            BatchResult::Failed(_) => (records, None),
+        };
+        let retries = retries + 1;
+        if spec.max_retry_attempts.is_some_and(|max| retries > max) {
+            let mut all = retry;
+            all.extend(halves.unwrap_or_default());
+            discard(reader, shard, &all, "RetryAttemptsExhausted", retries).await;
+            continue;
+        }
+        if poller.stopping() {
+            return false;
+        }
+        if let Some(second) = halves {
+            work.push_front((second, retries));
+        }
+        work.push_front((retry, retries));
+        poller
+            .pause(Duration::from_millis(100) * retries.min(10))
+            .await;
+    }
+    true
+}
+
+/// Gives up `records`: logs them and describes them to the on-failure destination, trying until
+/// the destination has it (or the mappings stop).
+async fn discard(
+    reader: &Reader<'_>,
+    shard: &str,
+    records: &[StreamRecord],
+    condition: &str,
+    retries: u32,
+) {
+    let poller = reader.poller;
+    let spec = &poller.spec;
+    poller.log.write(MappingEvent {
+        timestamp: now(),
+        function: spec.function.clone(),
+        event_source_arn: spec.event_source_arn.clone(),
+        shard: Some(shard.to_owned()),
+        event: "discarded".into(),
+        records: records.iter().map(|r| r.sequence.clone()).collect(),
+        result: condition.into(),
+        failed: Vec::new(),
+        error: None,
+    });
+    let Some(destination) = &spec.on_failure else {
+        tracing::warn!(
+            message = "records discarded (no on-failure destination)",
+            mapping = spec.name(),
+            shard,
+            records = records.len(),
+            condition
+        );
+        return;
+    };
+    let (first, last) = (&records[0], &records[records.len() - 1]);
+    let time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let info = json!({
+        "shardId": shard,
+        "startSequenceNumber": first.sequence,
+        "endSequenceNumber": last.sequence,
+        "approximateArrivalOfFirstRecord": time(first.arrived_ms),
+        "approximateArrivalOfLastRecord": time(last.arrived_ms),
+        "batchSize": records.len(),
+        "streamArn": reader.arn,
+    });
+    let body = failure_record(
+        &poller.function_arn(),
+        condition,
+        retries + 1,
+        reader.batch_info_key(),
+        info,
+    )
+    .to_string();
+    loop {
+        let sent = match super::sqs::queue_url(&poller.clients.sqs, destination).await {
+            Ok(url) => poller
+                .clients
+                .sqs
+                .send_message()
+                .queue_url(url)
+                .message_body(&body)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string()),
+            Err(e) => Err(e),
+        };
+        match sent {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(
+                    message = "cannot write to the on-failure destination; trying again",
+                    mapping = spec.name(),
+                    error = e
+                );
+                if poller.stopping() {
+                    return;
+                }
+                poller.pause(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_order_numerically() {
+        let mut numbers = vec![
+            "10",
+            "9",
+            "49590338271490256608559692538361571095921575989136588898",
+            "100",
+        ];
+        numbers.sort_by(|a, b| sequence_key(a).cmp(&sequence_key(b)));
+        assert_eq!(
+            numbers,
+            [
+                "9",
+                "10",
+                "100",
+                "49590338271490256608559692538361571095921575989136588898"
+            ]
+        );
+    }
+}
