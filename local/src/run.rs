@@ -23,8 +23,15 @@ pub struct Running {
 }
 
 impl Running {
-    /// Binds the Invoke API, starts the stand-in and the mappings.
+    /// Binds the Invoke API, starts the stand-in and the mappings, polling with clients from the
+    /// SDK's environment (or the file's `[aws]` section).
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let clients = Clients::load(config.endpoint_url.as_deref(), config.region.as_deref()).await;
+        Self::start_with(config, clients).await
+    }
+
+    /// [`Running::start`] with given clients.
+    pub async fn start_with(config: Config, clients: Clients) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -36,7 +43,6 @@ impl Running {
         );
         let service = Service::new(settings)?;
         let (_, server) = crate::api::serve_on(service.clone(), listener)?;
-        let clients = Clients::load(config.endpoint_url.as_deref(), config.region.as_deref()).await;
         let log = Arc::new(MappingLog::open(config.mapping_log.as_ref())?);
         let mappings = Mappings::start(service.clone(), config.mappings, clients, log);
         Ok(Self {

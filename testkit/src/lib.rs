@@ -48,6 +48,16 @@ pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
     local_client!(aws_sdk_sqs, endpoint)
 }
 
+/// An aws-sdk-kinesis client for `endpoint`, configured as [`lambda_client`] is.
+pub fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
+    local_client!(aws_sdk_kinesis, endpoint)
+}
+
+/// An aws-sdk-dynamodbstreams client for `endpoint`, configured as [`lambda_client`] is.
+pub fn streams_client(endpoint: &str) -> aws_sdk_dynamodbstreams::Client {
+    local_client!(aws_sdk_dynamodbstreams, endpoint)
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -319,6 +329,67 @@ while true; do
 done"#
         ),
     )
+}
+
+/// A function written in Python (`python3` on `PATH`) on the Runtime API, for event source
+/// mapping tests. `rule` is Python code defining `rule(records)`, called once per batch with one
+/// dict per record — `id` (SQS message id or stream sequence number), `name` (the SQS body, the
+/// Kinesis data as text, or the DynamoDB item's `pk`), `count` (SQS receive count), `group` (FIFO
+/// message group), `seen` (earlier deliveries of that name) — and returning the answer (raising
+/// fails the invocation). Every batch is appended to the file named by the function's
+/// `EVENTS_LOG` variable as a JSON line: `start`, `end` (epoch seconds), `records`, `outcome`.
+pub fn python_function(name: &str, rule: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = scratch(name);
+    let script = format!(
+        r#"#!/usr/bin/env python3
+import base64, json, os, time, urllib.request
+API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+LOG = os.environ["EVENTS_LOG"]
+
+def earlier(name):
+    if not os.path.exists(LOG):
+        return 0
+    with open(LOG) as f:
+        return sum(1 for line in f for r in json.loads(line)["records"] if r["name"] == name)
+
+def describe(r):
+    if "messageId" in r:
+        a = r["attributes"]
+        return dict(id=r["messageId"], name=r["body"], count=int(a["ApproximateReceiveCount"]),
+                    group=a.get("MessageGroupId"))
+    if "kinesis" in r:
+        k = r["kinesis"]
+        return dict(id=k["sequenceNumber"], name=base64.b64decode(k["data"]).decode(), count=None, group=None)
+    d = r["dynamodb"]
+    return dict(id=d["SequenceNumber"], name=d["NewImage"]["pk"]["S"], count=None, group=None)
+
+{rule}
+
+while True:
+    try:
+        with urllib.request.urlopen(API + "next") as answer:
+            request_id = answer.headers["Lambda-Runtime-Aws-Request-Id"]
+            event = json.loads(answer.read())
+    except Exception:
+        break
+    start = time.time()
+    records = [describe(r) for r in event["Records"]]
+    for r in records:
+        r["seen"] = earlier(r["name"])
+    try:
+        body, path, outcome = rule(records), "/response", "answered"
+    except Exception as e:
+        body, path, outcome = dict(errorType=type(e).__name__, errorMessage=str(e)), "/error", "error"
+    with open(LOG, "a") as f:
+        f.write(json.dumps(dict(start=start, end=time.time(), records=records, outcome=outcome, answer=body)) + "\n")
+    request = urllib.request.Request(API + request_id + path, data=json.dumps(body).encode(), method="POST")
+    urllib.request.urlopen(request).read()
+"#
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
 }
 
 /// The envelope the backend accepts, for `tenant`, record `id` and `payload`: version 1 from
