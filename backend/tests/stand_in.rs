@@ -627,3 +627,157 @@ fn async_settings_are_parsed_within_lambdas_ranges() {
         assert!(FunctionSpec::parse(bad).is_err(), "{bad}");
     }
 }
+
+fn function(
+    name: &str,
+    executable: PathBuf,
+    per_tenant: bool,
+    concurrency: Option<usize>,
+) -> FunctionSpec {
+    FunctionSpec {
+        name: name.into(),
+        executable,
+        per_tenant,
+        memory_mb: 128,
+        async_invoke: Default::default(),
+        timeout: None,
+        variables: Vec::new(),
+        concurrency,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeout_counts_from_the_invoke_and_the_init_phase_has_its_own_limit() {
+    let answer = runtime_function("answer.sh", "echo '{\"ok\":true}'");
+    // Initialising takes 0.6 s, longer than the function timeout (0.4 s), within the init limit.
+    let slow_init = script(
+        "slow-init.sh",
+        &format!("sleep 0.6\nexec {}", answer.display()),
+    );
+    let stuck_init = script(
+        "stuck-init.sh",
+        &format!("sleep 5\nexec {}", answer.display()),
+    );
+    let mut settings = settings(vec![
+        function("slow-init", slow_init, false, None),
+        function("stuck-init", stuck_init, false, None),
+    ]);
+    settings.function_timeout = Duration::from_millis(400);
+    settings.init_limit = Duration::from_secs(2);
+    let (service, client) = stand_in(settings).await;
+    let output = sync_invoke(&client, "slow-init", None, b"{}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        output.function_error(),
+        None,
+        "the init phase does not count against the timeout"
+    );
+    let stuck = sync_invoke(&client, "stuck-init", None, b"{}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(stuck.function_error(), Some("Unhandled"));
+    let error: Value = serde_json::from_slice(stuck.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(error["errorType"], "Sandbox.Timedout", "{error}");
+    assert!(
+        error["errorMessage"].as_str().unwrap().contains("INIT"),
+        "{error}"
+    );
+    let entries = service.entries();
+    assert!(
+        entries.iter().any(|e| e.status == "init-timeout"),
+        "{entries:?}"
+    );
+    service.pool().stop_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_concurrency_throttles_sync_invokes_and_queues_async_ones() {
+    let slow = runtime_function("slow.sh", "sleep 1; echo '{}'");
+    let (service, client) = stand_in(settings(vec![function("slow", slow, false, Some(1))])).await;
+    let (a, b) = tokio::join!(
+        sync_invoke(&client, "slow", None, b"{}".to_vec()),
+        sync_invoke(&client, "slow", None, b"{}".to_vec())
+    );
+    let throttled = [&a, &b]
+        .iter()
+        .filter(|r| matches!(r, Err(InvokeError::TooManyRequestsException(_))))
+        .count();
+    assert_eq!(
+        throttled, 1,
+        "one of two sync invokes found the reserved concurrency of 1 in use: {a:?} {b:?}"
+    );
+    for _ in 0..3 {
+        let accepted = client
+            .invoke()
+            .function_name("slow")
+            .invocation_type(InvocationType::Event)
+            .payload(Blob::new(b"{}".to_vec()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            accepted.status_code(),
+            202,
+            "an async invoke is queued, never refused for capacity"
+        );
+    }
+    service.drain().await;
+    let results = service.results();
+    assert_eq!(results.len(), 3);
+    assert!(
+        results
+            .iter()
+            .all(|r| r["requestContext"]["condition"] == "Success"),
+        "{results:?}"
+    );
+    assert!(
+        service
+            .entries()
+            .iter()
+            .any(|e| e.status == "waiting-for-capacity")
+    );
+    service.pool().stop_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_isolated_function_keeps_two_and_a_half_environments_per_unit_of_concurrency() {
+    let answer = runtime_function("tenant-answer.sh", "echo '{}'");
+    let (service, client) =
+        stand_in(settings(vec![function("isolated", answer, true, Some(2))])).await;
+    assert_eq!(
+        service.pool().environment_cap("isolated"),
+        5,
+        "2,500 per 1,000 concurrency"
+    );
+    for i in 1..=7 {
+        let tenant = format!("t{i}");
+        let output = sync_invoke(&client, "isolated", Some(&tenant), b"{}".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(output.function_error(), None);
+        assert!(
+            service.pool().alive() <= 5,
+            "never more than the quota alive"
+        );
+    }
+    assert_eq!(
+        service.pool().alive(),
+        5,
+        "idle environments stay, up to the quota"
+    );
+    assert_eq!(
+        service.pool().started().len(),
+        7,
+        "past it, the longest-idle one made room"
+    );
+    sync_invoke(&client, "isolated", Some("t1"), b"{}".to_vec())
+        .await
+        .unwrap();
+    let last = service.entries().pop().unwrap();
+    assert!(
+        last.cold_start,
+        "t1's environment had been stopped to make room"
+    );
+    service.pool().stop_all();
+}

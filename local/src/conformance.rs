@@ -144,6 +144,7 @@ impl<'a> Kit<'a> {
                 timeout: options.timeout,
                 region: "us-east-1".into(),
                 memory_mb: crate::service::DEFAULT_MEMORY_MB,
+                init_limit: crate::environment::INIT_LIMIT,
             },
             output: Arc::new(Mutex::new(sink)),
         })
@@ -192,6 +193,7 @@ impl<'a> Kit<'a> {
             }
             InvocationResult::Crashed(why) => Answer::Gone(format!("crashed: {why}")),
             InvocationResult::TimedOut => Answer::Gone("timed out".into()),
+            InvocationResult::InitTimedOut => Answer::Gone("its init phase timed out".into()),
         }
     }
 

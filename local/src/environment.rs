@@ -6,7 +6,8 @@
 //! `-Trace-Id`, and `Lambda-Runtime-Aws-Tenant-Id` when it serves a tenant), and takes the answer
 //! from `.../response` or `.../error`. If the process exits while an invocation is in flight, the
 //! invocation ends as `Runtime.ExitError`; if the function runs past its timeout, the process is
-//! killed and the invocation ends as timed out. A response over 6 MB is answered
+//! killed and the invocation ends as timed out; the timeout counts from when the runtime takes the
+//! invocation, and the init phase (start to first `next`) has its own limit of 10 s. A response over 6 MB is answered
 //! `Function.ResponseSizeTooLarge`, as Lambda does. Each environment has its own scratch
 //! directory (`TMPDIR`), removed when it ends. Every line the process prints is kept, prefixed
 //! with the environment id and tenant.
@@ -45,6 +46,8 @@ pub struct EnvironmentSpec {
     pub region: String,
     /// Memory in MB, reported to the function (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`).
     pub memory_mb: u32,
+    /// Longest the init phase may take ([`INIT_LIMIT`]).
+    pub init_limit: Duration,
 }
 
 /// One invocation handed to an environment.
@@ -77,6 +80,8 @@ pub enum InvocationResult {
     Crashed(String),
     /// The invocation ran past the function timeout; the process was killed.
     TimedOut,
+    /// The runtime did not finish its init phase within [`INIT_LIMIT`]; the process was killed.
+    InitTimedOut,
 }
 
 impl InvocationResult {
@@ -87,6 +92,7 @@ impl InvocationResult {
             Self::FunctionError { .. } => "error",
             Self::Crashed(_) => "crashed",
             Self::TimedOut => "timeout",
+            Self::InitTimedOut => "init-timeout",
         }
     }
 
@@ -96,7 +102,7 @@ impl InvocationResult {
             Self::Success(_) => None,
             Self::FunctionError { error_type, .. } => Some(error_type.clone()),
             Self::Crashed(_) => Some("Runtime.ExitError".into()),
-            Self::TimedOut => Some("Sandbox.Timedout".into()),
+            Self::TimedOut | Self::InitTimedOut => Some("Sandbox.Timedout".into()),
         }
     }
 
@@ -117,15 +123,25 @@ impl InvocationResult {
                 "errorType": "Sandbox.Timedout",
                 "errorMessage": "Task timed out",
             })),
+            Self::InitTimedOut => Some(serde_json::json!({
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": format!("INIT phase timed out after {} s", INIT_LIMIT.as_secs()),
+            })),
         }
     }
 }
 
 struct Pending {
     invocation: Invocation,
-    deadline_ms: i64,
+    timeout: Duration,
+    /// Told when the runtime takes the invocation (its timeout counts from then).
+    taken: oneshot::Sender<()>,
     respond: oneshot::Sender<InvocationResult>,
 }
+
+/// Longest the init phase may take, from the process's start to its first `next`: Lambda's 10 s
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html>).
+pub const INIT_LIMIT: Duration = Duration::from_secs(10);
 
 struct RuntimeState {
     function_arn: String,
@@ -133,6 +149,7 @@ struct RuntimeState {
     next: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
     in_flight: Mutex<HashMap<String, oneshot::Sender<InvocationResult>>>,
     init_error: Mutex<Option<String>>,
+    initialised: Arc<std::sync::atomic::AtomicBool>,
     /// Wakes the watcher to stop the process (after `/init/error`, as Lambda does).
     stop_requested: tokio::sync::Notify,
 }
@@ -148,6 +165,10 @@ pub struct Environment {
     /// Process id.
     pub pid: u32,
     timeout: Duration,
+    init_limit: Duration,
+    started: std::time::Instant,
+    /// Set when the runtime first asks for an invocation: its init phase is over.
+    initialised: Arc<std::sync::atomic::AtomicBool>,
     sender: mpsc::Sender<Pending>,
     exited: watch::Receiver<Option<InvocationResult>>,
     stopping: std::sync::atomic::AtomicBool,
@@ -166,6 +187,7 @@ impl Environment {
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
         let (sender, receiver) = mpsc::channel(1);
+        let initialised = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let function_arn = format!(
             "arn:aws:lambda:{}:000000000000:function:{}",
             spec.region, spec.function
@@ -176,6 +198,7 @@ impl Environment {
             next: tokio::sync::Mutex::new(receiver),
             in_flight: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
+            initialised: initialised.clone(),
             stop_requested: tokio::sync::Notify::new(),
         });
         let app = Router::new()
@@ -327,6 +350,9 @@ impl Environment {
             tenant,
             pid,
             timeout: spec.timeout,
+            init_limit: spec.init_limit,
+            started: std::time::Instant::now(),
+            initialised,
             sender,
             exited,
             kill: Mutex::new(Some(kill_tx)),
@@ -348,13 +374,17 @@ impl Environment {
         }
     }
 
-    /// Runs one invocation and waits for its end (answer, error, crash or timeout).
+    /// Runs one invocation and waits for its end (answer, error, crash or timeout). The function
+    /// timeout counts from when the runtime takes the invocation; before that, a runtime still in
+    /// its init phase has until [`INIT_LIMIT`] after its start, else it is stopped and the
+    /// invocation ends as `Sandbox.Timedout`.
     pub async fn invoke(&self, invocation: Invocation) -> InvocationResult {
         let (respond, answer) = oneshot::channel();
-        let deadline_ms = chrono::Utc::now().timestamp_millis() + self.timeout.as_millis() as i64;
+        let (taken, was_taken) = oneshot::channel();
         let pending = Pending {
             invocation,
-            deadline_ms,
+            timeout: self.timeout,
+            taken,
             respond,
         };
         let mut exited = self.exited.clone();
@@ -367,6 +397,30 @@ impl Environment {
         if self.sender.send(pending).await.is_err() {
             return InvocationResult::Crashed("the environment is gone".into());
         }
+        let gone = || InvocationResult::Crashed("the environment is gone".into());
+        let exit = |result: Result<watch::Ref<'_, Option<InvocationResult>>, _>| {
+            result.ok().and_then(|r| r.clone()).unwrap_or_else(gone)
+        };
+        // Until the runtime takes it: the init limit, for a runtime still initialising.
+        let init_left = if self.initialised.load(std::sync::atomic::Ordering::Acquire) {
+            None
+        } else {
+            Some(self.init_limit.saturating_sub(self.started.elapsed()))
+        };
+        tokio::select! {
+            biased;
+            taken = was_taken => {
+                if taken.is_err() {
+                    // Dropped untaken: the environment ended.
+                    return self.exited.borrow().clone().unwrap_or_else(gone);
+                }
+            }
+            result = exited.wait_for(Option::is_some) => return exit(result),
+            _ = tokio::time::sleep(init_left.unwrap_or(Duration::MAX)), if init_left.is_some() => {
+                self.stop();
+                return InvocationResult::InitTimedOut;
+            }
+        }
         tokio::select! {
             // An answer that is already there wins over a simultaneous exit or deadline.
             biased;
@@ -374,16 +428,9 @@ impl Environment {
                 Ok(result) => result,
                 // The invocation was dropped unanswered: the environment ended, and its exit
                 // (published before anything queued is dropped) says how.
-                Err(_) => self.exited.borrow().clone().unwrap_or_else(|| {
-                    InvocationResult::Crashed("the environment is gone".into())
-                }),
+                Err(_) => self.exited.borrow().clone().unwrap_or_else(gone),
             },
-            result = exited.wait_for(Option::is_some) => {
-                result
-                    .ok()
-                    .and_then(|r| r.clone())
-                    .unwrap_or_else(|| InvocationResult::Crashed("the environment is gone".into()))
-            }
+            result = exited.wait_for(Option::is_some) => exit(result),
             _ = tokio::time::sleep(self.timeout) => {
                 self.stop();
                 InvocationResult::TimedOut
@@ -421,12 +468,18 @@ async fn next(State(state): State<Arc<RuntimeState>>) -> Response {
     };
     let Some(Pending {
         invocation,
-        deadline_ms,
+        timeout,
+        taken,
         respond,
     }) = pending
     else {
         return StatusCode::GONE.into_response();
     };
+    state
+        .initialised
+        .store(true, std::sync::atomic::Ordering::Release);
+    let _ = taken.send(());
+    let deadline_ms = chrono::Utc::now().timestamp_millis() + timeout.as_millis() as i64;
     state
         .in_flight
         .lock()

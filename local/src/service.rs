@@ -181,6 +181,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Function timeout.
     pub function_timeout: Duration,
+    /// Longest an environment's init phase may take (Lambda: 10 s).
+    pub init_limit: Duration,
     /// Delays before the two retries of a failed async invocation (Lambda: about 1 and 2 min).
     pub async_retry_delays: [Duration; 2],
     /// Injected faults.
@@ -206,6 +208,7 @@ impl Default for Settings {
             concurrency: 64,
             idle_timeout: Duration::from_secs(300),
             function_timeout: Duration::from_secs(30),
+            init_limit: crate::environment::INIT_LIMIT,
             async_retry_delays: [Duration::from_secs(60), Duration::from_secs(120)],
             faults: Faults::default(),
             seed: 0,
@@ -339,6 +342,7 @@ impl Service {
                     timeout: function.timeout.unwrap_or(settings.function_timeout),
                     region: settings.region.clone(),
                     memory_mb: function.memory_mb,
+                    init_limit: settings.init_limit,
                 },
             );
             functions.insert(function.name.clone(), function.clone());
