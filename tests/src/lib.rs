@@ -6,6 +6,7 @@
 //! Every key here is public and for tests only.
 
 pub mod fairness;
+pub mod whole_system;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
