@@ -31,7 +31,8 @@
 //! ```
 //!
 //! The mapping keys are `AWS::Lambda::EventSourceMapping`'s properties in snake case, with
-//! Lambda's defaults and ranges; see `local/README.md` for the full reference.
+//! Lambda's defaults and ranges; the README's "Event source mappings and the configuration file"
+//! is the full reference.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -179,6 +180,24 @@ fn yes() -> bool {
     true
 }
 
+/// `path` without `.` and with each `name/..` removed (lexically: no symbolic link is followed).
+fn normalise(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Replaces each `${NAME}` in `text` by `variable(NAME)`.
 pub fn expand(text: &str, variable: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
@@ -223,7 +242,7 @@ impl Config {
             |what: &str, value: &str| expand(value, variable).map_err(|e| format!("{what}: {e}"));
         let path = |what: &str, value: &str| -> Result<PathBuf, String> {
             let value = expand(what, value)?;
-            Ok(base.join(value))
+            Ok(normalise(&base.join(value)))
         };
         let service = file.service;
         let listen: SocketAddr = expand("service.listen", &service.listen)?
@@ -511,6 +530,8 @@ mod tests {
             panic!("two functions")
         };
         assert_eq!(router.executable, Path::new("/etc/app/bin/router"));
+        assert_eq!(normalise(Path::new("/a/b/../../c/./d")), Path::new("/c/d"));
+        assert_eq!(normalise(Path::new("../x")), Path::new("../x"));
         assert_eq!(router.timeout, Some(Duration::from_secs(10)));
         assert_eq!(router.concurrency, Some(5));
         assert_eq!(router.variables, vec![("A".into(), "x4566".into())]);

@@ -24,7 +24,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the functions and event source mappings of a configuration file (TOML; see
-    /// local/README.md) until interrupted (Ctrl-C or SIGTERM).
+    /// the README's "Event source mappings and the configuration file") until interrupted (Ctrl-C or
+    /// SIGTERM).
     Run {
         /// The configuration file.
         config: PathBuf,
