@@ -148,6 +148,30 @@ impl Clients {
     }
 }
 
+/// An AWS SDK error in one line: the service's code and message, or what failed on the way.
+pub fn sdk_error<E, R>(error: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or("no message")
+        ),
+        None => {
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
 /// How a function answered one batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchResult {

@@ -17,7 +17,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemA
 use axum::body::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::{BatchResult, Poller, invoke};
+use super::{BatchResult, Poller, invoke, sdk_error};
 
 /// The queue URL of the queue `arn` (`arn:aws:sqs:REGION:ACCOUNT:NAME`).
 pub async fn queue_url(client: &aws_sdk_sqs::Client, arn: &str) -> Result<String, String> {
@@ -31,12 +31,7 @@ pub async fn queue_url(client: &aws_sdk_sqs::Client, arn: &str) -> Result<String
         .queue_owner_aws_account_id(*account)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "queue {arn}: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(e)
-            )
-        })?
+        .map_err(|e| format!("queue {arn}: {}", sdk_error(e)))?
         .queue_url
         .ok_or_else(|| format!("queue {arn}: no URL in the answer"))
 }
@@ -102,7 +97,7 @@ async fn gather(poller: &Poller, url: &str) -> Result<Vec<Message>, String> {
             .message_attribute_names("All")
             .send()
             .await
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+            .map_err(sdk_error)?;
         messages.extend(received.messages.unwrap_or_default());
         let full = messages.len() >= spec.batch_size;
         let window_over = started.elapsed() >= spec.batching_window;
@@ -221,7 +216,7 @@ async fn deliver(poller: &Poller, url: &str, messages: &[Message]) {
             Err(e) => tracing::warn!(
                 message = "messages not deleted; they will be delivered again",
                 mapping = spec.name(),
-                error = %aws_sdk_sqs::error::DisplayErrorContext(e)
+                error = sdk_error(e)
             ),
         }
     }

@@ -27,6 +27,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     BatchResult, MappingEvent, Poller, SourceKind, StartingPosition, failure_record, invoke,
+    sdk_error,
 };
 use crate::service::now;
 
@@ -76,10 +77,7 @@ impl Reader<'_> {
                         Some(token) => clients.kinesis.list_shards().next_token(token),
                         None => clients.kinesis.list_shards().stream_arn(&self.arn),
                     };
-                    let answer = request
-                        .send()
-                        .await
-                        .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
+                    let answer = request.send().await.map_err(sdk_error)?;
                     shards.extend(answer.shards().iter().map(|s| s.shard_id().to_owned()));
                     token = answer.next_token;
                     if token.is_none() {
@@ -94,9 +92,7 @@ impl Reader<'_> {
                     .stream_arn(&self.arn)
                     .send()
                     .await
-                    .map_err(|e| {
-                        aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string()
-                    })?;
+                    .map_err(sdk_error)?;
                 Ok(answer
                     .stream_description
                     .map(|d| d.shards.unwrap_or_default())
@@ -133,10 +129,7 @@ impl Reader<'_> {
                         .shard_iterator_type(Type::AfterSequenceNumber)
                         .starting_sequence_number(sequence),
                 };
-                let answer = request
-                    .send()
-                    .await
-                    .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
+                let answer = request.send().await.map_err(sdk_error)?;
                 Ok(answer.shard_iterator)
             }
             _ => {
@@ -157,9 +150,7 @@ impl Reader<'_> {
                         .shard_iterator_type(Type::AfterSequenceNumber)
                         .sequence_number(sequence),
                 };
-                let answer = request.send().await.map_err(|e| {
-                    aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string()
-                })?;
+                let answer = request.send().await.map_err(sdk_error)?;
                 Ok(answer.shard_iterator)
             }
         }
@@ -184,7 +175,7 @@ impl Reader<'_> {
                     .limit(limit.min(10_000) as i32)
                     .send()
                     .await
-                    .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string())?;
+                    .map_err(sdk_error)?;
                 let records = answer
                     .records()
                     .iter()
@@ -225,9 +216,7 @@ impl Reader<'_> {
                     .limit(limit.min(1000) as i32)
                     .send()
                     .await
-                    .map_err(|e| {
-                        aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string()
-                    })?;
+                    .map_err(sdk_error)?;
                 let records = answer
                     .records()
                     .iter()
@@ -328,7 +317,7 @@ async fn stream_arn(poller: &Poller) -> Result<String, String> {
         .table_name(table)
         .send()
         .await
-        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?
+        .map_err(sdk_error)?
         .table
         .and_then(|t| t.latest_stream_arn)
         .ok_or_else(|| format!("table {table} has no stream"))
@@ -629,7 +618,7 @@ async fn discard(
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string()),
+                .map_err(sdk_error),
             Err(e) => Err(e),
         };
         match sent {
