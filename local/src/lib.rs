@@ -12,7 +12,7 @@
 //!   semantics, against any AWS-API endpoint;
 //! - [`config`]: the configuration file of `local-lambda run` (functions and mappings);
 //! - [`run`]: `local-lambda run CONFIG`, the stand-in with its mappings;
-//! - [`replay`]: recorded events — recorded events through the router into tenant-isolated backends;
+//! - [`replay`]: recorded events through the router into tenant-isolated backends;
 //! - [`usage`]: usage and cost per tenant from the invocation log;
 //! - [`conformance`]: the conformance kit, checking any backend's tenant guard.
 

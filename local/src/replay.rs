@@ -1,8 +1,8 @@
-//! `local-lambda replay`: the main job on one machine. Starts the stand-in with the workspace's
-//! `backend` as a tenant-isolated function, points the router's real handler (with the real
-//! aws-sdk-lambda client) at it, replays recorded events, waits until the async queue has drained,
-//! and reports the batch responses and, per tenant, what was routed, rejected and failed, the
-//! execution environments used and the backend's results.
+//! `local-lambda replay`: recorded events straight through the router. Starts the stand-in with
+//! the workspace's `backend` as a tenant-isolated function, points the router's real handler (with
+//! the real aws-sdk-lambda client) at it, replays recorded events, waits until the async queue has
+//! drained, and reports the batch responses and, per tenant, what was routed, rejected and
+//! failed, the execution environments used and the backend's results.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

@@ -1,5 +1,6 @@
-//! The `local-lambda` binary: `serve` answers the Invoke API until interrupted, `replay` runs the
-//! main job and prints responses and the per-tenant table. The function here is a shell script
+//! The `local-lambda` binary: `run` serves a configuration file's functions from any directory,
+//! `serve` answers the Invoke API until interrupted, `replay` sends recorded events through the
+//! router and prints responses and the per-tenant table. The function here is a shell script
 //! implementing the Runtime API with curl (the real backend is exercised in backend/tests).
 
 use std::io::{BufRead, BufReader};
@@ -180,4 +181,89 @@ fn serve_answers_the_invoke_api_until_interrupted() {
         .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn run_serves_a_configuration_files_functions_from_any_directory_until_terminated() {
+    // The file and its function sit in one directory; the binary runs from another.
+    let directory = testkit::scratch("app");
+    std::fs::create_dir_all(directory.join("bin")).unwrap();
+    std::fs::copy(echo_function(), directory.join("bin/echo.sh")).unwrap();
+    let port = testkit::free_port();
+    std::fs::write(
+        directory.join("local-lambda.toml"),
+        format!(
+            "[service]\nlisten = \"127.0.0.1:{port}\"\nlog = \"logs/invocations.jsonl\"\n\
+             [[functions]]\nname = \"echo\"\nexecutable = \"bin/echo.sh\"\ntenancy = \"per-tenant\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(directory.join("logs")).unwrap();
+    let elsewhere = testkit::scratch("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_local-lambda"))
+        .arg("run")
+        .arg(directory.join("local-lambda.toml"))
+        .current_dir(&elsewhere)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let started = Instant::now();
+    let mut line = String::new();
+    while !line.contains("Invoke API on") {
+        line.clear();
+        stderr.read_line(&mut line).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no start line: {line}"
+        );
+    }
+    let answer = Command::new("curl")
+        .args([
+            "-sS",
+            "-X",
+            "POST",
+            "-H",
+            "X-Amz-Tenant-Id: globex",
+            "-d",
+            "{}",
+        ])
+        .arg(format!(
+            "http://127.0.0.1:{port}/2015-03-31/functions/echo/invocations"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(answer.stdout).unwrap(),
+        r#"{"tenant":"globex"}"#
+    );
+    // SIGTERM: it stops cleanly; the log is where the file said, beside it.
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let log = std::fs::read_to_string(directory.join("logs/invocations.jsonl")).unwrap();
+    assert!(log.contains("\"tenantId\":\"globex\""), "{log}");
+    // A bad file is an error naming the file and the key.
+    std::fs::write(
+        directory.join("bad.toml"),
+        "[[functions]]\nname = \"x\"\nexecutable = \"x\"\nmemory_mb = 1\n",
+    )
+    .unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_local-lambda"))
+        .arg("run")
+        .arg(directory.join("bad.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let message = String::from_utf8(bad.stderr).unwrap();
+    assert!(
+        message.contains("bad.toml") && message.contains("memory_mb"),
+        "{message}"
+    );
 }

@@ -17,24 +17,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemA
 use axum::body::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::{BatchResult, Poller, invoke, sdk_error};
-
-/// The queue URL of the queue `arn` (`arn:aws:sqs:REGION:ACCOUNT:NAME`).
-pub async fn queue_url(client: &aws_sdk_sqs::Client, arn: &str) -> Result<String, String> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let [_, _, _, _, account, name] = parts.as_slice() else {
-        return Err(format!("{arn:?} is not an SQS queue ARN"));
-    };
-    client
-        .get_queue_url()
-        .queue_name(*name)
-        .queue_owner_aws_account_id(*account)
-        .send()
-        .await
-        .map_err(|e| format!("queue {arn}: {}", sdk_error(e)))?
-        .queue_url
-        .ok_or_else(|| format!("queue {arn}: no URL in the answer"))
-}
+use super::mapping::{BatchResult, Poller, invoke, queue_url, sdk_error};
 
 /// One poller of an SQS mapping, until the mappings stop.
 pub async fn poll(poller: Arc<Poller>) {

@@ -25,9 +25,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use super::{
+use super::mapping::{
     BatchResult, MappingEvent, Poller, SourceKind, StartingPosition, failure_record, invoke,
-    sdk_error,
+    queue_url, sdk_error,
 };
 use crate::service::now;
 
@@ -608,7 +608,7 @@ async fn discard(
     )
     .to_string();
     loop {
-        let sent = match super::sqs::queue_url(&poller.clients.sqs, destination).await {
+        let sent = match queue_url(&poller.clients.sqs, destination).await {
             Ok(url) => poller
                 .clients
                 .sqs
