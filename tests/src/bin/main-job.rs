@@ -39,7 +39,11 @@ async fn main() -> ExitCode {
         Ok(usage) => {
             println!(
                 "\nUsage and estimated cost per tenant ({}; list prices of shared/pricing.json):\n",
-                report.invocation_log.display()
+                report
+                    .invocation_log
+                    .strip_prefix(&options.repository)
+                    .unwrap_or(&report.invocation_log)
+                    .display()
             );
             print!("{}", local::usage::render(&usage));
         }
