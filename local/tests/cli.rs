@@ -17,6 +17,23 @@ fn echo_function() -> PathBuf {
     )
 }
 
+/// Reads the child's stderr until its "Invoke API on" line (within 10 s); the reader is returned
+/// so that the pipe stays open while the child runs.
+fn wait_for_start(child: &mut std::process::Child) -> BufReader<std::process::ChildStderr> {
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let started = Instant::now();
+    let mut line = String::new();
+    while !line.contains("Invoke API on") {
+        line.clear();
+        stderr.read_line(&mut line).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no start line: {line}"
+        );
+    }
+    stderr
+}
+
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
@@ -134,14 +151,7 @@ fn serve_answers_the_invoke_api_until_interrupted() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let started = Instant::now();
-    let mut line = String::new();
-    while !line.contains("Invoke API on") {
-        line.clear();
-        stderr.read_line(&mut line).unwrap();
-        assert!(started.elapsed() < Duration::from_secs(10), "no start line");
-    }
+    let _stderr = wait_for_start(&mut child);
     let answer = Command::new("curl")
         .args([
             "-sS",
@@ -209,17 +219,7 @@ fn run_serves_a_configuration_files_functions_from_any_directory_until_terminate
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let started = Instant::now();
-    let mut line = String::new();
-    while !line.contains("Invoke API on") {
-        line.clear();
-        stderr.read_line(&mut line).unwrap();
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no start line: {line}"
-        );
-    }
+    let _stderr = wait_for_start(&mut child);
     let answer = Command::new("curl")
         .args([
             "-sS",

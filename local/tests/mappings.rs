@@ -501,40 +501,10 @@ def rule(records):
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_streams_retry_from_the_lowest_reported_sequence_number() {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-        ScalarAttributeType, StreamSpecification, StreamViewType,
-    };
+    use aws_sdk_dynamodb::types::AttributeValue;
     let moto = Moto::start();
     let dynamodb = testkit::dynamodb_client(moto.endpoint());
-    dynamodb
-        .create_table()
-        .table_name("todos")
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewImage)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    testkit::create_table_with_stream(&dynamodb, "todos").await;
     for i in 0..6 {
         dynamodb
             .put_item()

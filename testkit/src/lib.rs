@@ -73,13 +73,28 @@ pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     local_client!(aws_sdk_dynamodb, endpoint)
 }
 
-/// Creates an on-demand table named `name` whose partition key `key` is a string.
-async fn create_string_key_table(client: &aws_sdk_dynamodb::Client, name: &str, key: &str) {
+/// Creates an on-demand table named `name` whose partition key `key` is a string, with a stream of
+/// new images when `stream` is set.
+async fn create_string_key_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    key: &str,
+    stream: bool,
+) {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        StreamSpecification, StreamViewType,
     };
+    let stream = stream.then(|| {
+        StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(StreamViewType::NewImage)
+            .build()
+            .unwrap()
+    });
     client
         .create_table()
+        .set_stream_specification(stream)
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
@@ -101,10 +116,16 @@ async fn create_string_key_table(client: &aws_sdk_dynamodb::Client, name: &str, 
         .unwrap_or_else(|e| panic!("table {name} is created: {e}"));
 }
 
+/// Creates an on-demand table named `name` (partition key `pk`, string) with a stream of new
+/// images, as a DynamoDB Streams source.
+pub async fn create_table_with_stream(client: &aws_sdk_dynamodb::Client, name: &str) {
+    create_string_key_table(client, name, "pk", true).await;
+}
+
 /// Creates an idempotency table in the layout of Powertools for AWS Lambda (partition key `id`,
 /// string; on demand) named `name`.
 pub async fn create_idempotency_table(client: &aws_sdk_dynamodb::Client, name: &str) {
-    create_string_key_table(client, name, "id").await;
+    create_string_key_table(client, name, "id", false).await;
 }
 
 /// Creates a tenant registry table named `name` (partition key `tenantId`, string; on demand)
@@ -114,7 +135,7 @@ pub async fn create_registry_table(
     name: &str,
     tenants: &[(&str, &str)],
 ) {
-    create_string_key_table(client, name, "tenantId").await;
+    create_string_key_table(client, name, "tenantId", false).await;
     for (tenant, status) in tenants {
         set_tenant_status(client, name, tenant, status).await;
     }

@@ -177,10 +177,6 @@ async fn create_queue(
 
 /// Creates every source, destination and table.
 async fn create(endpoint: &str) -> anyhow::Result<Sources> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        StreamSpecification, StreamViewType,
-    };
     let sqs = testkit::sqs_client(endpoint);
     let dlq_url = create_queue(&sqs, "todo-events-dlq", &[]).await?;
     let redrive =
@@ -219,30 +215,7 @@ async fn create(endpoint: &str) -> anyhow::Result<Sources> {
         .await?;
     let dynamodb = testkit::dynamodb_client(endpoint);
     testkit::create_idempotency_table(&dynamodb, "idempotency").await;
-    dynamodb
-        .create_table()
-        .table_name("todos")
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()?,
-        )
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewImage)
-                .build()?,
-        )
-        .send()
-        .await?;
+    testkit::create_table_with_stream(&dynamodb, "todos").await;
     Ok(Sources {
         sqs,
         kinesis,

@@ -388,8 +388,32 @@ pub struct Poller {
 }
 
 impl Poller {
+    /// Invokes the function with `records` (whose identifiers are `ids`, in order) as one event,
+    /// `{"Records": [...]}`, and logs the delivery; `None` if the mappings stopped while it was
+    /// throttled (nothing was delivered).
+    pub(super) async fn deliver<T: serde::Serialize>(
+        &self,
+        shard: Option<&str>,
+        records: &[T],
+        ids: &[&str],
+    ) -> Option<BatchResult> {
+        let payload = Bytes::from(json!({ "Records": records }).to_string());
+        let spec = &self.spec;
+        let result = invoke(
+            &self.service,
+            &spec.function,
+            payload,
+            ids,
+            spec.report_failures,
+            &self.stop,
+        )
+        .await?;
+        self.delivered(shard, ids, &result);
+        Some(result)
+    }
+
     /// Logs a delivered batch.
-    pub(super) fn delivered(&self, shard: Option<&str>, records: &[&str], result: &BatchResult) {
+    fn delivered(&self, shard: Option<&str>, records: &[&str], result: &BatchResult) {
         let (failed, error) = match result {
             BatchResult::Success => (Vec::new(), None),
             BatchResult::Partial(failed) => (failed.clone(), None),

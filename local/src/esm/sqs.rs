@@ -14,10 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
-use axum::body::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::mapping::{BatchResult, Poller, invoke, queue_url, sdk_error};
+use super::mapping::{BatchResult, Poller, queue_url, sdk_error};
 
 /// One poller of an SQS mapping, until the mappings stop.
 pub async fn poll(poller: Arc<Poller>) {
@@ -140,21 +139,10 @@ async fn deliver(poller: &Poller, url: &str, messages: &[Message]) {
         .iter()
         .map(|m| m.message_id().unwrap_or_default())
         .collect();
-    let payload = Bytes::from(json!({ "Records": records }).to_string());
-    let Some(result) = invoke(
-        &poller.service,
-        &spec.function,
-        payload,
-        &ids,
-        spec.report_failures,
-        &poller.stop,
-    )
-    .await
-    else {
+    let Some(result) = poller.deliver(None, &records, &ids).await else {
         // Stopped while throttled: nothing was delivered; the messages reappear.
         return;
     };
-    poller.delivered(None, &ids, &result);
     let keep: Vec<&str> = match &result {
         BatchResult::Success => Vec::new(),
         BatchResult::Partial(failed) => failed.iter().map(String::as_str).collect(),

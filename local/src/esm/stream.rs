@@ -20,14 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::types::AttributeValue;
-use axum::body::Bytes;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use super::mapping::{
-    BatchResult, MappingEvent, Poller, SourceKind, StartingPosition, failure_record, invoke,
-    queue_url, sdk_error,
+    BatchResult, MappingEvent, Poller, SourceKind, StartingPosition, failure_record, queue_url,
+    sdk_error,
 };
 use crate::service::now;
 
@@ -496,20 +495,9 @@ async fn handle(reader: &Reader<'_>, shard: &str, batch: Vec<StreamRecord>) -> b
         }
         let ids: Vec<&str> = records.iter().map(|r| r.sequence.as_str()).collect();
         let events: Vec<&Value> = records.iter().map(|r| &r.event).collect();
-        let payload = Bytes::from(json!({ "Records": events }).to_string());
-        let Some(result) = invoke(
-            &poller.service,
-            &spec.function,
-            payload,
-            &ids,
-            spec.report_failures,
-            &poller.stop,
-        )
-        .await
-        else {
+        let Some(result) = poller.deliver(Some(shard), &events, &ids).await else {
             return false;
         };
-        poller.delivered(Some(shard), &ids, &result);
         let (retry, halves) = match result {
             BatchResult::Success => continue,
             BatchResult::Partial(failed) => {
