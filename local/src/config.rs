@@ -8,7 +8,7 @@
 //! listen = "127.0.0.1:9001"        # the Invoke API
 //! account_concurrency = 64         # most environments busy at once, all functions together
 //! log = "invocations.jsonl"        # the invocation log (optional)
-//! mapping_log = "mappings.jsonl"   # one line per batch a mapping delivered (optional)
+//! mapping_log = "mappings.jsonl"   # a line per batch delivered or records discarded (optional)
 //!
 //! [aws]                            # where sources are polled (default: the AWS SDK's environment)
 //! endpoint_url = "${AWS_ENDPOINT_URL}"
@@ -312,15 +312,33 @@ impl Config {
         for (index, m) in file.mappings.iter().enumerate() {
             let arn = expand("event_source_arn", &m.event_source_arn)?;
             let at = |key: &str| format!("mapping {} ({arn}): {key}", index + 1);
-            if !functions.iter().any(|f| f.name == m.function) {
+            let Some(target) = functions.iter().find(|f| f.name == m.function) else {
                 return Err(format!(
                     "{} {:?} is not a function here",
                     at("function"),
                     m.function
                 ));
+            };
+            // Lambda has no event source mappings for tenant-isolated functions (each of their
+            // invokes needs a tenant id, which a mapping cannot give): the gap the router closes.
+            if target.per_tenant {
+                return Err(format!(
+                    "{} {:?} is tenant-isolated, and Lambda cannot map an event source to such a \
+                     function; map the source to a router that invokes it with a tenant id",
+                    at("function"),
+                    m.function
+                ));
             }
             let kind = SourceKind::of(&arn).map_err(|e| at(&e))?;
+            // A FIFO queue takes batches of at most 10 and no batching window.
+            if kind == (SourceKind::Sqs { fifo: true }) && m.maximum_batching_window_seconds > 0 {
+                return Err(format!(
+                    "{} is not supported for a FIFO queue",
+                    at("maximum_batching_window_seconds")
+                ));
+            }
             let (default_batch, max_batch) = match kind {
+                SourceKind::Sqs { fifo: true } => (10, 10),
                 SourceKind::Sqs { .. } => (10, 10_000),
                 SourceKind::Kinesis => (100, 10_000),
                 SourceKind::DynamoDb => (100, 10_000),
@@ -574,6 +592,18 @@ mod tests {
             (
                 "[[mappings]]\nfunction = \"router\"\nevent_source_arn = \"arn:aws:kinesis:us-east-1:1:stream/s\"",
                 "TRIM_HORIZON or LATEST",
+            ),
+            (
+                "[[mappings]]\nfunction = \"backend\"\nevent_source_arn = \"arn:aws:sqs:us-east-1:1:q\"",
+                "tenant-isolated",
+            ),
+            (
+                "[[mappings]]\nfunction = \"router\"\nevent_source_arn = \"arn:aws:sqs:us-east-1:1:q.fifo\"\nbatch_size = 11",
+                "not 1 to 10",
+            ),
+            (
+                "[[mappings]]\nfunction = \"router\"\nevent_source_arn = \"arn:aws:sqs:us-east-1:1:q.fifo\"\nmaximum_batching_window_seconds = 1",
+                "not supported for a FIFO queue",
             ),
             (
                 "[[mappings]]\nfunction = \"router\"\nevent_source_arn = \"arn:aws:kinesis:us-east-1:1:stream/s\"\nstarting_position = \"LATEST\"\nmaximum_record_age_seconds = 5",

@@ -125,7 +125,7 @@ impl InvocationResult {
             })),
             Self::InitTimedOut => Some(serde_json::json!({
                 "errorType": "Sandbox.Timedout",
-                "errorMessage": format!("INIT phase timed out after {} s", INIT_LIMIT.as_secs()),
+                "errorMessage": "the INIT phase did not finish within its limit",
             })),
         }
     }
@@ -377,7 +377,8 @@ impl Environment {
     /// Runs one invocation and waits for its end (answer, error, crash or timeout). The function
     /// timeout counts from when the runtime takes the invocation; before that, a runtime still in
     /// its init phase has until [`INIT_LIMIT`] after its start, else it is stopped and the
-    /// invocation ends as `Sandbox.Timedout`.
+    /// invocation ends as `Sandbox.Timedout`. (Lambda would instead run the init phase again
+    /// within the first invocation, under the function timeout: a deviation, kept simple.)
     pub async fn invoke(&self, invocation: Invocation) -> InvocationResult {
         let (respond, answer) = oneshot::channel();
         let (taken, was_taken) = oneshot::channel();
@@ -401,11 +402,14 @@ impl Environment {
         let exit = |result: Result<watch::Ref<'_, Option<InvocationResult>>, _>| {
             result.ok().and_then(|r| r.clone()).unwrap_or_else(gone)
         };
-        // Until the runtime takes it: the init limit, for a runtime still initialising.
-        let init_left = if self.initialised.load(std::sync::atomic::Ordering::Acquire) {
-            None
+        // Until the runtime takes it: what is left of the init limit, for a runtime still
+        // initialising; else the function timeout (a runtime that answered but never asks for
+        // the next invocation does not hold it forever).
+        let initialising = !self.initialised.load(std::sync::atomic::Ordering::Acquire);
+        let pickup = if initialising {
+            self.init_limit.saturating_sub(self.started.elapsed())
         } else {
-            Some(self.init_limit.saturating_sub(self.started.elapsed()))
+            self.timeout
         };
         tokio::select! {
             biased;
@@ -416,9 +420,13 @@ impl Environment {
                 }
             }
             result = exited.wait_for(Option::is_some) => return exit(result),
-            _ = tokio::time::sleep(init_left.unwrap_or(Duration::MAX)), if init_left.is_some() => {
+            _ = tokio::time::sleep(pickup) => {
                 self.stop();
-                return InvocationResult::InitTimedOut;
+                return if initialising {
+                    InvocationResult::InitTimedOut
+                } else {
+                    InvocationResult::TimedOut
+                };
             }
         }
         tokio::select! {

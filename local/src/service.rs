@@ -456,7 +456,9 @@ impl Service {
         self.attempt_logged(request, attempt, payload, true).await
     }
 
-    async fn attempt_logged(
+    /// [`Service::attempt`], writing a throttle to the invocation log only if `log_throttle`
+    /// (a caller that retries a throttle logs the first one only).
+    pub async fn attempt_logged(
         &self,
         request: &Request,
         attempt: u32,

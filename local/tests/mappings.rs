@@ -473,9 +473,12 @@ def rule(records):
             vec!["p0", "p1"],
             vec!["p2", "p3"],
             vec!["p2"],
+            vec!["p2"],
+            vec!["p2"],
             vec!["p3"],
         ],
-        "a failing batch was split in two until the poison record stood alone, then retried up to the limit"
+        "a failing batch was split in two until the poison record stood alone (splits are not retries), \
+         then it was retried twice, the limit"
     );
     let sent = receive_all(&sqs, &failures_url).await;
     let record: Value = serde_json::from_str(&sent[0]).unwrap();

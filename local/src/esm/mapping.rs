@@ -80,7 +80,8 @@ pub struct MappingSpec {
     pub starting_position: StartingPosition,
     /// Streams: split a batch in two on a function error.
     pub bisect: bool,
-    /// Streams: retries of a failed batch (`None`: until the records expire).
+    /// Streams: retries of a failed batch (`None`: no limit; stream retention is not modelled,
+    /// so without a maximum record age a failing record is retried for ever, blocking its shard).
     pub max_retry_attempts: Option<u32>,
     /// Streams: records older than this are not sent (`None`: no limit).
     pub max_record_age: Option<Duration>,
@@ -238,8 +239,8 @@ pub fn read_answer(body: &[u8], ids: &[&str], report_failures: bool) -> BatchRes
     }
 }
 
-/// Invokes `function` synchronously with `payload` as a mapping does, waiting out throttles
-/// (Lambda's pollers back off and try again; a throttle does not count as an attempt) until
+/// Invokes `function` synchronously with `payload` as a mapping does, waiting out throttles and
+/// failed starts (Lambda's pollers back off and try again; neither counts as an attempt) until
 /// `stop` is set, and reads the answer.
 pub async fn invoke(
     service: &Service,
@@ -262,8 +263,14 @@ pub async fn invoke(
         ),
     };
     let mut delay = Duration::from_millis(20);
+    let mut first = true;
     loop {
-        match service.attempt(&request, 1, payload.clone()).await {
+        // Only the first throttle of a batch goes to the invocation log.
+        let logged = std::mem::replace(&mut first, false);
+        match service
+            .attempt_logged(&request, 1, payload.clone(), logged)
+            .await
+        {
             Ok(InvocationResult::Success(body)) => {
                 return Some(read_answer(&body, ids, report_failures));
             }
@@ -272,15 +279,21 @@ pub async fn invoke(
                     failure.error_type().unwrap_or_else(|| "Unhandled".into()),
                 ));
             }
-            Err(PoolError::Throttled) => {
+            // Errors before the function runs are tried again, as Lambda does with throttles
+            // and service errors: they spend no retry.
+            Err(error) => {
+                if let PoolError::StartFailed(e) = &error {
+                    tracing::warn!(
+                        message = "the function cannot start; trying again",
+                        function,
+                        error = e.as_str()
+                    );
+                }
                 if *stop.borrow() {
                     return None;
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
-            }
-            Err(PoolError::StartFailed(e)) => {
-                return Some(BatchResult::Failed(format!("Runtime.StartError: {e}")));
             }
         }
     }
@@ -447,11 +460,13 @@ impl Poller {
     pub(super) fn function_arn(&self) -> String {
         let region = self.event_source_arn_part(3);
         format!(
-            "arn:aws:lambda:{region}:000000000000:function:{}",
+            "arn:aws:lambda:{region}:{}:function:{}",
+            self.event_source_arn_part(4),
             self.spec.function
         )
     }
 
+    /// Part `index` of the source's ARN (`arn:partition:service:region:account:resource`).
     pub(super) fn event_source_arn_part(&self, index: usize) -> String {
         self.spec
             .event_source_arn

@@ -5,9 +5,8 @@
 //! function synchronously, then delete every message that succeeded. A reported message, or
 //! every message of a failed batch, is left alone: it reappears after the queue's visibility
 //! timeout, and the queue's redrive policy moves it to the dead-letter queue after
-//! `maxReceiveCount` receives. For a FIFO queue SQS itself hands out a message group's messages
-//! in order and none of a group while a batch of it is in flight, so a group has one batch in
-//! flight at a time whatever the number of pollers.
+//! `maxReceiveCount` receives. A FIFO queue is read by one poller (see [`super::Mappings`]), so
+//! one batch is in flight at a time and SQS's order of each message group is kept.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -79,7 +78,20 @@ async fn gather(poller: &Poller, url: &str) -> Result<Vec<Message>, String> {
             .message_attribute_names("All")
             .send()
             .await
-            .map_err(sdk_error)?;
+            .map_err(sdk_error);
+        let received = match received {
+            Ok(received) => received,
+            // What was gathered is delivered: dropping it would spend a receive of each.
+            Err(e) if !messages.is_empty() => {
+                tracing::warn!(
+                    message = "mapping cannot receive",
+                    mapping = spec.name(),
+                    error = e
+                );
+                return Ok(messages);
+            }
+            Err(e) => return Err(e),
+        };
         messages.extend(received.messages.unwrap_or_default());
         let full = messages.len() >= spec.batch_size;
         let window_over = started.elapsed() >= spec.batching_window;

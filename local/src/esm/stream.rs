@@ -13,7 +13,8 @@
 //!   (`KinesisBatchInfo` / `DDBStreamBatchInfo`): the shard then goes on;
 //! - the checkpoint is kept in memory: a restarted stand-in reads from its starting position.
 //!
-//! Splitting a batch counts as one retry for each half here; Lambda's documentation does not say.
+//! Splitting a batch does not count as a retry ("Splitting a batch does not count towards the
+//! retry quota"); sending the same records again does.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -51,6 +52,13 @@ pub fn sequence_key(sequence: &str) -> (usize, &str) {
     (sequence.len(), sequence)
 }
 
+/// A shard of the stream.
+#[derive(Debug, Clone)]
+struct Shard {
+    id: String,
+    parent: Option<String>,
+}
+
 /// Where to read a shard from.
 enum Position<'a> {
     Start(StartingPosition),
@@ -65,11 +73,12 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    async fn shards(&self) -> Result<Vec<String>, String> {
+    /// The stream's shards, each with its parent (if any), every page of them.
+    async fn shards(&self) -> Result<Vec<Shard>, String> {
         let clients = &self.poller.clients;
+        let mut shards = Vec::new();
         match self.poller.spec.kind {
             SourceKind::Kinesis => {
-                let mut shards = Vec::new();
                 let mut token = None;
                 loop {
                     let request = match &token {
@@ -77,7 +86,10 @@ impl Reader<'_> {
                         None => clients.kinesis.list_shards().stream_arn(&self.arn),
                     };
                     let answer = request.send().await.map_err(sdk_error)?;
-                    shards.extend(answer.shards().iter().map(|s| s.shard_id().to_owned()));
+                    shards.extend(answer.shards().iter().map(|s| Shard {
+                        id: s.shard_id().to_owned(),
+                        parent: s.parent_shard_id().map(str::to_owned),
+                    }));
                     token = answer.next_token;
                     if token.is_none() {
                         return Ok(shards);
@@ -85,20 +97,30 @@ impl Reader<'_> {
                 }
             }
             _ => {
-                let answer = clients
-                    .streams
-                    .describe_stream()
-                    .stream_arn(&self.arn)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                Ok(answer
-                    .stream_description
-                    .map(|d| d.shards.unwrap_or_default())
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|s| s.shard_id.clone())
-                    .collect())
+                let mut after: Option<String> = None;
+                loop {
+                    let answer = clients
+                        .streams
+                        .describe_stream()
+                        .stream_arn(&self.arn)
+                        .set_exclusive_start_shard_id(after.take())
+                        .send()
+                        .await
+                        .map_err(sdk_error)?;
+                    let Some(description) = answer.stream_description else {
+                        return Ok(shards);
+                    };
+                    shards.extend(description.shards().iter().filter_map(|s| {
+                        Some(Shard {
+                            id: s.shard_id.clone()?,
+                            parent: s.parent_shard_id.clone(),
+                        })
+                    }));
+                    after = description.last_evaluated_shard_id;
+                    if after.is_none() {
+                        return Ok(shards);
+                    }
+                }
             }
         }
     }
@@ -220,8 +242,21 @@ impl Reader<'_> {
                     .records()
                     .iter()
                     .filter_map(|r| {
-                        let change = r.dynamodb.as_ref()?;
-                        let sequence = change.sequence_number.clone()?;
+                        let change = r.dynamodb.as_ref();
+                        let Some((change, sequence)) =
+                            change.and_then(|c| Some((c, c.sequence_number.clone()?)))
+                        else {
+                            // Nothing to deliver or checkpoint: DynamoDB Streams always sets
+                            // both, so this is a server's fault, said rather than hidden.
+                            tracing::warn!(
+                                message =
+                                    "stream record without a change or a sequence number skipped",
+                                mapping = self.poller.spec.name(),
+                                shard,
+                                event_id = r.event_id()
+                            );
+                            return None;
+                        };
                         let created_ms = change
                             .approximate_creation_date_time
                             .and_then(|t| t.to_millis().ok())
@@ -341,31 +376,51 @@ pub async fn poll(poller: Arc<Poller>) {
         }
     };
     let mut readers = tokio::task::JoinSet::new();
-    let mut known = HashSet::new();
+    // Shards being read or done, shards done, and shards waiting for their parent to be done.
+    let (mut started, mut done) = (HashSet::new(), HashSet::new());
+    let mut waiting: Vec<Shard> = Vec::new();
+    let mut first_listing = true;
     while !poller.stopping() {
-        match (Reader {
+        let reader = Reader {
             poller: &poller,
             arn: arn.clone(),
-        })
-        .shards()
-        .await
-        {
+        };
+        match reader.shards().await {
             Ok(shards) => {
+                let listed: HashSet<String> = shards.iter().map(|s| s.id.clone()).collect();
                 for shard in shards {
-                    if known.insert(shard.clone()) {
-                        let (poller, arn) = (poller.clone(), arn.clone());
-                        readers.spawn(async move {
-                            read_shard(
-                                &Reader {
-                                    poller: &poller,
-                                    arn,
-                                },
-                                &shard,
-                            )
-                            .await
-                        });
+                    if !started.contains(&shard.id) && !waiting.iter().any(|w| w.id == shard.id) {
+                        waiting.push(shard);
                     }
                 }
+                // A child starts once its parent is done (or gone from the stream), so that a
+                // key's records keep their order across a reshard, as Lambda reads them.
+                let (ready, still): (Vec<Shard>, Vec<Shard>) =
+                    waiting.drain(..).partition(|s| match &s.parent {
+                        Some(parent) => done.contains(parent) || !listed.contains(parent),
+                        None => true,
+                    });
+                waiting = still;
+                for shard in ready {
+                    // Shards that appear later are read from their start: nothing written to
+                    // them before they were found is skipped.
+                    let position = if first_listing {
+                        spec_position(&poller)
+                    } else {
+                        StartingPosition::TrimHorizon
+                    };
+                    started.insert(shard.id.clone());
+                    let (poller, arn) = (poller.clone(), arn.clone());
+                    readers.spawn(async move {
+                        let reader = Reader {
+                            poller: &poller,
+                            arn,
+                        };
+                        read_shard(&reader, &shard.id, position).await;
+                        shard.id
+                    });
+                }
+                first_listing = false;
             }
             Err(e) => tracing::warn!(
                 message = "mapping cannot list shards",
@@ -373,13 +428,29 @@ pub async fn poll(poller: Arc<Poller>) {
                 error = e
             ),
         }
-        poller.pause(DISCOVERY_INTERVAL).await;
+        // Wait for the next listing, noting the shards that end meanwhile.
+        let next_listing = tokio::time::Instant::now() + DISCOVERY_INTERVAL;
+        loop {
+            let mut stop = poller.stop.clone();
+            tokio::select! {
+                Some(Ok(shard)) = readers.join_next(), if !readers.is_empty() => {
+                    done.insert(shard);
+                }
+                _ = tokio::time::sleep_until(next_listing) => break,
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
     }
     while readers.join_next().await.is_some() {}
 }
 
-/// Reads one shard in order until the mappings stop or the shard is closed.
-async fn read_shard(reader: &Reader<'_>, shard: &str) {
+/// The mapping's starting position.
+fn spec_position(poller: &Poller) -> StartingPosition {
+    poller.spec.starting_position
+}
+
+/// Reads one shard in order, from `start`, until the mappings stop or the shard is closed.
+async fn read_shard(reader: &Reader<'_>, shard: &str, start: StartingPosition) {
     let poller = reader.poller;
     let spec = &poller.spec;
     let mut checkpoint: Option<String> = None;
@@ -390,7 +461,7 @@ async fn read_shard(reader: &Reader<'_>, shard: &str) {
             None => {
                 let position = match &checkpoint {
                     Some(sequence) => Position::After(sequence),
-                    None => Position::Start(spec.starting_position),
+                    None => Position::Start(start),
                 };
                 match reader.iterator(shard, position).await {
                     Ok(Some(current)) => current,
@@ -442,12 +513,14 @@ async fn read_shard(reader: &Reader<'_>, shard: &str) {
                 }
             }
         }
-        if failed {
-            // Read again from the checkpoint with a fresh iterator.
+        if failed && batch.is_empty() {
+            // Read again from the checkpoint (or the start) with a fresh iterator.
             poller.pause(Duration::from_secs(1)).await;
             continue;
         }
-        let closed = next.is_none();
+        // After a failed read, what was gathered is delivered and the shard is read again after
+        // it with a fresh iterator: nothing read is dropped.
+        let closed = next.is_none() && !failed;
         if batch.is_empty() {
             if closed {
                 return;
@@ -462,7 +535,7 @@ async fn read_shard(reader: &Reader<'_>, shard: &str) {
             return;
         }
         checkpoint = last;
-        iterator = next;
+        iterator = if failed { None } else { next };
         if closed {
             return;
         }
@@ -483,8 +556,10 @@ async fn handle(reader: &Reader<'_>, shard: &str, batch: Vec<StreamRecord>) -> b
                 let (old, fresh): (Vec<_>, Vec<_>) = records
                     .into_iter()
                     .partition(|r| r.arrived_ms < oldest_kept);
-                if !old.is_empty() {
-                    discard(reader, shard, &old, "RecordAgeExceeded", retries).await;
+                if !old.is_empty()
+                    && !discard(reader, shard, &old, "RecordAgeExceeded", retries).await
+                {
+                    return false;
                 }
                 fresh
             }
@@ -498,7 +573,7 @@ async fn handle(reader: &Reader<'_>, shard: &str, batch: Vec<StreamRecord>) -> b
         let Some(result) = poller.deliver(Some(shard), &events, &ids).await else {
             return false;
         };
-        let (retry, halves) = match result {
+        let retry = match result {
             BatchResult::Success => continue,
             BatchResult::Partial(failed) => {
                 // The checkpoint: the lowest reported sequence number; retried from there on.
@@ -510,27 +585,29 @@ async fn handle(reader: &Reader<'_>, shard: &str, batch: Vec<StreamRecord>) -> b
                     .iter()
                     .position(|r| &r.sequence == lowest)
                     .unwrap_or(0);
-                (records[from..].to_vec(), None)
+                records[from..].to_vec()
             }
             BatchResult::Failed(_) if spec.bisect && records.len() > 1 => {
+                // "Splitting a batch does not count towards the retry quota" (Lambda's
+                // documentation): each half is tried with the retries spent so far.
                 let mut first = records;
                 let second = first.split_off(first.len() / 2);
-                (first, Some(second))
+                work.push_front((second, retries));
+                work.push_front((first, retries));
+                continue;
             }
-            BatchResult::Failed(_) => (records, None),
+            BatchResult::Failed(_) => records,
         };
+        // The same records go again: that is a retry.
         let retries = retries + 1;
         if spec.max_retry_attempts.is_some_and(|max| retries > max) {
-            let mut all = retry;
-            all.extend(halves.unwrap_or_default());
-            discard(reader, shard, &all, "RetryAttemptsExhausted", retries).await;
+            if !discard(reader, shard, &retry, "RetryAttemptsExhausted", retries).await {
+                return false;
+            }
             continue;
         }
         if poller.stopping() {
             return false;
-        }
-        if let Some(second) = halves {
-            work.push_front((second, retries));
         }
         work.push_front((retry, retries));
         poller
@@ -540,17 +617,81 @@ async fn handle(reader: &Reader<'_>, shard: &str, batch: Vec<StreamRecord>) -> b
     true
 }
 
-/// Gives up `records`: logs them and describes them to the on-failure destination, trying until
-/// the destination has it (or the mappings stop).
+/// Gives up `records`, on which `invocations` invocations were spent: describes them to the
+/// on-failure destination, trying until the destination has it, then logs them as discarded.
+/// `false` if the mappings stopped before the destination had it (the records are then not
+/// checkpointed, so nothing is given up unrecorded).
 async fn discard(
     reader: &Reader<'_>,
     shard: &str,
     records: &[StreamRecord],
     condition: &str,
-    retries: u32,
-) {
+    invocations: u32,
+) -> bool {
     let poller = reader.poller;
     let spec = &poller.spec;
+    if let Some(destination) = &spec.on_failure {
+        let (first, last) = (&records[0], &records[records.len() - 1]);
+        let time = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let info = json!({
+            "shardId": shard,
+            "startSequenceNumber": first.sequence,
+            "endSequenceNumber": last.sequence,
+            "approximateArrivalOfFirstRecord": time(first.arrived_ms),
+            "approximateArrivalOfLastRecord": time(last.arrived_ms),
+            "batchSize": records.len(),
+            "streamArn": reader.arn,
+        });
+        let body = failure_record(
+            &poller.function_arn(),
+            condition,
+            invocations,
+            reader.batch_info_key(),
+            info,
+        )
+        .to_string();
+        loop {
+            let sent = match queue_url(&poller.clients.sqs, destination).await {
+                Ok(url) => poller
+                    .clients
+                    .sqs
+                    .send_message()
+                    .queue_url(url)
+                    .message_body(&body)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(sdk_error),
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(
+                        message = "cannot write to the on-failure destination; trying again",
+                        mapping = spec.name(),
+                        error = e
+                    );
+                    if poller.stopping() {
+                        return false;
+                    }
+                    poller.pause(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    } else {
+        tracing::warn!(
+            message = "records discarded (no on-failure destination)",
+            mapping = spec.name(),
+            shard,
+            records = records.len(),
+            condition
+        );
+    }
     poller.log.write(MappingEvent {
         timestamp: now(),
         function: spec.function.clone(),
@@ -562,68 +703,7 @@ async fn discard(
         failed: Vec::new(),
         error: None,
     });
-    let Some(destination) = &spec.on_failure else {
-        tracing::warn!(
-            message = "records discarded (no on-failure destination)",
-            mapping = spec.name(),
-            shard,
-            records = records.len(),
-            condition
-        );
-        return;
-    };
-    let (first, last) = (&records[0], &records[records.len() - 1]);
-    let time = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-    };
-    let info = json!({
-        "shardId": shard,
-        "startSequenceNumber": first.sequence,
-        "endSequenceNumber": last.sequence,
-        "approximateArrivalOfFirstRecord": time(first.arrived_ms),
-        "approximateArrivalOfLastRecord": time(last.arrived_ms),
-        "batchSize": records.len(),
-        "streamArn": reader.arn,
-    });
-    let body = failure_record(
-        &poller.function_arn(),
-        condition,
-        retries + 1,
-        reader.batch_info_key(),
-        info,
-    )
-    .to_string();
-    loop {
-        let sent = match queue_url(&poller.clients.sqs, destination).await {
-            Ok(url) => poller
-                .clients
-                .sqs
-                .send_message()
-                .queue_url(url)
-                .message_body(&body)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(sdk_error),
-            Err(e) => Err(e),
-        };
-        match sent {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(
-                    message = "cannot write to the on-failure destination; trying again",
-                    mapping = spec.name(),
-                    error = e
-                );
-                if poller.stopping() {
-                    return;
-                }
-                poller.pause(Duration::from_secs(1)).await;
-            }
-        }
-    }
+    true
 }
 
 #[cfg(test)]
