@@ -393,13 +393,7 @@ pub async fn poll(poller: Arc<Poller>) {
                         waiting.push(shard);
                     }
                 }
-                // A child starts once its parent is done (or gone from the stream), so that a
-                // key's records keep their order across a reshard, as Lambda reads them.
-                let (ready, still): (Vec<Shard>, Vec<Shard>) =
-                    waiting.drain(..).partition(|s| match &s.parent {
-                        Some(parent) => done.contains(parent) || !listed.contains(parent),
-                        None => true,
-                    });
+                let (ready, still) = ready_shards(std::mem::take(&mut waiting), &done, &listed);
                 waiting = still;
                 for shard in ready {
                     // Shards that appear later are read from their start: nothing written to
@@ -442,6 +436,20 @@ pub async fn poll(poller: Arc<Poller>) {
         }
     }
     while readers.join_next().await.is_some() {}
+}
+
+/// Splits `waiting` into the shards that may be read now and those still waiting: a child starts
+/// once its parent is done (or gone from the stream's listing), so that a key's records keep their
+/// order across a reshard, as Lambda reads them.
+fn ready_shards(
+    waiting: Vec<Shard>,
+    done: &HashSet<String>,
+    listed: &HashSet<String>,
+) -> (Vec<Shard>, Vec<Shard>) {
+    waiting.into_iter().partition(|s| match &s.parent {
+        Some(parent) => done.contains(parent) || !listed.contains(parent),
+        None => true,
+    })
 }
 
 /// The mapping's starting position.
@@ -709,6 +717,34 @@ async fn discard(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_shard_waits_for_its_parent() {
+        let shard = |id: &str, parent: Option<&str>| Shard {
+            id: id.into(),
+            parent: parent.map(Into::into),
+        };
+        let set = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
+        let ids = |shards: &[Shard]| shards.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        let waiting = vec![
+            shard("p", None),
+            shard("c1", Some("p")),
+            shard("c2", Some("gone")),
+        ];
+        let (ready, still) = ready_shards(waiting, &set(&[]), &set(&["p", "c1", "c2"]));
+        assert_eq!(
+            ids(&ready),
+            ["p", "c2"],
+            "a child of a shard no longer listed may start"
+        );
+        assert_eq!(ids(&still), ["c1"], "a child of an open parent waits");
+        let (ready, still) = ready_shards(still, &set(&["p"]), &set(&["p", "c1", "c2"]));
+        assert_eq!(
+            (ids(&ready), still.len()),
+            (vec!["c1".to_owned()], 0),
+            "the parent is done"
+        );
+    }
 
     #[test]
     fn sequence_numbers_order_numerically() {
