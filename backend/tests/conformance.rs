@@ -75,25 +75,10 @@ async fn the_backend_answers_the_same_under_the_emulator_and_the_stand_in() {
     // without a tenant, which its Invoke API refuses for isolated functions) not isolated.
     let (service, stand_in) = stand_in(vec![
         FunctionSpec {
-            name: "backend".into(),
-            executable: backend.clone(),
             per_tenant: true,
-            memory_mb: 128,
-            async_invoke: Default::default(),
-            timeout: None,
-            variables: Vec::new(),
-            concurrency: None,
+            ..FunctionSpec::new("backend", backend.clone())
         },
-        FunctionSpec {
-            name: "plain".into(),
-            executable: backend,
-            per_tenant: false,
-            memory_mb: 128,
-            async_invoke: Default::default(),
-            timeout: None,
-            variables: Vec::new(),
-            concurrency: None,
-        },
+        FunctionSpec::new("plain", backend),
     ])
     .await;
 
@@ -159,14 +144,8 @@ async fn the_runtime_api_gives_a_function_what_the_emulator_gives_it() {
     let probe = probe();
     let rie = Rie::start(&emulator, &probe, &[]);
     let (service, stand_in) = stand_in(vec![FunctionSpec {
-        name: "probe".into(),
-        executable: probe,
         per_tenant: true,
-        memory_mb: 128,
-        async_invoke: Default::default(),
-        timeout: None,
-        variables: Vec::new(),
-        concurrency: None,
+        ..FunctionSpec::new("probe", probe)
     }])
     .await;
     let payload = r#"{"hello":"tenant"}"#;

@@ -16,16 +16,10 @@ use testkit::{lambda_client, runtime_function, scratch, script};
 
 fn settings(extra: Vec<FunctionSpec>) -> Settings {
     let mut settings = local::replay::settings_for(PathBuf::from(env!("CARGO_BIN_EXE_backend")));
-    settings.functions.push(FunctionSpec {
-        name: "plain".into(),
-        executable: PathBuf::from(env!("CARGO_BIN_EXE_backend")),
-        per_tenant: false,
-        memory_mb: 128,
-        async_invoke: Default::default(),
-        timeout: None,
-        variables: Vec::new(),
-        concurrency: None,
-    });
+    settings.functions.push(FunctionSpec::new(
+        "plain",
+        PathBuf::from(env!("CARGO_BIN_EXE_backend")),
+    ));
     settings.functions.extend(extra);
     settings.environment_output = Some(scratch("environments.log"));
     settings
@@ -153,14 +147,8 @@ async fn a_busy_tenant_gets_another_environment_and_the_limit_throttles() {
     // Take an invocation, wait, answer; forever.
     let slow = runtime_function("slow.sh", r#"sleep 2; printf '{"ok":true}'"#);
     let mut settings = settings(vec![FunctionSpec {
-        name: "slow".into(),
-        executable: slow,
         per_tenant: true,
-        memory_mb: 128,
-        async_invoke: Default::default(),
-        timeout: None,
-        variables: Vec::new(),
-        concurrency: None,
+        ..FunctionSpec::new("slow", slow)
     }]);
     settings.concurrency = 2;
     let (service, client) = stand_in(settings).await;
@@ -200,14 +188,8 @@ where
 async fn a_crashed_environment_answers_as_lambda_and_is_replaced() {
     let crash = script("crash.sh", "echo 'about to crash'; exit 3");
     let (service, client) = stand_in(settings(vec![FunctionSpec {
-        name: "crash".into(),
-        executable: crash,
         per_tenant: true,
-        memory_mb: 128,
-        async_invoke: Default::default(),
-        timeout: None,
-        variables: Vec::new(),
-        concurrency: None,
+        ..FunctionSpec::new("crash", crash)
     }]))
     .await;
     for _ in 0..2 {
@@ -238,14 +220,8 @@ async fn a_crashed_environment_answers_as_lambda_and_is_replaced() {
 async fn a_function_past_its_timeout_is_stopped() {
     let hang = script("hang.sh", "sleep 30");
     let mut settings = settings(vec![FunctionSpec {
-        name: "hang".into(),
-        executable: hang,
         per_tenant: true,
-        memory_mb: 128,
-        async_invoke: Default::default(),
-        timeout: None,
-        variables: Vec::new(),
-        concurrency: None,
+        ..FunctionSpec::new("hang", hang)
     }]);
     settings.function_timeout = Duration::from_millis(300);
     let (service, client) = stand_in(settings).await;
@@ -287,37 +263,22 @@ fn taking_then(name: &str, then: &str) -> PathBuf {
 async fn a_crash_or_timeout_during_an_invocation_ends_it_as_lambda_would() {
     let mut settings = settings(vec![
         FunctionSpec {
-            name: "dies".into(),
-            executable: taking_then("dies.sh", "exit 9"),
             per_tenant: true,
-            memory_mb: 128,
-            async_invoke: Default::default(),
-            timeout: None,
-            variables: Vec::new(),
-            concurrency: None,
+            ..FunctionSpec::new("dies", taking_then("dies.sh", "exit 9"))
         },
         FunctionSpec {
-            name: "stalls".into(),
-            executable: taking_then("stalls.sh", "sleep 30"),
             per_tenant: true,
-            memory_mb: 128,
-            async_invoke: Default::default(),
-            timeout: None,
-            variables: Vec::new(),
-            concurrency: None,
+            ..FunctionSpec::new("stalls", taking_then("stalls.sh", "sleep 30"))
         },
         FunctionSpec {
-            name: "init-fails".into(),
-            executable: script(
-                "init-fails.sh",
-                r#"curl -sS -X POST -H 'Lambda-Runtime-Function-Error-Type: Runtime.ConfigError' -d '{"errorType":"Runtime.ConfigError","errorMessage":"no config"}' "http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/init/error" >/dev/null; sleep 30"#,
-            ),
             per_tenant: true,
-            memory_mb: 128,
-            async_invoke: Default::default(),
-            timeout: None,
-            variables: Vec::new(),
-            concurrency: None,
+            ..FunctionSpec::new(
+                "init-fails",
+                script(
+                    "init-fails.sh",
+                    r#"curl -sS -X POST -H 'Lambda-Runtime-Function-Error-Type: Runtime.ConfigError' -d '{"errorType":"Runtime.ConfigError","errorMessage":"no config"}' "http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/init/error" >/dev/null; sleep 30"#,
+                ),
+            )
         },
     ]);
     settings.function_timeout = Duration::from_millis(800);
@@ -395,14 +356,8 @@ async fn a_crash_in_one_tenants_code_does_not_touch_another_tenants_environment(
   printf '{"pid":%s,"tenant":"%s"}' "$$" "$tenant""#,
     );
     let (service, client) = stand_in(settings(vec![FunctionSpec {
-        name: "crashy".into(),
-        executable: function,
         per_tenant: true,
-        memory_mb: 128,
-        async_invoke: Default::default(),
-        timeout: None,
-        variables: Vec::new(),
-        concurrency: None,
+        ..FunctionSpec::new("crashy", function)
     }]))
     .await;
     let answer = |output: aws_sdk_lambda::operation::invoke::InvokeOutput| {
@@ -438,16 +393,7 @@ async fn responses_up_to_6_mb_are_answered_and_larger_ones_refused_as_lambda_doe
         "sized.sh",
         r#"printf '"'; head -c "$SIZE" /dev/zero | tr '\0' a; printf '"'"#,
     );
-    let spec = |name: &str| FunctionSpec {
-        name: name.into(),
-        executable: sized.clone(),
-        per_tenant: false,
-        memory_mb: 128,
-        async_invoke: Default::default(),
-        timeout: None,
-        variables: Vec::new(),
-        concurrency: None,
-    };
+    let spec = |name: &str| FunctionSpec::new(name, sized.clone());
     let mut small = settings(vec![spec("three-mb")]);
     small.variables.push(("SIZE".into(), "3000000".into()));
     let (_small, client) = stand_in(small).await;
@@ -505,14 +451,8 @@ async fn each_environment_has_its_own_scratch_directory_and_a_full_trace_header(
         r#"trace=$(header lambda-runtime-trace-id); touch "$TMPDIR/mine"; printf '{"tmp":"%s","trace":"%s"}' "$TMPDIR" "$trace""#,
     );
     let (_service, client) = stand_in(settings(vec![FunctionSpec {
-        name: "probe".into(),
-        executable: probe,
         per_tenant: true,
-        memory_mb: 128,
-        async_invoke: Default::default(),
-        timeout: None,
-        variables: Vec::new(),
-        concurrency: None,
+        ..FunctionSpec::new("probe", probe)
     }]))
     .await;
     let mut seen = Vec::new();
@@ -546,14 +486,8 @@ async fn async_invocations_keep_each_functions_retry_and_event_age_settings() {
         r#"outcome=error; printf '{"errorType":"Boom","errorMessage":"always"}'"#,
     );
     let function = |name: &str, async_invoke| FunctionSpec {
-        name: name.into(),
-        executable: failing.clone(),
-        per_tenant: false,
-        memory_mb: 128,
         async_invoke,
-        timeout: None,
-        variables: Vec::new(),
-        concurrency: None,
+        ..FunctionSpec::new(name, failing.clone())
     };
     let mut settings = settings(vec![
         function(
@@ -635,14 +569,9 @@ fn function(
     concurrency: Option<usize>,
 ) -> FunctionSpec {
     FunctionSpec {
-        name: name.into(),
-        executable,
         per_tenant,
-        memory_mb: 128,
-        async_invoke: Default::default(),
-        timeout: None,
-        variables: Vec::new(),
         concurrency,
+        ..FunctionSpec::new(name, executable)
     }
 }
 

@@ -240,14 +240,8 @@ pub fn sibling_backend() -> PathBuf {
 pub fn settings_for(backend: PathBuf) -> Settings {
     Settings {
         functions: vec![FunctionSpec {
-            name: "backend".into(),
-            executable: backend,
             per_tenant: true,
-            memory_mb: 128,
-            async_invoke: Default::default(),
-            timeout: None,
-            variables: Vec::new(),
-            concurrency: None,
+            ..FunctionSpec::new("backend", backend)
         }],
         variables: vec![
             (

@@ -62,6 +62,21 @@ impl Default for AsyncInvokeConfig {
 pub const DEFAULT_MEMORY_MB: u32 = 128;
 
 impl FunctionSpec {
+    /// `name` running `executable`, not tenant-isolated, with Lambda's defaults (128 MB, the
+    /// stand-in's timeout, two async retries, no reserved concurrency, no variables of its own).
+    pub fn new(name: impl Into<String>, executable: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            executable: executable.into(),
+            per_tenant: false,
+            memory_mb: DEFAULT_MEMORY_MB,
+            async_invoke: AsyncInvokeConfig::default(),
+            timeout: None,
+            variables: Vec::new(),
+            concurrency: None,
+        }
+    }
+
     /// Parses `NAME=EXECUTABLE[,per-tenant][,memory=MB][,concurrency=N][,retries=N][,max-event-age=SECONDS]`
     /// (memory 128–10,240 MB, default 128; retries 0–2, default 2; maximum event age 60–21,600 s,
     /// default 21,600: Lambda's ranges).
@@ -120,14 +135,11 @@ impl FunctionSpec {
             return Err(usage());
         }
         Ok(Self {
-            name: name.to_owned(),
-            executable: PathBuf::from(executable),
             per_tenant,
             memory_mb,
             async_invoke,
-            timeout: None,
-            variables: Vec::new(),
             concurrency,
+            ..Self::new(name, executable)
         })
     }
 }
@@ -677,14 +689,8 @@ mod tests {
         assert_eq!(
             FunctionSpec::parse("backend=/bin/backend,per-tenant").unwrap(),
             FunctionSpec {
-                name: "backend".into(),
-                executable: "/bin/backend".into(),
                 per_tenant: true,
-                memory_mb: DEFAULT_MEMORY_MB,
-                async_invoke: Default::default(),
-                timeout: None,
-                variables: Vec::new(),
-                concurrency: None,
+                ..FunctionSpec::new("backend", "/bin/backend")
             }
         );
         assert!(!FunctionSpec::parse("plain=/bin/x").unwrap().per_tenant);

@@ -86,6 +86,20 @@ fn deliveries(events: &Path) -> BTreeMap<String, usize> {
     counts
 }
 
+/// Creates the queue `name`; returns its URL and ARN.
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: &[(&str, String)],
+) -> (String, String) {
+    let url = testkit::create_queue(sqs, name, attributes).await.unwrap();
+    (url, format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}"))
+}
+
+async fn messages_left(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    testkit::messages_left(sqs, url).await.unwrap()
+}
+
 async fn wait_until<F: AsyncFnMut() -> bool>(what: &str, timeout: Duration, mut done: F) {
     let started = Instant::now();
     while !done().await {
@@ -94,57 +108,6 @@ async fn wait_until<F: AsyncFnMut() -> bool>(what: &str, timeout: Duration, mut 
             "timed out waiting until {what}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn create_queue(
-    sqs: &aws_sdk_sqs::Client,
-    name: &str,
-    attributes: &[(&str, String)],
-) -> (String, String) {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let mut request = sqs.create_queue().queue_name(name);
-    for (key, value) in attributes {
-        request = request.attributes(QueueAttributeName::from(*key), value);
-    }
-    let url = request.send().await.unwrap().queue_url.unwrap();
-    (url, format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}"))
-}
-
-/// Messages in the queue, visible or in flight.
-async fn messages_left(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let answer = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap();
-    answer
-        .attributes
-        .unwrap_or_default()
-        .values()
-        .map(|v| v.parse::<usize>().unwrap())
-        .sum()
-}
-
-async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
-    let mut bodies = Vec::new();
-    loop {
-        let answer = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let messages = answer.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return bodies;
-        }
-        bodies.extend(messages.iter().map(|m| m.body().unwrap().to_owned()));
     }
 }
 
@@ -211,7 +174,7 @@ def rule(records):
         "the poison message was received maxReceiveCount (2) times"
     );
     assert_eq!(
-        receive_all(&sqs, &dlq_url).await,
+        testkit::drain_queue(&sqs, &dlq_url).await.unwrap(),
         ["bad"],
         "then the queue moved it to its DLQ"
     );
@@ -480,7 +443,7 @@ def rule(records):
         "a failing batch was split in two until the poison record stood alone (splits are not retries), \
          then it was retried twice, the limit"
     );
-    let sent = receive_all(&sqs, &failures_url).await;
+    let sent = testkit::drain_queue(&sqs, &failures_url).await.unwrap();
     let record: Value = serde_json::from_str(&sent[0]).unwrap();
     assert_eq!(
         record["requestContext"]["condition"],

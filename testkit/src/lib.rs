@@ -48,6 +48,76 @@ pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
     local_client!(aws_sdk_sqs, endpoint)
 }
 
+/// Creates the SQS queue `name` with `attributes` (`VisibilityTimeout`, `RedrivePolicy`,
+/// `FifoQueue`, …) and returns its URL.
+pub async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: &[(&str, String)],
+) -> Result<String, String> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let mut request = sqs.create_queue().queue_name(name);
+    for (key, value) in attributes {
+        request = request.attributes(QueueAttributeName::from(*key), value);
+    }
+    let answer = request.send().await.map_err(|e| {
+        format!(
+            "queue {name}: {}",
+            aws_sdk_sqs::error::DisplayErrorContext(e)
+        )
+    })?;
+    answer
+        .queue_url
+        .ok_or_else(|| format!("queue {name}: no URL"))
+}
+
+/// Messages in the queue at `url`, visible or in flight.
+pub async fn messages_left(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<usize, String> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let answer = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+    Ok(answer
+        .attributes
+        .unwrap_or_default()
+        .values()
+        .filter_map(|v| v.parse::<usize>().ok())
+        .sum())
+}
+
+/// Receives and deletes every visible message of the queue at `url`; returns their bodies.
+pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<String>, String> {
+    let error = |e: aws_sdk_sqs::Error| aws_sdk_sqs::error::DisplayErrorContext(e).to_string();
+    let mut bodies = Vec::new();
+    loop {
+        let answer = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .map_err(|e| error(e.into()))?;
+        let messages = answer.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(bodies);
+        }
+        for message in messages {
+            bodies.push(message.body().unwrap_or_default().to_owned());
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| error(e.into()))?;
+        }
+    }
+}
+
 /// An aws-sdk-kinesis client for `endpoint`, configured as [`lambda_client`] is.
 pub fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
     local_client!(aws_sdk_kinesis, endpoint)

@@ -126,14 +126,19 @@ pub fn jwks() -> JwkSet {
 
 /// Claims of a valid token for `tenant`, issued at [`T0_MS`] minus a minute, valid for an hour.
 pub fn claims(tenant: &str) -> Value {
-    let t0 = T0_MS / 1000;
+    claims_at(tenant, T0_MS / 1000)
+}
+
+/// Claims of a token for `tenant` valid at `seconds` (epoch): issued a minute before, valid for
+/// an hour.
+pub fn claims_at(tenant: &str, seconds: i64) -> Value {
     json!({
         "iss": ISSUER,
         "aud": AUDIENCE,
         "sub": format!("service:{tenant}"),
         "tenant_id": tenant,
-        "iat": t0 - 60,
-        "exp": t0 + 3600,
+        "iat": seconds - 60,
+        "exp": seconds + 3600,
     })
 }
 

@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
+use router::record::compare_sequence_numbers;
 use serde_json::{Value, json};
 
-use crate::{AUDIENCE, ISSUER, TestKey, sign};
+use crate::{TestKey, body, claims_at, sign};
 
 /// The account moto uses.
 const ACCOUNT: &str = "123456789012";
@@ -121,23 +122,12 @@ impl Produced {
 
 /// Claims of a token for `tenant`, valid now for an hour.
 fn claims(tenant: &str) -> Value {
-    let now = chrono::Utc::now().timestamp();
-    json!({"iss": ISSUER, "aud": AUDIENCE, "sub": format!("service:{tenant}"),
-           "tenant_id": tenant, "iat": now - 60, "exp": now + 3600})
+    claims_at(tenant, chrono::Utc::now().timestamp())
 }
 
+/// Claims of a token for `tenant` that expired an hour ago.
 fn expired_claims(tenant: &str) -> Value {
-    let mut claims = claims(tenant);
-    let now = chrono::Utc::now().timestamp();
-    claims["iat"] = json!(now - 7200);
-    claims["exp"] = json!(now - 3600);
-    claims
-}
-
-/// A to-do event body: the claimed tenant, its token and an item.
-fn todo(tenant: &str, token: &str, label: &str, item: Value) -> String {
-    json!({"tenantId": tenant, "tenantToken": token, "type": "todo.created", "label": label, "item": item})
-        .to_string()
+    claims_at(tenant, chrono::Utc::now().timestamp() - 7200)
 }
 
 fn item(label: &str) -> Value {
@@ -162,28 +152,17 @@ fn queue_arn(name: &str) -> String {
 
 const STREAM_ARN: &str = "arn:aws:kinesis:us-east-1:123456789012:stream/todo-stream";
 
-async fn create_queue(
-    sqs: &aws_sdk_sqs::Client,
-    name: &str,
-    attributes: &[(&str, String)],
-) -> anyhow::Result<String> {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let mut request = sqs.create_queue().queue_name(name);
-    for (key, value) in attributes {
-        request = request.attributes(QueueAttributeName::from(*key), value);
-    }
-    request.send().await?.queue_url.context("a queue URL")
-}
-
 /// Creates every source, destination and table.
 async fn create(endpoint: &str) -> anyhow::Result<Sources> {
     let sqs = testkit::sqs_client(endpoint);
-    let dlq_url = create_queue(&sqs, "todo-events-dlq", &[]).await?;
+    let dlq_url = testkit::create_queue(&sqs, "todo-events-dlq", &[])
+        .await
+        .map_err(anyhow::Error::msg)?;
     let redrive =
         json!({"deadLetterTargetArn": queue_arn("todo-events-dlq"), "maxReceiveCount": "3"})
             .to_string();
     // Visibility timeouts outlast a batch's processing, as AWS advises.
-    let queue_url = create_queue(
+    let queue_url = testkit::create_queue(
         &sqs,
         "todo-events",
         &[
@@ -191,8 +170,9 @@ async fn create(endpoint: &str) -> anyhow::Result<Sources> {
             ("RedrivePolicy", redrive),
         ],
     )
-    .await?;
-    let fifo_url = create_queue(
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let fifo_url = testkit::create_queue(
         &sqs,
         "todo-events.fifo",
         &[
@@ -201,9 +181,14 @@ async fn create(endpoint: &str) -> anyhow::Result<Sources> {
             ("VisibilityTimeout", "5".into()),
         ],
     )
-    .await?;
-    let quarantine_url = create_queue(&sqs, "router-quarantine", &[]).await?;
-    let failures_url = create_queue(&sqs, "stream-failures", &[]).await?;
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let quarantine_url = testkit::create_queue(&sqs, "router-quarantine", &[])
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let failures_url = testkit::create_queue(&sqs, "stream-failures", &[])
+        .await
+        .map_err(anyhow::Error::msg)?;
     let kinesis = testkit::kinesis_client(endpoint);
     // One shard: moto numbers records per shard from 1, so two shards would repeat sequence
     // numbers, which AWS keeps unique across a stream (and the router's idempotency keys rely on).
@@ -243,7 +228,7 @@ async fn produce(sources: &Sources, per_tenant: usize) -> anyhow::Result<Vec<Pro
     for tenant in TENANTS {
         for _ in 0..per_tenant {
             let l = label("sqs");
-            bodies.push((tenant.into(), todo(tenant, &token(tenant), &l, item(&l))));
+            bodies.push((tenant.into(), body(tenant, &token(tenant), item(&l))));
         }
     }
     let forged = label("sqs-forged");
@@ -251,12 +236,12 @@ async fn produce(sources: &Sources, per_tenant: usize) -> anyhow::Result<Vec<Pro
     let forged_token = crate::forge_hs256_with_rsa_public_key(&claims("globex"));
     bodies.push((
         "globex".into(),
-        todo("globex", &forged_token, &forged, item(&forged)),
+        body("globex", &forged_token, item(&forged)),
     ));
     let mismatch = label("sqs-mismatch");
     bodies.push((
         "initech".into(),
-        todo("initech", &token("acme"), &mismatch, item(&mismatch)),
+        body("initech", &token("acme"), item(&mismatch)),
     ));
     bodies.push((
         NO_TENANT.into(),
@@ -267,7 +252,11 @@ async fn produce(sources: &Sources, per_tenant: usize) -> anyhow::Result<Vec<Pro
     let poison = label("sqs-poison");
     bodies.push((
         "acme".into(),
-        todo("acme", &token("acme"), &poison, json!("not an object")),
+        body(
+            "acme",
+            &token("acme"),
+            json!(format!("{poison}: not an object")),
+        ),
     ));
     for (tenant, body) in bodies {
         let sent = sources
@@ -290,17 +279,16 @@ async fn produce(sources: &Sources, per_tenant: usize) -> anyhow::Result<Vec<Pro
     for i in 0..per_tenant {
         for tenant in TENANTS {
             let l = label("fifo");
-            let body = todo(
+            let text = body(
                 tenant,
                 &token(tenant),
-                &l,
                 json!({"id": l, "title": format!("step {i}")}),
             );
             let sent = sources
                 .sqs
                 .send_message()
                 .queue_url(&sources.fifo_url)
-                .message_body(&body)
+                .message_body(&text)
                 .message_group_id(tenant)
                 .send()
                 .await?;
@@ -308,7 +296,7 @@ async fn produce(sources: &Sources, per_tenant: usize) -> anyhow::Result<Vec<Pro
                 source: "sqs",
                 tenant: tenant.into(),
                 label: l,
-                key: body,
+                key: text,
                 id: sent.message_id,
                 shard: None,
             });
@@ -320,28 +308,22 @@ async fn produce(sources: &Sources, per_tenant: usize) -> anyhow::Result<Vec<Pro
     for tenant in TENANTS {
         for _ in 0..per_tenant {
             let l = label("kinesis");
-            records.push((tenant.into(), todo(tenant, &token(tenant), &l, item(&l))));
+            records.push((tenant.into(), body(tenant, &token(tenant), item(&l))));
         }
     }
     let expired = label("kinesis-expired");
     records.push((
         "acme".into(),
-        todo(
+        body(
             "acme",
             &sign(TestKey::Rs256, &expired_claims("acme")),
-            &expired,
             item(&expired),
         ),
     ));
     let poison = label("kinesis-poison");
     records.push((
         "globex".into(),
-        todo(
-            "globex",
-            &token("globex"),
-            &poison,
-            json!(["not", "an", "object"]),
-        ),
+        body("globex", &token("globex"), json!([poison, "not an object"])),
     ));
     for (tenant, data) in records {
         let put = sources
@@ -506,34 +488,6 @@ fn source_of_arn(arn: &str) -> &'static str {
     }
 }
 
-/// Moves everything in `url` into `sink`.
-async fn drain(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-    mut sink: impl FnMut(&str),
-) -> anyhow::Result<()> {
-    loop {
-        let answer = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .send()
-            .await?;
-        let messages = answer.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(());
-        }
-        for message in messages {
-            sink(message.body().unwrap_or_default());
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(message.receipt_handle().unwrap_or_default())
-                .send()
-                .await?;
-        }
-    }
-}
-
 impl Ends {
     async fn read(&mut self, sources: &Sources) -> anyhow::Result<()> {
         // Processed: the backend's idempotency records, `backend#<tenant>#<arn>#<id>`.
@@ -572,12 +526,11 @@ impl Ends {
                 break;
             }
         }
-        let mut quarantined = Vec::new();
-        drain(&sources.sqs, &sources.quarantine_url, |body| {
-            quarantined.push(body.to_owned())
-        })
-        .await?;
-        for body in quarantined {
+        let drain = |url| testkit::drain_queue(&sources.sqs, url);
+        for body in drain(&sources.quarantine_url)
+            .await
+            .map_err(anyhow::Error::msg)?
+        {
             let message: Value = serde_json::from_str(&body)?;
             let key = (
                 message["source"].as_str().unwrap_or_default().to_owned(),
@@ -588,16 +541,12 @@ impl Ends {
                 message["reason"].as_str().unwrap_or_default().to_owned(),
             );
         }
-        drain(&sources.sqs, &sources.dlq_url, |body| {
-            self.dead_lettered_bodies.insert(body.to_owned());
-        })
-        .await?;
-        let mut failures = Vec::new();
-        drain(&sources.sqs, &sources.failures_url, |body| {
-            failures.push(body.to_owned())
-        })
-        .await?;
-        for body in failures {
+        let dead = drain(&sources.dlq_url).await.map_err(anyhow::Error::msg)?;
+        self.dead_lettered_bodies.extend(dead);
+        for body in drain(&sources.failures_url)
+            .await
+            .map_err(anyhow::Error::msg)?
+        {
             let record: Value = serde_json::from_str(&body)?;
             let info = record
                 .get("KinesisBatchInfo")
@@ -627,11 +576,11 @@ impl Ends {
             ends.push("quarantined");
         }
         let in_range = |(source, shard, start, end): &(String, String, String, String)| {
-            let order = |s: &str| (s.len(), s.to_owned());
+            use std::cmp::Ordering::Greater;
             source == record.source
                 && Some(shard) == record.shard.as_ref()
-                && order(start) <= order(&key.1)
-                && order(&key.1) <= order(end)
+                && compare_sequence_numbers(start, &key.1) != Greater
+                && compare_sequence_numbers(&key.1, end) != Greater
         };
         if self.dead_lettered_bodies.contains(&record.key)
             || self.failure_ranges.iter().any(in_range)

@@ -23,6 +23,7 @@ use std::time::Duration;
 use aws_sdk_dynamodbstreams::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use router::record::compare_sequence_numbers;
 use serde_json::{Map, Value, json};
 
 use super::mapping::{
@@ -45,11 +46,6 @@ pub struct StreamRecord {
     pub arrived_ms: i64,
     /// The event record handed to the function.
     pub event: Value,
-}
-
-/// Orders sequence numbers (decimal strings of up to 128 bits) numerically.
-pub fn sequence_key(sequence: &str) -> (usize, &str) {
-    (sequence.len(), sequence)
 }
 
 /// A shard of the stream.
@@ -587,7 +583,7 @@ async fn handle(reader: &Reader<'_>, shard: &str, batch: Vec<StreamRecord>) -> b
                 // The checkpoint: the lowest reported sequence number; retried from there on.
                 let lowest = failed
                     .iter()
-                    .min_by(|a, b| sequence_key(a).cmp(&sequence_key(b)))
+                    .min_by(|a, b| compare_sequence_numbers(a, b))
                     .expect("a partial result names a record");
                 let from = records
                     .iter()
@@ -754,7 +750,7 @@ mod tests {
             "49590338271490256608559692538361571095921575989136588898",
             "100",
         ];
-        numbers.sort_by(|a, b| sequence_key(a).cmp(&sequence_key(b)));
+        numbers.sort_by(|a, b| compare_sequence_numbers(a, b));
         assert_eq!(
             numbers,
             [
