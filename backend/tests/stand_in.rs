@@ -710,3 +710,33 @@ async fn a_tenant_isolated_function_keeps_two_and_a_half_environments_per_unit_o
     );
     service.pool().stop_all();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_that_answers_then_never_asks_again_times_the_next_invocation_out() {
+    // Answers its first invocation, then never calls `next` again.
+    let once = script(
+        "answers-once.sh",
+        r#"api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+id=$(curl -sS -D - -o /dev/null "$api/next" | tr -d '\r' | awk -F': ' 'tolower($1)=="lambda-runtime-aws-request-id" {print $2}')
+curl -sS -X POST -d '{"ok":true}' "$api/$id/response" >/dev/null
+sleep 30"#,
+    );
+    let mut settings = settings(vec![FunctionSpec::new("once", once)]);
+    settings.function_timeout = Duration::from_millis(500);
+    let (service, client) = stand_in(settings).await;
+    let first = sync_invoke(&client, "once", None, b"{}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(first.function_error(), None);
+    let second = tokio::time::timeout(
+        Duration::from_secs(10),
+        sync_invoke(&client, "once", None, b"{}".to_vec()),
+    )
+    .await
+    .expect("the invocation ends instead of waiting for ever")
+    .unwrap();
+    assert_eq!(second.function_error(), Some("Unhandled"));
+    let error: Value = serde_json::from_slice(second.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(error["errorType"], "Sandbox.Timedout", "{error}");
+    service.pool().stop_all();
+}
