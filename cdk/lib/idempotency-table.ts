@@ -1,7 +1,7 @@
 // `IdempotencyTable`: a backend's durable idempotency store in the table layout of Powertools for
 // AWS Lambda's idempotency utility (any language's backend can use it), its narrow grant, and
-// the `BACKEND_IDEMPOTENCY_TTL_SECONDS` check.
-import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+// the default of `BACKEND_IDEMPOTENCY_TTL_SECONDS`.
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -22,28 +22,6 @@ export const IDEMPOTENCY_TTL_ATTRIBUTE = 'expiration';
  * claim after a handler error (`DeleteItem`). No query, scan, batch or transaction, no index.
  */
 export const IDEMPOTENCY_RECORD_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
-
-/**
- * `BACKEND_IDEMPOTENCY_TTL_SECONDS` for a TTL: a whole number of seconds, at least 1 (the backend
- * refuses anything else at start). A CDK token is passed through for the backend to judge.
- */
-export function idempotencyTtlSeconds(ttl: Duration): string {
-  if (ttl.isUnresolved()) {
-    return Token.asString(ttl.toSeconds());
-  }
-  return checkIdempotencyTtlSeconds(ttl.toSeconds({ integral: false }));
-}
-
-/** The check behind {@link idempotencyTtlSeconds}, on a number of seconds (also used for CDK context). */
-export function checkIdempotencyTtlSeconds(seconds: number): string {
-  if (Token.isUnresolved(seconds)) {
-    return Token.asString(seconds);
-  }
-  if (!Number.isSafeInteger(seconds) || seconds < 1) {
-    throw new Error(`BACKEND_IDEMPOTENCY_TTL_SECONDS: must be an integer >= 1, got ${seconds}`);
-  }
-  return String(seconds);
-}
 
 /** Properties of an {@link IdempotencyTable}. */
 export interface IdempotencyTableProps {

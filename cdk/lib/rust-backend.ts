@@ -15,7 +15,8 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { RustCode } from './code';
 import { grantSendOnly, QueueDestination } from './destinations';
-import { DEFAULT_IDEMPOTENCY_TTL, IdempotencyTable, idempotencyTtlSeconds } from './idempotency-table';
+import { DEFAULT_IDEMPOTENCY_TTL, IdempotencyTable } from './idempotency-table';
+import { seconds } from './router-config';
 import { RustFunction } from './rust-function';
 import { SecureQueue } from './secure-queue';
 
@@ -94,7 +95,7 @@ export class RustBackend extends Construct {
     if (!maxEventAge.isUnresolved() && (maxEventAge.toSeconds() < 60 || maxEventAge.toSeconds() > 6 * 3600)) {
       throw new Error('backend maxEventAge must be between 60 seconds and 6 hours');
     }
-    const ttlSeconds = idempotencyTtlSeconds(props.idempotencyTtl ?? DEFAULT_IDEMPOTENCY_TTL);
+    const ttlSeconds = seconds('BACKEND_IDEMPOTENCY_TTL_SECONDS', props.idempotencyTtl ?? DEFAULT_IDEMPOTENCY_TTL, 1);
 
     const idempotency = new IdempotencyTable(this, 'Idempotency', {
       encryptionKey: props.encryptionKey,

@@ -7,6 +7,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { SecureQueue } from './secure-queue';
+import { checkInteger, sqsBatchingWindow } from './sources';
 import { TenantRouter } from './tenant-router';
 
 /** Properties of a {@link SourceQueue}. */
@@ -58,13 +59,9 @@ export class SourceQueue extends Construct {
   constructor(scope: Construct, id: string, props: SourceQueueProps) {
     super(scope, id);
     const fifo = props.fifo ?? false;
-    if (fifo && props.maxBatchingWindow !== undefined) {
-      throw new Error('SourceQueue: maxBatchingWindow: Lambda has no batching window for FIFO queues');
-    }
+    const window = sqsBatchingWindow('SourceQueue', fifo, props.maxBatchingWindow) ?? Duration.seconds(0);
     const maxReceiveCount = props.maxReceiveCount ?? 5;
-    if (!Number.isInteger(maxReceiveCount) || maxReceiveCount < 1 || maxReceiveCount > 1000) {
-      throw new Error(`SourceQueue: maxReceiveCount must be 1–1000, got ${maxReceiveCount}`);
-    }
+    checkInteger('SourceQueue: maxReceiveCount', maxReceiveCount, 1, 1000);
     const encryptionKey = props.encryptionKey ?? props.router.encryptionKey;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
 
@@ -81,7 +78,6 @@ export class SourceQueue extends Construct {
         'a dead-letter queue needs no redrive policy of its own. Its depth is alarmed.',
     });
 
-    const window = fifo ? Duration.seconds(0) : (props.maxBatchingWindow ?? Duration.seconds(1));
     this.queue = new SecureQueue(this, 'Queue', {
       encryptionKey,
       fifo,

@@ -67,19 +67,30 @@ export function visibilityTimeout(functionTimeout: Duration, batchingWindow: Dur
   return Duration.seconds(6 * functionTimeout.toSeconds() + batchingWindow.toSeconds());
 }
 
+/**
+ * The batching window of an SQS mapping: none for a FIFO queue (Lambda has none; giving one is
+ * refused, the error prefixed with `where`), else the given one or 1 second.
+ */
+export function sqsBatchingWindow(where: string, fifo: boolean | undefined, maxBatchingWindow: Duration | undefined): Duration | undefined {
+  if (fifo) {
+    if (maxBatchingWindow !== undefined) {
+      throw new Error(`${where}: maxBatchingWindow: Lambda has no batching window for FIFO queues`);
+    }
+    return undefined;
+  }
+  return maxBatchingWindow ?? Duration.seconds(1);
+}
+
 /** The CDK event source of an SQS queue, checked against the queue and the router's timeout. */
 export function sqsEventSource(scope: Construct, queue: sqs.IQueue, routerTimeout: Duration, options: SqsSourceOptions): eventSources.SqsEventSource {
   const fifo = queue.fifo;
   const batchSize = options.batchSize ?? 10;
+  const window = sqsBatchingWindow('addSqsSource', fifo, options.maxBatchingWindow);
   if (fifo) {
-    if (options.maxBatchingWindow !== undefined) {
-      throw new Error('addSqsSource: maxBatchingWindow: Lambda has no batching window for FIFO queues');
-    }
     checkInteger('addSqsSource: batchSize (FIFO)', batchSize, 1, 10);
   } else {
     checkInteger('addSqsSource: batchSize', batchSize, 1, 10_000);
   }
-  const window = fifo ? undefined : (options.maxBatchingWindow ?? Duration.seconds(1));
   const maxConcurrency = options.maxConcurrency ?? 10;
   checkInteger('addSqsSource: maxConcurrency', maxConcurrency, 2, 1000);
   checkQueue(scope, queue, routerTimeout, window ?? Duration.seconds(0));
@@ -186,7 +197,8 @@ export function dynamoEventSource(table: dynamodb.ITable, options: StreamSourceO
   return new eventSources.DynamoEventSource(table, streamSettings('addDynamoDbSource', options, DYNAMODB_STREAM_RETENTION, onFailure));
 }
 
-function checkInteger(name: string, value: number, min: number, max: number): void {
+/** A whole number from `min` to `max`, or the error `<name> must be <min>–<max>, got <value>`; a CDK token is passed through. */
+export function checkInteger(name: string, value: number, min: number, max: number): void {
   if (Token.isUnresolved(value)) {
     return;
   }

@@ -6,7 +6,8 @@ import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { stackPropsFromContext } from '../examples/full/context';
-import { IDEMPOTENCY_RECORD_ACTIONS, IdempotencyTable, idempotencyTtlSeconds } from '../lib/idempotency-table';
+import { IDEMPOTENCY_RECORD_ACTIONS, IdempotencyTable } from '../lib/idempotency-table';
+import { seconds } from '../lib/router-config';
 import { FullDeploymentStack } from '../examples/full/stack';
 import { arn, buildStack, Built, defaultStack, idOf, newApp, ref } from './helpers';
 
@@ -96,7 +97,7 @@ describe('backend idempotency settings', () => {
   it('passes a CDK token through unchecked (the backend judges it at start)', () => {
     const stack = new Stack();
     const ttl = new CfnParameter(stack, 'IdempotencyTtl', { type: 'Number' }).valueAsNumber;
-    assert.deepEqual(stack.resolve(idempotencyTtlSeconds(Duration.seconds(ttl))), { Ref: 'IdempotencyTtl' });
+    assert.deepEqual(stack.resolve(seconds('BACKEND_IDEMPOTENCY_TTL_SECONDS', Duration.seconds(ttl), 1)), { Ref: 'IdempotencyTtl' });
   });
 
   it('reads the TTL from the context key idempotencyTtlSeconds, and refuses one below 1 naming the variable', () => {

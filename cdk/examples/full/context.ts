@@ -5,8 +5,7 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Node } from 'constructs';
 import { DeliveryMode, JwtAlgorithm, JwtOptions, RouterConfig, RustCode, SuspendedTenants, ValidationModes } from '../../lib';
-import { checkIdempotencyTtlSeconds } from '../../lib/idempotency-table';
-import { parseInvocationTypes, parsePerSource } from '../../lib/router-config';
+import { integer, parseInvocationTypes, parsePerSource } from '../../lib/router-config';
 import { checkContextKeys, contextArchitecture } from '../context-keys';
 import { FullDeploymentProps } from './stack';
 
@@ -144,7 +143,7 @@ function idempotencyTtl(value: unknown): Duration | undefined {
   if (parsed === undefined) {
     return undefined;
   }
-  checkIdempotencyTtlSeconds(parsed);
+  integer('BACKEND_IDEMPOTENCY_TTL_SECONDS', parsed, 1);
   return Duration.seconds(parsed);
 }
 
