@@ -1,14 +1,93 @@
 // `IdempotencyTable`: a backend's durable idempotency store in the table layout of Powertools for
 // AWS Lambda's idempotency utility (any language's backend can use it), its narrow grant, and
-// the default of `BACKEND_IDEMPOTENCY_TTL_SECONDS`.
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+// the rules of `BACKEND_IDEMPOTENCY_TTL_SECONDS` (its default, its floor, reading it from a
+// backend's environment).
+import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
+import { seconds } from './router-config';
 
 /** The backend's own default for `BACKEND_IDEMPOTENCY_TTL_SECONDS` (Powertools' default too): one hour. */
 export const DEFAULT_IDEMPOTENCY_TTL = Duration.hours(1);
+
+/** How long the backend's guard remembers a completed record (its idempotency window). */
+export const IDEMPOTENCY_TTL_VARIABLE = 'BACKEND_IDEMPOTENCY_TTL_SECONDS';
+
+/** The backend's idempotency table, when it has one; with it or the TTL set, the guard's idempotency is configured. */
+export const IDEMPOTENCY_TABLE_VARIABLE = 'BACKEND_IDEMPOTENCY_TABLE';
+
+/**
+ * The least `BACKEND_IDEMPOTENCY_TTL_SECONDS` the guard accepts at start: Lambda's longest function
+ * timeout (15 minutes). A claim's item expires with the TTL, so a TTL shorter than a run lets a
+ * second environment claim a record still running; the guard cannot learn its function's timeout
+ * at start, so it refuses any TTL below the longest one.
+ */
+export const MIN_IDEMPOTENCY_TTL = Duration.minutes(15);
+
+const WHY_MIN_TTL =
+  `at least ${MIN_IDEMPOTENCY_TTL.toSeconds()} s, Lambda's longest timeout, which the backend refuses less than at start: ` +
+  'a shorter TTL lets a second environment claim a record still running';
+
+/**
+ * `BACKEND_IDEMPOTENCY_TTL_SECONDS` rendered from `ttl`, checked as the guard checks it at start,
+ * and against the function's timeout when it is known: whole seconds, at least
+ * {@link MIN_IDEMPOTENCY_TTL} and at least `functionTimeout`. The errors name the variable and
+ * `prop`; a CDK token is passed through.
+ */
+export function idempotencyTtlSeconds(prop: string, ttl: Duration, functionTimeout?: Duration): string {
+  const rendered = seconds(IDEMPOTENCY_TTL_VARIABLE, ttl, MIN_IDEMPOTENCY_TTL.toSeconds(), `${prop}: ${WHY_MIN_TTL}`);
+  if (!ttl.isUnresolved()) {
+    checkAgainstTimeout(prop, ttl.toSeconds(), functionTimeout);
+  }
+  return rendered;
+}
+
+function checkAgainstTimeout(what: string, ttlSeconds: number, functionTimeout: Duration | undefined): void {
+  if (functionTimeout === undefined || functionTimeout.isUnresolved()) {
+    return;
+  }
+  const timeoutSeconds = functionTimeout.toSeconds({ integral: false });
+  if (ttlSeconds < timeoutSeconds) {
+    throw new Error(
+      `${IDEMPOTENCY_TTL_VARIABLE}: ${what} (${ttlSeconds} s) is shorter than the backend's timeout (${timeoutSeconds} s): ` +
+        'a second environment could claim a record still running',
+    );
+  }
+}
+
+/**
+ * The idempotency TTL, in seconds, of a backend function defined in the app, read from its
+ * environment: `BACKEND_IDEMPOTENCY_TTL_SECONDS`, or the guard's default when only
+ * `BACKEND_IDEMPOTENCY_TABLE` is set. Undefined when neither is set (a backend that may not use
+ * the guard's idempotency) or when the value is a CDK token. A literal the guard would refuse at
+ * start (not whole seconds, below {@link MIN_IDEMPOTENCY_TTL}), or one below `timeout`, throws,
+ * naming the variable and the function.
+ */
+export function backendIdempotencyTtl(fn: lambda.Function, timeout: Duration | undefined): number | undefined {
+  const cfn = fn.node.defaultChild;
+  if (!(cfn instanceof lambda.CfnFunction)) {
+    return undefined;
+  }
+  const environment = Stack.of(fn).resolve(cfn.environment) as { variables?: { [name: string]: unknown } } | undefined;
+  const variables = environment?.variables ?? {};
+  const value = variables[IDEMPOTENCY_TTL_VARIABLE];
+  if (value === undefined) {
+    return IDEMPOTENCY_TABLE_VARIABLE in variables ? DEFAULT_IDEMPOTENCY_TTL.toSeconds() : undefined;
+  }
+  if (typeof value !== 'string' || Token.isUnresolved(value)) {
+    return undefined;
+  }
+  const where = `the environment of backend ${fn.node.path}`;
+  if (!/^[0-9]+$/.test(value) || Number(value) < MIN_IDEMPOTENCY_TTL.toSeconds()) {
+    throw new Error(`${IDEMPOTENCY_TTL_VARIABLE}: ${where} sets ${JSON.stringify(value)}; it must be whole seconds, ${WHY_MIN_TTL}`);
+  }
+  const ttlSeconds = Number(value);
+  checkAgainstTimeout(where, ttlSeconds, timeout);
+  return ttlSeconds;
+}
 
 /** The partition key of an idempotency record (Powertools' layout): `<function>#<tenant>#<idempotencyKey>`. */
 export const IDEMPOTENCY_KEY_ATTRIBUTE = 'id';

@@ -243,6 +243,22 @@ export const ASYNC_INVOKE_PAYLOAD_LIMIT = 1_048_576;
 /** The sync Invoke payload limit (6 MiB): the maximum `ROUTER_BATCH_MAX_BYTES` once a source uses `request-response`. */
 export const SYNC_INVOKE_PAYLOAD_LIMIT = 6_291_456;
 
+/** SQS's largest message (1 MiB since 2025): the default MaximumMessageSize of the quarantine queue the router creates. */
+export const SQS_MAX_MESSAGE_BYTES = 1_048_576;
+
+/** SQS's least MaximumMessageSize (1 KiB). */
+export const SQS_MIN_MESSAGE_BYTES = 1024;
+
+/**
+ * `ROUTER_QUARANTINE_MAX_MESSAGE_BYTES`: the largest quarantine message the router may send (a
+ * record above it goes to the quarantine bucket), which is the created quarantine queue's
+ * MaximumMessageSize. Checked like the router checks it at start; a CDK token is passed through.
+ */
+export function quarantineMaxMessageBytes(value: number): string {
+  return integer('ROUTER_QUARANTINE_MAX_MESSAGE_BYTES', value, SQS_MIN_MESSAGE_BYTES, SQS_MAX_MESSAGE_BYTES,
+    "quarantineMaxMessageBytes: the quarantine queue's MaximumMessageSize, which SQS allows from 1 KiB to 1 MiB");
+}
+
 /** Every JWS algorithm the router accepts, in its documentation's order. */
 export const JWT_ALGORITHMS: readonly JwtAlgorithm[] = Object.values(JwtAlgorithm);
 
@@ -710,11 +726,11 @@ export function integer(name: string, value: number, min: number, max?: number, 
 }
 
 /** Whole seconds of a duration, at least `min`, rendered; a CDK token is passed through. */
-export function seconds(name: string, value: Duration, min: number): string {
+export function seconds(name: string, value: Duration, min: number, why?: string): string {
   if (value.isUnresolved()) {
     return Token.asString(value.toSeconds());
   }
-  return integer(name, value.toSeconds({ integral: false }), min);
+  return integer(name, value.toSeconds({ integral: false }), min, undefined, why);
 }
 
 function millis(name: string, value: Duration): string {

@@ -15,8 +15,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { RustCode } from './code';
 import { grantSendOnly, QueueDestination } from './destinations';
-import { DEFAULT_IDEMPOTENCY_TTL, IdempotencyTable } from './idempotency-table';
-import { seconds } from './router-config';
+import { DEFAULT_IDEMPOTENCY_TTL, IdempotencyTable, idempotencyTtlSeconds } from './idempotency-table';
 import { RustFunction } from './rust-function';
 import { SecureQueue } from './secure-queue';
 
@@ -45,7 +44,11 @@ export interface RustBackendProps {
   readonly resultsArchiveRetention?: Duration;
   /**
    * How long a completed record stays in the idempotency table (`BACKEND_IDEMPOTENCY_TTL_SECONDS`,
-   * whole seconds, at least 1): a redelivery within it gets the stored result instead of running again.
+   * whole seconds, at least 900 (Lambda's longest timeout; the backend refuses less at start) and
+   * at least the function's timeout): a redelivery within it gets the stored result instead of
+   * running again; one after it runs again. Give at least the longest retry horizon of the
+   * router's sources (an SQS queue's retention, a stream mapping's maximum record age), or a
+   * record redelivered after the TTL may take effect twice (`TenantRouter` warns at synth).
    * @default 1 hour
    */
   readonly idempotencyTtl?: Duration;
@@ -95,7 +98,7 @@ export class RustBackend extends Construct {
     if (!maxEventAge.isUnresolved() && (maxEventAge.toSeconds() < 60 || maxEventAge.toSeconds() > 6 * 3600)) {
       throw new Error('backend maxEventAge must be between 60 seconds and 6 hours');
     }
-    const ttlSeconds = seconds('BACKEND_IDEMPOTENCY_TTL_SECONDS', props.idempotencyTtl ?? DEFAULT_IDEMPOTENCY_TTL, 1);
+    const ttlSeconds = idempotencyTtlSeconds('idempotencyTtl', props.idempotencyTtl ?? DEFAULT_IDEMPOTENCY_TTL, this.timeout);
 
     const idempotency = new IdempotencyTable(this, 'Idempotency', {
       encryptionKey: props.encryptionKey,

@@ -16,6 +16,8 @@ export interface SecureQueueProps {
   readonly retentionPeriod?: Duration;
   /** @default 30 seconds (SQS default) */
   readonly visibilityTimeout?: Duration;
+  /** The largest message the queue accepts (1024–1048576 bytes). @default SQS's default (1 MiB) */
+  readonly maxMessageSizeBytes?: number;
   /** Redrive policy to a dead-letter queue. @default none */
   readonly deadLetterQueue?: sqs.DeadLetterQueue;
   /** @default RemovalPolicy.DESTROY (the SQS default in CDK) */
@@ -45,6 +47,7 @@ export class SecureQueue extends Construct {
       contentBasedDeduplication: props.contentBasedDeduplication ? true : undefined,
       retentionPeriod: props.retentionPeriod,
       visibilityTimeout: props.visibilityTimeout,
+      maxMessageSizeBytes: props.maxMessageSizeBytes,
       deadLetterQueue: props.deadLetterQueue,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.DESTROY,
     });

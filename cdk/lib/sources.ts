@@ -1,7 +1,10 @@
 // The event source mappings a `TenantRouter` puts on itself: their options (with today's safe
 // defaults), the checks a mapping's settings must pass (Lambda's limits, a queue's visibility
 // timeout against the router's timeout, a stream's retention against the maximum record age),
-// and the CDK event sources that create them. Every mapping reports batch item failures.
+// and the CDK event sources that create them. Every mapping reports batch item failures
+// (FunctionResponseTypes ReportBatchItemFailures): without it Lambda would delete or checkpoint
+// past the records the router reports for redelivery. Also each source's retry horizon: how long
+// after a record arrives the source may still deliver it again, as far as CDK can see.
 import { Annotations, Duration, Token } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
@@ -135,11 +138,67 @@ function checkQueue(scope: Construct, queue: sqs.IQueue, routerTimeout: Duration
   }
 }
 
+/** The maximum record age of a stream mapping when none is given. */
+const DEFAULT_MAX_RECORD_AGE = Duration.hours(12);
+
+/** How long SQS keeps a message when the queue sets no retention period. */
+const SQS_DEFAULT_RETENTION = Duration.days(4);
+
+/**
+ * How long after a record arrives its source may still deliver it to the router again, and what
+ * sets that (for the warning that names it).
+ */
+export interface RetryHorizon {
+  /** The horizon, in seconds. */
+  readonly seconds: number;
+  /** What sets it, e.g. `Consumer/Orders keeps a message for 345600 s (its retention period)`. */
+  readonly what: string;
+}
+
+/**
+ * An SQS queue redelivers a message that keeps failing until its retention period ends (its
+ * dead-letter queue may take it earlier; a redrive from there brings it back): the retention of a
+ * queue defined in the app (4 days unless set), undefined for an imported queue or a token.
+ */
+export function sqsRetryHorizon(queue: sqs.IQueue): RetryHorizon | undefined {
+  if (!(queue instanceof sqs.Queue)) {
+    return undefined;
+  }
+  const retention = (queue.node.defaultChild as sqs.CfnQueue).messageRetentionPeriod ?? SQS_DEFAULT_RETENTION.toSeconds();
+  if (Token.isUnresolved(retention)) {
+    return undefined;
+  }
+  return { seconds: retention, what: `${queue.node.path} keeps a message for ${retention} s (its retention period)` };
+}
+
+/**
+ * A stream mapping retries a record until it is `maxRecordAge` old: the mappings made here always
+ * have finite retries and a finite maximum record age (below the stream's retention; CDK refuses
+ * a token for it), so that age is the horizon.
+ */
+export function streamRetryHorizon(source: string, options: StreamSourceOptions): RetryHorizon | undefined {
+  const maxRecordAge = options.maxRecordAge ?? DEFAULT_MAX_RECORD_AGE;
+  if (maxRecordAge.isUnresolved()) {
+    return undefined;
+  }
+  const age = maxRecordAge.toSeconds();
+  return { seconds: age, what: `the mapping of ${source} delivers a record until it is ${age} s old (maxRecordAge)` };
+}
+
+/** The retention of a Kinesis stream defined in the app (24 hours unless set); undefined for an imported one or a token. */
+function kinesisRetention(stream: kinesis.IStream): Duration | undefined {
+  if (!(stream instanceof kinesis.Stream)) {
+    return undefined;
+  }
+  const hours = (stream.node.defaultChild as kinesis.CfnStream).retentionPeriodHours ?? 24;
+  return Token.isUnresolved(hours) ? undefined : Duration.hours(hours);
+}
+
 /** The settings a stream mapping shares between Kinesis and DynamoDB, checked. */
 function streamSettings(name: string, options: StreamSourceOptions, retention: Duration | undefined, onFailure: FailureDestination) {
   const retryAttempts = options.retryAttempts ?? 10;
   checkInteger(`${name}: retryAttempts (finite)`, retryAttempts, 0, 10_000);
-  const maxRecordAge = options.maxRecordAge ?? Duration.hours(12);
+  const maxRecordAge = options.maxRecordAge ?? DEFAULT_MAX_RECORD_AGE;
   if (!maxRecordAge.isUnresolved()) {
     const ageSeconds = maxRecordAge.toSeconds();
     if (ageSeconds < 60 || ageSeconds > 7 * 24 * 3600) {
@@ -172,13 +231,8 @@ function streamSettings(name: string, options: StreamSourceOptions, retention: D
 
 /** The CDK event source of a Kinesis stream; its retention is checked when CDK can see the stream. */
 export function kinesisEventSource(stream: kinesis.IStream, options: StreamSourceOptions, onFailure: FailureDestination): eventSources.KinesisEventSource {
-  let retention: Duration | undefined;
-  if (stream instanceof kinesis.Stream) {
-    const hours = (stream.node.defaultChild as kinesis.CfnStream).retentionPeriodHours ?? 24;
-    retention = Token.isUnresolved(hours) ? undefined : Duration.hours(hours);
-  }
   return new eventSources.KinesisEventSource(stream, {
-    ...streamSettings('addKinesisSource', options, retention, onFailure),
+    ...streamSettings('addKinesisSource', options, kinesisRetention(stream), onFailure),
     startingPositionTimestamp: options.startingPositionTimestamp,
   });
 }

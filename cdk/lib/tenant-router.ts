@@ -3,7 +3,9 @@
 // user does not bring (a data key, the quarantine queue and bucket, the stream-failures queue, a
 // tenant registry, alarms, a dashboard), puts the event source mappings of the user's queues,
 // streams and tables on the router, and refuses at synth a backend that is not tenant-isolated or
-// that an event source mapping targets.
+// that an event source mapping targets (or whose environment sets an idempotency TTL its guard
+// would refuse), and warns when the backend's idempotency TTL is shorter than a source's retry
+// horizon.
 import { Annotations, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -23,13 +25,32 @@ import { RustCode } from './code';
 import { Dashboard } from './dashboard';
 import { DataKey } from './data-key';
 import { FailureDestination, grantPutObjectOnly, grantSendOnly } from './destinations';
+import { backendIdempotencyTtl, IDEMPOTENCY_TTL_VARIABLE } from './idempotency-table';
 import { AlarmThresholds, DEFAULT_BACKEND_METRICS_NAMESPACE, Monitoring } from './monitoring';
 import { nagResourceName } from './nag';
 import { QuarantineBucket } from './quarantine-bucket';
-import { RECOMMENDED_INVOCATION_TYPES, RouterConfig, routerEnvironment, routerMetricsNamespace, routerTimeouts } from './router-config';
+import {
+  quarantineMaxMessageBytes,
+  RECOMMENDED_INVOCATION_TYPES,
+  RouterConfig,
+  routerEnvironment,
+  routerMetricsNamespace,
+  routerTimeouts,
+  SQS_MAX_MESSAGE_BYTES,
+} from './router-config';
 import { RustFunction } from './rust-function';
 import { SecureQueue } from './secure-queue';
-import { dynamoEventSource, kinesisEventSource, SqsSourceOptions, sqsEventSource, StreamSourceOptions, visibilityTimeout } from './sources';
+import {
+  dynamoEventSource,
+  kinesisEventSource,
+  RetryHorizon,
+  sqsEventSource,
+  sqsRetryHorizon,
+  SqsSourceOptions,
+  streamRetryHorizon,
+  StreamSourceOptions,
+  visibilityTimeout,
+} from './sources';
 import { TenantRegistry, TenantRegistryOptions } from './tenant-registry';
 
 /** How long rejected records are kept: the created quarantine queue's retention and the bucket's expiry. */
@@ -81,8 +102,21 @@ export interface TenantRouterProps extends RouterConfig {
    * @default a new DataKey (rotation on)
    */
   readonly encryptionKey?: kms.IKey;
-  /** Where rejected records go, with their reason (`ROUTER_QUARANTINE_QUEUE_URL`). @default a new encrypted standard queue, 14 days, alarmed */
+  /**
+   * Where rejected records go, with their reason (`ROUTER_QUARANTINE_QUEUE_URL`). The router reads
+   * a given queue's `MaximumMessageSize` once at start (the role gets `sqs:GetQueueAttributes` on
+   * it) and sends larger records to the quarantine bucket.
+   * @default a new encrypted standard queue, 14 days, alarmed, with a MaximumMessageSize of quarantineMaxMessageBytes
+   */
   readonly quarantineQueue?: sqs.IQueue;
+  /**
+   * The created quarantine queue's `MaximumMessageSize`, and `ROUTER_QUARANTINE_MAX_MESSAGE_BYTES`:
+   * the largest quarantine message the router sends; a larger rejected record goes to the
+   * quarantine bucket (claim check). 1024 to 1048576. Not with a given `quarantineQueue`, whose
+   * own size the router reads at start.
+   * @default 1048576 (1 MiB, SQS's largest message)
+   */
+  readonly quarantineMaxMessageBytes?: number;
   /**
    * Where rejected records too large for a quarantine message go (`ROUTER_QUARANTINE_BUCKET`).
    * @default a new bucket: SSE-KMS, no public access, TLS only, objects expire after 14 days, access logs
@@ -102,6 +136,12 @@ export interface TenantRouterProps extends RouterConfig {
  * The tenant router: event source mappings feed it batches from SQS (standard and FIFO), Kinesis
  * and DynamoDB Streams (and EventBridge rules single events); it proves each record's tenant and
  * invokes the tenant-isolated backend with that tenant id, quarantining what it must reject.
+ *
+ * No record is lost only when every event source mapping in front of the router reports batch
+ * item failures (`FunctionResponseTypes: [ReportBatchItemFailures]`): the router answers with the
+ * records to redeliver, and a mapping without it ignores that answer, so SQS deletes those
+ * messages and a stream checkpoints past them. Every mapping `addSqsSource`, `addKinesisSource` and
+ * `addDynamoDbSource` create has it; a mapping created any other way must set it too.
  *
  * ```ts
  * const router = new TenantRouter(this, 'Router', {
@@ -151,6 +191,8 @@ export class TenantRouter extends Construct {
   private readonly operatorView: Dashboard;
   private readonly sourceNames = new Set<string>();
   private defaultStreamFailures?: FailureDestination;
+  /** The backend's idempotency TTL in seconds, when CDK can read it from the backend's environment. */
+  private readonly idempotencyTtl?: number;
 
   constructor(scope: Construct, id: string, props: TenantRouterProps) {
     super(scope, id);
@@ -167,7 +209,16 @@ export class TenantRouter extends Construct {
 
     this.encryptionKey = props.encryptionKey ?? new DataKey(this, 'DataKey', { removalPolicy: this.removalPolicy }).key;
 
-    this.quarantineQueue = props.quarantineQueue ?? this.terminalQueue('Quarantine', 'rejected records (with their reason)');
+    if (props.quarantineQueue !== undefined && props.quarantineMaxMessageBytes !== undefined) {
+      throw new Error(
+        'ROUTER_QUARANTINE_MAX_MESSAGE_BYTES: quarantineMaxMessageBytes sets the size of the quarantine queue the router creates; ' +
+          "with a given quarantineQueue the router reads that queue's MaximumMessageSize at start: leave it unset",
+      );
+    }
+    // The created queue's size is set explicitly and given to the router; a given queue's is read by the router at start.
+    const quarantineBytes = props.quarantineQueue === undefined ? (props.quarantineMaxMessageBytes ?? SQS_MAX_MESSAGE_BYTES) : undefined;
+    const quarantineBytesVariable = quarantineBytes === undefined ? undefined : quarantineMaxMessageBytes(quarantineBytes);
+    this.quarantineQueue = props.quarantineQueue ?? this.terminalQueue('Quarantine', 'rejected records (with their reason)', quarantineBytes);
     this.quarantineBucket =
       props.quarantineBucket ??
       new QuarantineBucket(this, 'QuarantineBucket', {
@@ -198,6 +249,7 @@ export class TenantRouter extends Construct {
         ROUTER_BACKEND_FUNCTION: props.backend.functionArn,
         ROUTER_QUARANTINE_QUEUE_URL: this.quarantineQueue.queueUrl,
         ROUTER_QUARANTINE_BUCKET: this.quarantineBucket.bucketName,
+        ...(quarantineBytesVariable === undefined ? {} : { ROUTER_QUARANTINE_MAX_MESSAGE_BYTES: quarantineBytesVariable }),
       },
       logRetention,
       removalPolicy: this.removalPolicy,
@@ -213,6 +265,12 @@ export class TenantRouter extends Construct {
       new iam.PolicyStatement({ sid: 'InvokeBackend', actions: ['lambda:InvokeFunction'], resources: [props.backend.functionArn] }),
     );
     grantSendOnly(this.role, 'Quarantine', this.quarantineQueue, this.quarantineQueue.encryptionMasterKey);
+    if (quarantineBytesVariable === undefined) {
+      // The router reads the given queue's MaximumMessageSize once at start.
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ sid: 'QuarantineQueueSize', actions: ['sqs:GetQueueAttributes'], resources: [this.quarantineQueue.queueArn] }),
+      );
+    }
     const quarantineObjects = grantPutObjectOnly(this.role, 'QuarantineBucket', this.quarantineBucket, this.quarantineBucket.encryptionKey);
     registry?.grantRead(this.role, 'TenantRegistry');
 
@@ -247,6 +305,9 @@ export class TenantRouter extends Construct {
     this.queries = this.operatorView.queries;
     this.addOperatorQueue('quarantine', this.quarantineQueue, 'Rejected records wait in the quarantine queue.', props.alarmThresholds?.quarantineDepth);
 
+    // Read once, here: the sources added later are judged against it.
+    this.idempotencyTtl = this.facts.function === undefined ? undefined : backendIdempotencyTtl(this.facts.function, this.facts.timeout);
+
     if (this.facts.function === undefined) {
       Annotations.of(this).addWarningV2('tenant-router:backend-tenancy-unverified',
         `backend ${props.backend.node.path} is imported: CDK cannot see its TenancyConfig; make sure it is PER_TENANT ` +
@@ -280,16 +341,20 @@ export class TenantRouter extends Construct {
   }
 
   /**
-   * Feeds the router from an SQS queue (standard or FIFO), reporting batch item failures. A
-   * failing message returns after the visibility timeout and moves to the queue's dead-letter
-   * queue through its redrive policy; a queue defined in the app must hide messages for at least
-   * the router's timeout (6 × it + the batching window recommended). Alarms on the age of the
-   * oldest message, and on its dead-letter queue's depth when CDK sees one.
+   * Feeds the router from an SQS queue (standard or FIFO). The mapping reports batch item failures
+   * (`FunctionResponseTypes: [ReportBatchItemFailures]`), which "no record is lost" needs: without
+   * it SQS would delete the messages the router reports for redelivery. A failing message returns
+   * after the visibility timeout and moves to the queue's dead-letter queue through its redrive
+   * policy; a queue defined in the app must hide messages for at least the router's timeout (6 ×
+   * it + the batching window recommended). Warns when the backend's idempotency TTL is shorter
+   * than the queue's retention period. Alarms on the age of the oldest message, and on its
+   * dead-letter queue's depth when CDK sees one.
    * @returns the event source mapping
    */
   public addSqsSource(queue: sqs.IQueue, options: SqsSourceOptions = {}): lambda.IEventSourceMapping {
     const name = this.sourceName(options.name, queue);
     const source = sqsEventSource(this, queue, this.timeout, options);
+    this.checkIdempotencyWindow(queue.node.path, sqsRetryHorizon(queue));
     this.function.addEventSource(source);
     const mapping = this.mappingOf(source.eventSourceMappingId);
     Validations.of(mapping).acknowledge({
@@ -307,14 +372,18 @@ export class TenantRouter extends Construct {
   }
 
   /**
-   * Feeds the router from a Kinesis stream, reporting batch item failures (Lambda checkpoints at
-   * the lowest failed sequence number), bisecting failing batches, with finite retries and a
-   * maximum record age, and an on-failure destination. Alarms on the stream's iterator age.
+   * Feeds the router from a Kinesis stream. The mapping reports batch item failures
+   * (`FunctionResponseTypes: [ReportBatchItemFailures]`; Lambda checkpoints at the lowest failed
+   * sequence number), which "no record is lost" needs: without it Lambda would checkpoint past the
+   * records the router reports for redelivery. Bisects failing batches, with finite retries, a
+   * maximum record age and an on-failure destination. Warns when the backend's idempotency TTL is
+   * shorter than the maximum record age. Alarms on the stream's iterator age.
    * @returns the event source mapping
    */
   public addKinesisSource(stream: kinesis.IStream, options: StreamSourceOptions): lambda.IEventSourceMapping {
     const name = this.sourceName(options.name, stream);
     const source = kinesisEventSource(stream, options, options.onFailure ?? this.streamFailures());
+    this.checkIdempotencyWindow(stream.node.path, streamRetryHorizon(stream.node.path, options));
     this.function.addEventSource(source);
     this.monitoring.routerIteratorAge();
     this.monitoring.kinesisIteratorAge(`${name}IteratorAge`, stream);
@@ -323,12 +392,15 @@ export class TenantRouter extends Construct {
 
   /**
    * Feeds the router from a DynamoDB table's stream (the table needs one, and CDK must know its
-   * ARN), with the same failure handling as Kinesis.
+   * ARN), with the same failure handling as Kinesis: the mapping reports batch item failures
+   * (`FunctionResponseTypes: [ReportBatchItemFailures]`), which "no record is lost" needs, and
+   * the same warning on the backend's idempotency TTL.
    * @returns the event source mapping
    */
   public addDynamoDbSource(table: dynamodb.ITable, options: StreamSourceOptions): lambda.IEventSourceMapping {
     this.sourceName(options.name, table);
     const source = dynamoEventSource(table, options, options.onFailure ?? this.streamFailures());
+    this.checkIdempotencyWindow(table.node.path, streamRetryHorizon(`the stream of ${table.node.path}`, options));
     this.function.addEventSource(source);
     this.monitoring.routerIteratorAge();
     return this.mappingOf(source.eventSourceMappingId);
@@ -377,11 +449,37 @@ export class TenantRouter extends Construct {
     return this.defaultStreamFailures;
   }
 
+  /**
+   * Warns when the backend's idempotency TTL (read from its environment) is shorter than a
+   * source's retry horizon, which the router's own maximum record age shortens (older records are
+   * rejected, never invoked): a record redelivered after the TTL runs again. Says nothing when
+   * either is unknown.
+   */
+  private checkIdempotencyWindow(source: string, horizon: RetryHorizon | undefined): void {
+    if (this.idempotencyTtl === undefined || horizon === undefined) {
+      return;
+    }
+    let { seconds, what } = horizon;
+    const routerMaxAge = this.config.maxRecordAge;
+    if (routerMaxAge !== undefined && !routerMaxAge.isUnresolved() && routerMaxAge.toSeconds() < seconds) {
+      seconds = routerMaxAge.toSeconds();
+      what = `${what}; the router rejects records older than ${seconds} s (maxRecordAge)`;
+    }
+    if (seconds <= this.idempotencyTtl) {
+      return;
+    }
+    Annotations.of(this).addWarningV2('tenant-router:idempotency-ttl-below-retry-horizon',
+      `${source}: the backend's idempotency TTL (${IDEMPOTENCY_TTL_VARIABLE}, ${this.idempotencyTtl} s) is shorter than this source's ` +
+        `retry horizon (${what}): records redelivered after the TTL may take effect twice. Give the backend a TTL of at least ` +
+        `${seconds} s, or shorten the horizon (the router's maxRecordAge, ROUTER_MAX_RECORD_AGE_SECONDS, bounds it for every source)`);
+  }
+
   /** A queue that is a terminal store read by operators (quarantine, stream failures): 14 days, alarmed, no redrive. */
-  private terminalQueue(id: string, holds: string): sqs.Queue {
+  private terminalQueue(id: string, holds: string, maxMessageSizeBytes?: number): sqs.Queue {
     const queue = new SecureQueue(this, id, {
       encryptionKey: this.encryptionKey,
       retentionPeriod: QUARANTINE_RETENTION,
+      maxMessageSizeBytes,
       removalPolicy: this.removalPolicy,
     }).queue;
     Validations.of(queue).acknowledge(

@@ -127,6 +127,49 @@ describe('TenantRouter: sources', () => {
     assert.deepEqual(router.alarms.map((a) => a.node.id).filter((id) => id.endsWith('MessageAge')), ['OrdersMessageAge', 'LedgerMessageAge']);
   });
 
+  it('reports batch item failures on every mapping it creates, for every source kind (what "no record is lost" assumes)', () => {
+    const { stack, backend } = backendStack(newApp());
+    const router = newRouter(stack, backend);
+    const start = { startingPosition: lambda.StartingPosition.TRIM_HORIZON };
+    const standard = new sqs.Queue(stack, 'Orders', { visibilityTimeout: router.queueVisibilityTimeout(Duration.seconds(1)) });
+    router.addSqsSource(standard);
+    const fifo = new sqs.Queue(stack, 'Ledger', { fifo: true, visibilityTimeout: router.queueVisibilityTimeout() });
+    router.addSqsSource(fifo);
+    const stream = new kinesis.Stream(stack, 'Events');
+    router.addKinesisSource(stream, start);
+    const table = new dynamodb.Table(stack, 'Accounts', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      stream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+    });
+    router.addDynamoDbSource(table, start);
+    // and the same kinds imported by ARN
+    router.addSqsSource(sqs.Queue.fromQueueArn(stack, 'ImportedQueue', 'arn:aws:sqs:us-east-1:111111111111:orders'));
+    router.addSqsSource(sqs.Queue.fromQueueArn(stack, 'ImportedFifo', 'arn:aws:sqs:us-east-1:111111111111:ledger.fifo'));
+    router.addKinesisSource(kinesis.Stream.fromStreamArn(stack, 'ImportedStream', 'arn:aws:kinesis:us-east-1:111111111111:stream/events'), start);
+    router.addDynamoDbSource(
+      dynamodb.Table.fromTableAttributes(stack, 'ImportedTable', {
+        tableName: 'accounts',
+        tableStreamArn: 'arn:aws:dynamodb:us-east-1:111111111111:table/accounts/stream/2026-01-01T00:00:00.000',
+      }),
+      start,
+    );
+    const kinds = new Map<string, string>([
+      [JSON.stringify(arn(idOf(standard))), 'SQS standard'],
+      [JSON.stringify(arn(idOf(fifo))), 'SQS FIFO'],
+      [JSON.stringify(arn(idOf(stream))), 'Kinesis'],
+      [JSON.stringify({ 'Fn::GetAtt': [idOf(table), 'StreamArn'] }), 'DynamoDB'],
+      [JSON.stringify('arn:aws:sqs:us-east-1:111111111111:orders'), 'SQS standard (imported)'],
+      [JSON.stringify('arn:aws:sqs:us-east-1:111111111111:ledger.fifo'), 'SQS FIFO (imported)'],
+      [JSON.stringify('arn:aws:kinesis:us-east-1:111111111111:stream/events'), 'Kinesis (imported)'],
+      [JSON.stringify('arn:aws:dynamodb:us-east-1:111111111111:table/accounts/stream/2026-01-01T00:00:00.000'), 'DynamoDB (imported)'],
+    ]);
+    const mappings = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::EventSourceMapping')).map((m) => m.Properties);
+    assert.deepEqual(
+      mappings.map((m) => [kinds.get(JSON.stringify(m.EventSourceArn)), m.FunctionName, m.FunctionResponseTypes]),
+      [...kinds.values()].map((kind) => [kind, ref(idOf(router.function)), ['ReportBatchItemFailures']]),
+    );
+  });
+
   it("checks a queue's visibility timeout against the router's timeout: an error below it, a warning below 6 × it + the window", () => {
     const { stack, backend } = backendStack(newApp());
     const router = newRouter(stack, backend);

@@ -230,6 +230,23 @@ describe('DynamoDB source', () => {
   });
 });
 
+describe('every mapping', () => {
+  it('reports batch item failures: all four of the example (SQS standard, SQS FIFO, Kinesis, DynamoDB), on the router', () => {
+    const { stack, template } = defaultStack();
+    const mappings = Object.values(template.findResources('AWS::Lambda::EventSourceMapping')).map((m) => m.Properties);
+    // Without ReportBatchItemFailures a reported record would be deleted (SQS) or checkpointed past (streams).
+    assert.deepEqual(
+      mappings.map((m) => [m.EventSourceArn, m.FunctionName, m.FunctionResponseTypes]),
+      [
+        arn(idOf(stack.sources.queue)),
+        arn(idOf(stack.sources.fifoQueue)),
+        arn(idOf(stack.sources.stream)),
+        { 'Fn::GetAtt': [idOf(stack.sources.table), 'StreamArn'] },
+      ].map((source) => [source, ref(idOf(stack.router.function)), ['ReportBatchItemFailures']]),
+    );
+  });
+});
+
 describe('encryption at rest and in transit', () => {
   it('encrypts every queue with the stack key and denies every non-TLS request (enforceSSL)', () => {
     const { stack, template } = defaultStack();

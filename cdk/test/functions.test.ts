@@ -36,7 +36,8 @@ describe('backend function', () => {
         Variables: Match.objectEquals({
           BACKEND_TENANT_CONFIG_DIR: '/var/task/tenants',
           BACKEND_IDEMPOTENCY_TABLE: ref(idOf(stack.backend.idempotencyTable)),
-          BACKEND_IDEMPOTENCY_TTL_SECONDS: '3600',
+          // the example's 4 days: its source queues' retention (the longest retry horizon of its sources)
+          BACKEND_IDEMPOTENCY_TTL_SECONDS: '345600',
         }),
       },
       Role: arn(idOf(stack.backend.role)),
@@ -148,6 +149,8 @@ describe('router function', () => {
         ROUTER_BACKEND_FUNCTION: arn(idOf(stack.backend.function)),
         ROUTER_QUARANTINE_QUEUE_URL: ref(idOf(stack.router.quarantineQueue)),
         ROUTER_QUARANTINE_BUCKET: ref(idOf(stack.router.quarantineBucket)),
+        // the created quarantine queue's MaximumMessageSize, set explicitly (SQS's largest, 1 MiB)
+        ROUTER_QUARANTINE_MAX_MESSAGE_BYTES: '1048576',
         // the example turns the tenant registry on, with the router's defaults
         ROUTER_TENANT_REGISTRY_TABLE: ref(idOf(stack.router.tenantRegistryTable!)),
       },

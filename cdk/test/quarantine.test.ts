@@ -1,11 +1,108 @@
-// The quarantine bucket (claim check) and its access-log bucket.
+// The quarantine queue's message size (ROUTER_QUARANTINE_MAX_MESSAGE_BYTES), the quarantine
+// bucket (claim check) and its access-log bucket.
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RemovalPolicy } from 'aws-cdk-lib';
-import { Match } from 'aws-cdk-lib/assertions';
+import { CfnParameter, RemovalPolicy } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { QUARANTINE_RETENTION } from '../lib/tenant-router';
-import { arn, buildStack, defaultStack, idOf, ref } from './helpers';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { QUARANTINE_RETENTION, TenantRouter } from '../lib/tenant-router';
+import { arn, backendStack, buildStack, defaultStack, idOf, newApp, newRouter, ref } from './helpers';
+
+type Statement = { Sid?: string; Action: string | string[]; Resource: unknown };
+
+/** The router's environment and the statements of its role's policy. */
+function routerFacts(template: Template, router: TenantRouter) {
+  const resources = template.toJSON().Resources;
+  const env = resources[idOf(router.function)].Properties.Environment.Variables as { [name: string]: unknown };
+  const policies = Object.values(template.findResources('AWS::IAM::Policy', { Properties: { Roles: [ref(idOf(router.role))] } }));
+  assert.equal(policies.length, 1);
+  return { env, statements: policies[0].Properties.PolicyDocument.Statement as Statement[] };
+}
+
+const actionsOf = (s: Statement) => ([] as string[]).concat(s.Action);
+
+describe('quarantine queue: the message size (ROUTER_QUARANTINE_MAX_MESSAGE_BYTES)', () => {
+  it("sets the created queue's MaximumMessageSize explicitly, to SQS's largest (1 MiB), and gives the router the same value", () => {
+    const { stack, template } = defaultStack();
+    const queue = template.toJSON().Resources[idOf(stack.router.quarantineQueue)].Properties;
+    assert.equal(queue.MaximumMessageSize, 1_048_576);
+    const { env, statements } = routerFacts(template, stack.router);
+    assert.equal(env.ROUTER_QUARANTINE_MAX_MESSAGE_BYTES, '1048576');
+    // the router needs no GetQueueAttributes on a queue whose size it is told
+    for (const s of statements.filter((s) => JSON.stringify(s.Resource).includes(idOf(stack.router.quarantineQueue)))) {
+      assert.deepEqual(actionsOf(s), ['sqs:SendMessage']);
+    }
+    // only the quarantine queue: the stream-failures queue keeps SQS's default
+    assert.equal(template.toJSON().Resources[idOf(stack.router.streamFailuresQueue!)].Properties.MaximumMessageSize, undefined);
+  });
+
+  it('takes the size as quarantineMaxMessageBytes: the queue and the variable alike', () => {
+    const { stack, backend } = backendStack(newApp());
+    const router = newRouter(stack, backend, { quarantineMaxMessageBytes: 262_144 });
+    router.addKinesisSource(new kinesis.Stream(stack, 'Events'), { startingPosition: lambda.StartingPosition.LATEST });
+    const template = Template.fromStack(stack);
+    assert.equal(template.toJSON().Resources[idOf(router.quarantineQueue)].Properties.MaximumMessageSize, 262_144);
+    assert.equal(routerFacts(template, router).env.ROUTER_QUARANTINE_MAX_MESSAGE_BYTES, '262144');
+    assert.equal(template.toJSON().Resources[idOf(router.streamFailuresQueue!)].Properties.MaximumMessageSize, undefined);
+  });
+
+  it('refuses a size SQS refuses (below 1 KiB, above 1 MiB, not whole), naming the variable and the prop; passes a token through', () => {
+    for (const size of [0, 1023, 1_048_577, 2048.5]) {
+      const { stack, backend } = backendStack(newApp());
+      assert.throws(
+        () => newRouter(stack, backend, { quarantineMaxMessageBytes: size }),
+        new RegExp(`ROUTER_QUARANTINE_MAX_MESSAGE_BYTES: must be an integer from 1024 to 1048576, got ${String(size).replace('.', '\\.')} ` +
+          "\\(quarantineMaxMessageBytes: the quarantine queue's MaximumMessageSize, which SQS allows from 1 KiB to 1 MiB\\)$"),
+        String(size),
+      );
+    }
+    for (const size of [1024, 1_048_576]) {
+      const { stack, backend } = backendStack(newApp());
+      assert.doesNotThrow(() => newRouter(stack, backend, { quarantineMaxMessageBytes: size }));
+    }
+    const { stack, backend } = backendStack(newApp());
+    const size = new CfnParameter(stack, 'QuarantineSize', { type: 'Number' }).valueAsNumber;
+    const router = newRouter(stack, backend, { quarantineMaxMessageBytes: size });
+    const template = Template.fromStack(stack);
+    assert.deepEqual(template.toJSON().Resources[idOf(router.quarantineQueue)].Properties.MaximumMessageSize, { Ref: 'QuarantineSize' });
+    assert.deepEqual(routerFacts(template, router).env.ROUTER_QUARANTINE_MAX_MESSAGE_BYTES, { Ref: 'QuarantineSize' });
+  });
+
+  it("with a given queue: no variable (the router reads the queue's MaximumMessageSize at start) and sqs:GetQueueAttributes on that queue only", () => {
+    const { stack, backend } = backendStack(newApp());
+    const given = new sqs.Queue(stack, 'PlatformQuarantine', { maxMessageSizeBytes: 65_536 });
+    const router = newRouter(stack, backend, { quarantineQueue: given });
+    const template = Template.fromStack(stack);
+    const { env, statements } = routerFacts(template, router);
+    assert.equal(env.ROUTER_QUARANTINE_MAX_MESSAGE_BYTES, undefined);
+    assert.equal(env.ROUTER_QUARANTINE_QUEUE_URL !== undefined, true);
+    assert.deepEqual(
+      statements.filter((s) => actionsOf(s).includes('sqs:GetQueueAttributes')),
+      [{ Sid: 'QuarantineQueueSize', Action: 'sqs:GetQueueAttributes', Effect: 'Allow', Resource: arn(idOf(given)) }],
+    );
+    // an imported queue alike
+    const other = backendStack(newApp());
+    const imported = sqs.Queue.fromQueueArn(other.stack, 'Imported', 'arn:aws:sqs:us-east-1:111111111111:quarantine');
+    const importedRouter = newRouter(other.stack, other.backend, { quarantineQueue: imported });
+    const facts = routerFacts(Template.fromStack(other.stack), importedRouter);
+    assert.equal(facts.env.ROUTER_QUARANTINE_MAX_MESSAGE_BYTES, undefined);
+    assert.deepEqual(
+      facts.statements.filter((s) => actionsOf(s).includes('sqs:GetQueueAttributes')),
+      [{ Sid: 'QuarantineQueueSize', Action: 'sqs:GetQueueAttributes', Effect: 'Allow', Resource: 'arn:aws:sqs:us-east-1:111111111111:quarantine' }],
+    );
+  });
+
+  it('refuses quarantineMaxMessageBytes with a given queue (the router reads that queue\'s own size)', () => {
+    const { stack, backend } = backendStack(newApp());
+    assert.throws(
+      () => newRouter(stack, backend, { quarantineQueue: new sqs.Queue(stack, 'Given'), quarantineMaxMessageBytes: 65_536 }),
+      /ROUTER_QUARANTINE_MAX_MESSAGE_BYTES: quarantineMaxMessageBytes sets the size of the quarantine queue the router creates; with a given quarantineQueue the router reads that queue's MaximumMessageSize at start/,
+    );
+  });
+});
 
 const blockAll = {
   BlockPublicAcls: true,

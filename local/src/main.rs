@@ -62,6 +62,9 @@ enum Command {
     },
     /// Checks a backend's tenant guard against the contract: runs EXECUTABLE (any Runtime-API
     /// bootstrap) as a tenant-isolated function, prints one line per check, exits 1 if any fails.
+    /// Its environments share an idempotency table the kit creates (BACKEND_IDEMPOTENCY_TABLE):
+    /// on the DynamoDB API server AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL names, else on
+    /// moto's server (moto_server, from target/moto/ or PATH) started for the run.
     Conformance {
         /// The bootstrap under test.
         executable: PathBuf,
@@ -268,6 +271,11 @@ async fn main() -> ExitCode {
         } => {
             let mut options = local::conformance::Options::new(executable);
             options.variables = variables;
+            // The SDK's own rule: the service's endpoint variable first, then the general one.
+            options.dynamodb_endpoint = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
+                .iter()
+                .filter_map(|name| std::env::var(name).ok())
+                .find(|url| !url.trim().is_empty());
             options.timeout = Duration::from_millis(timeout_ms);
             options.environment_output = environment_output;
             if let Some(payload) = failing_payload {

@@ -117,11 +117,15 @@ fn replay_prints_responses_and_a_table_per_tenant() {
 
 #[test]
 fn conformance_fails_a_backend_without_a_guard() {
-    // The echo function answers every invocation with success: no guard at all.
+    // The echo function answers every invocation with success: no guard at all. The kit's table
+    // goes on the server AWS_ENDPOINT_URL names (without it, the kit starts moto's itself).
+    let moto = testkit::Moto::start();
     let output = Command::new(env!("CARGO_BIN_EXE_local-lambda"))
         .arg("conformance")
         .arg(echo_function())
         .args(["--timeout-ms", "10000"])
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .output()
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -133,7 +137,7 @@ fn conformance_fails_a_backend_without_a_guard() {
         "{stdout}"
     );
     assert!(
-        stdout.trim_end().ends_with("of 10 checks passed"),
+        stdout.trim_end().ends_with("of 21 checks passed"),
         "{stdout}"
     );
 }

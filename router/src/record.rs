@@ -5,7 +5,7 @@
 //! them knows the source.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -143,9 +143,56 @@ pub struct RecordMeta<'a> {
     /// The tenant id as found in the record, even if invalid, for logs and the quarantine queue
     /// (set when the record is decoded).
     pub claimed_tenant: OnceLock<String>,
-    /// For a user record of a KPL aggregate (`raw`), its index: the quarantine queue keeps that
-    /// user record alone, not the whole aggregate.
-    pub user_record: Option<usize>,
+    /// ARN of the queue, stream or table (for an EventBridge event, its `source`): with `id`,
+    /// what identifies the record beyond its batch — two streams or tables can share sequence
+    /// numbers. Shared by the records of one source (`ArnCache`).
+    pub source_arn: Arc<str>,
+    /// For a user record of a KPL aggregate (`raw`): which one, and how to cut it out.
+    pub user_record: Option<UserRecord>,
+}
+
+/// The envelope id of user record `index` of the aggregate with sequence number `id`.
+pub fn user_record_id(id: &str, index: usize) -> String {
+    format!("{id}:{index}")
+}
+
+/// Cuts user record `index` out of its aggregate `raw`, as a source record of its own (the
+/// quarantine queue keeps it alone); `None` when `raw` holds no such user record.
+pub type CutFn = fn(&RawValue, usize) -> Option<Box<RawValue>>;
+
+/// One user record of an aggregate, as its source hands it to the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct UserRecord {
+    /// Its index in the aggregate.
+    pub index: usize,
+    /// The source's way to cut it out of the aggregate.
+    pub cut: CutFn,
+}
+
+impl UserRecord {
+    /// This user record alone, cut out of `raw`.
+    pub fn alone(&self, raw: &RawValue) -> Option<Box<RawValue>> {
+        (self.cut)(raw, self.index)
+    }
+}
+
+/// Hands out one shared [`RecordMeta::source_arn`] per distinct ARN of a batch (an event source
+/// mapping's batch has one), so 10,000 records do not hold 10,000 copies.
+#[derive(Default)]
+pub struct ArnCache(Option<Arc<str>>);
+
+impl ArnCache {
+    /// `arn`, shared with the previous record's when it is the same.
+    pub fn get(&mut self, arn: &str) -> Arc<str> {
+        match &self.0 {
+            Some(last) if **last == *arn => last.clone(),
+            _ => {
+                let shared: Arc<str> = Arc::from(arn);
+                self.0 = Some(shared.clone());
+                shared
+            }
+        }
+    }
 }
 
 /// A `claimed_tenant` holding `tenant`, if any.

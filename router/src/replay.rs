@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::backend::{AwsBackend, Backend, Quarantine, QuarantineBucket};
+use crate::backend::{AwsBackend, Backend, Quarantine, QuarantineBucket, message_limit};
 use crate::config::Config;
 use crate::handler::Router;
 use crate::invocation::InvocationInfo;
@@ -88,7 +88,7 @@ pub fn aws_registry(
 
 /// Builds the AWS backend the way the binary does, from [`sdk_config`] (`AWS_ENDPOINT_URL_LAMBDA`
 /// / `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_S3` included). Fails when the quarantine bucket
-/// cannot be addressed.
+/// cannot be addressed, or the quarantine queue's message limit cannot be known.
 pub async fn aws_backend(
     config: &Config,
     sdk: &aws_config::SdkConfig,
@@ -116,14 +116,20 @@ pub async fn aws_backend(
             )
         }
     };
-    let quarantine = config
-        .quarantine_queue_url
-        .clone()
-        .map(|queue_url| Quarantine {
-            sqs: aws_sdk_sqs::Client::new(sdk),
-            queue_url,
-            bucket,
-        });
+    let quarantine = match config.quarantine_queue_url.clone() {
+        None => None,
+        Some(queue_url) => {
+            let sqs = aws_sdk_sqs::Client::new(sdk);
+            let max_message_bytes =
+                message_limit(&sqs, &queue_url, config.quarantine_max_message_bytes).await?;
+            Some(Quarantine {
+                sqs,
+                queue_url,
+                max_message_bytes,
+                bucket,
+            })
+        }
+    };
     Ok(AwsBackend::new(
         lambda,
         config.backend_function.clone(),

@@ -17,9 +17,15 @@ pub const ENVELOPE_VERSION: u32 = 1;
 /// never sent asynchronously.
 pub const ASYNC_PAYLOAD_LIMIT: usize = 1024 * 1024;
 
-/// Largest payload a synchronous (`InvocationType=RequestResponse`) Invoke accepts, in bytes:
-/// 6 MB (<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>).
+/// Largest payload a synchronous (`InvocationType=RequestResponse`) Invoke accepts, and largest
+/// response it returns, in bytes: 6 MB each
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>).
 pub const SYNC_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+
+/// Largest SQS message, body and message attributes together: 1 MiB since 2025, and the
+/// largest `MaximumMessageSize` a queue can have
+/// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html>).
+pub const SQS_MESSAGE_LIMIT: usize = 1024 * 1024;
 
 /// The event source a record came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -256,6 +262,48 @@ impl Delivery {
             serde_json::from_slice(bytes).map(Delivery::One)
         }
     }
+
+    /// Parses an Invoke payload ([`Delivery::from_payload`]) and checks what JSON alone does not:
+    /// the envelope (and the batch, and each of its records) is of version [`ENVELOPE_VERSION`],
+    /// and every record has a non-empty `id` and `idempotencyKey` (records without one would all
+    /// share one idempotency item). The error says which record and why.
+    pub fn read(bytes: &[u8]) -> Result<Self, String> {
+        let delivery = Self::from_payload(bytes).map_err(|e| e.to_string())?;
+        match &delivery {
+            Delivery::One(envelope) => check_envelope(envelope, "the envelope")?,
+            Delivery::Batch(batch) => {
+                check_version(batch.version, "the envelope batch")?;
+                for (position, envelope) in batch.records.iter().enumerate() {
+                    check_envelope(envelope, &format!("record {position} of the batch"))?;
+                }
+            }
+        }
+        Ok(delivery)
+    }
+}
+
+fn check_version(version: u32, what: &str) -> Result<(), String> {
+    if version == ENVELOPE_VERSION {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} is of version {version}; this guard reads version {ENVELOPE_VERSION}"
+        ))
+    }
+}
+
+fn check_envelope(envelope: &Envelope, what: &str) -> Result<(), String> {
+    check_version(envelope.version, what)?;
+    if envelope.id.is_empty() {
+        return Err(format!("{what} has an empty id"));
+    }
+    if envelope.idempotency_key.is_empty() {
+        return Err(format!(
+            "{what} (id {:?}) has an empty idempotencyKey",
+            envelope.id
+        ));
+    }
+    Ok(())
 }
 
 /// Writes an envelope batch payload from envelopes already serialised with
@@ -573,5 +621,34 @@ mod tests {
         ));
         assert!(Delivery::from_payload(br#"{"version":1,"tenantId":"a","records":{}}"#).is_err());
         assert!(Delivery::from_payload(b"[]").is_err());
+    }
+
+    #[test]
+    fn reading_refuses_unknown_versions_and_empty_ids_or_keys() {
+        let good = envelope("acme", "m1");
+        assert!(Delivery::read(&good.to_payload()).is_ok());
+        let mut newer = good.clone();
+        newer.version = 2;
+        let mut no_id = good.clone();
+        no_id.id.clear();
+        let mut no_key = good.clone();
+        no_key.idempotency_key.clear();
+        for (bad, why) in [
+            (&newer, "version 2"),
+            (&no_id, "empty id"),
+            (&no_key, "empty idempotencyKey"),
+        ] {
+            let error = Delivery::read(&bad.to_payload()).unwrap_err();
+            assert!(error.contains(why), "{error}");
+            // Inside a batch, the whole batch is refused, naming the record.
+            let tenant = TenantId::parse("acme").unwrap();
+            let mut batch = BatchPayload::new(&tenant);
+            batch.push(&good.to_payload());
+            batch.push(&bad.to_payload());
+            let error = Delivery::read(batch.payload()).unwrap_err();
+            assert!(error.contains("record 1") && error.contains(why), "{error}");
+        }
+        let batch = br#"{"version":3,"tenantId":"acme","records":[]}"#;
+        assert!(Delivery::read(batch).unwrap_err().contains("version 3"));
     }
 }

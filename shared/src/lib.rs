@@ -19,6 +19,6 @@ pub mod token;
 
 pub use envelope::{
     ASYNC_PAYLOAD_LIMIT, BatchAnswer, BatchOrdering, BatchPayload, Delivery, ENVELOPE_VERSION,
-    Envelope, EnvelopeBatch, EnvelopeHead, SYNC_PAYLOAD_LIMIT, Source,
+    Envelope, EnvelopeBatch, EnvelopeHead, SQS_MESSAGE_LIMIT, SYNC_PAYLOAD_LIMIT, Source,
 };
 pub use tenant::{TenantId, TenantIdError};

@@ -273,11 +273,13 @@ async fn a_record_too_large_for_a_message_is_kept_in_the_bucket() {
     assert!(big.get("record").is_none());
     let location = &big["recordLocation"];
     assert_eq!(location["bucket"], "tenant-router-quarantine");
-    assert_eq!(location["key"], "sqs/big.json");
+    // The key holds the queue's ARN: two sources may share record ids.
+    let key = "sqs/arn%3Aaws%3Asqs%3Aus-east-1%3A123456789012%3Atenant-events/big.json";
+    assert_eq!(location["key"], key);
     let object = s3
         .get_object()
         .bucket("tenant-router-quarantine")
-        .key("sqs/big.json")
+        .key(key)
         .send()
         .await
         .unwrap()
@@ -365,5 +367,120 @@ async fn a_fifo_quarantine_queue_gets_group_and_deduplication_ids() {
             .get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
             .map(String::as_str),
         original["Records"][2]["attributes"]["MessageGroupId"].as_str()
+    );
+}
+
+/// Against a real SQS and S3 API (moto's server): two streams whose records share a sequence
+/// number, both rejected within SQS's five-minute deduplication window, into one FIFO
+/// quarantine queue whose `MaximumMessageSize` (2 KiB, read from the queue as the binary does at
+/// start) sends the larger one to the bucket: two messages, two objects, each its own stream's
+/// record. (Keyed by source and id alone, the second message was deduplicated away — SQS
+/// answers success — and the second object overwrote the first.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_streams_sharing_a_sequence_number_are_quarantined_apart() {
+    let moto = testkit::Moto::start();
+    let sqs = testkit::sqs_client(moto.endpoint());
+    let s3 = testkit::s3_client(moto.endpoint());
+    let queue = sqs
+        .create_queue()
+        .queue_name("quarantine.fifo")
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize,
+            "2048",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    s3.create_bucket()
+        .bucket("tenant-router-quarantine")
+        .send()
+        .await
+        .unwrap();
+    // Read from the queue, as the binary does when ROUTER_QUARANTINE_MAX_MESSAGE_BYTES is unset.
+    let limit = router::backend::message_limit(&sqs, &queue, None)
+        .await
+        .unwrap();
+    assert_eq!(limit, 2048);
+    let limit = limit.to_string();
+    let lambda = lambda_server().await;
+    let router = router_at(
+        &lambda.uri(),
+        moto.endpoint(),
+        &[
+            ("ROUTER_QUARANTINE_QUEUE_URL", queue.as_str()),
+            ("ROUTER_QUARANTINE_BUCKET", "tenant-router-quarantine"),
+            ("ROUTER_QUARANTINE_MAX_MESSAGE_BYTES", limit.as_str()),
+        ],
+    );
+    let sequence = "49590338271490256608559692538361571095921575989136588898";
+    let stream = |name: &str, notes: usize| {
+        let data = serde_json::json!({"tenantId": "acme", "notes": "n".repeat(notes)}).to_string();
+        let mut record = cross_crate_tests::kinesis_record(sequence, "k", data.as_bytes());
+        record["eventSourceARN"] = serde_json::json!(format!(
+            "arn:aws:kinesis:us-east-1:123456789012:stream/{name}"
+        ));
+        serde_json::json!({ "Records": [record] })
+    };
+    // No token: rejected (missing-token). One fits a 2 KiB message, the other does not.
+    for event in [stream("orders", 10), stream("billing", 3000)] {
+        let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
+        let report = router.route_event(&event.to_string(), &info).await.unwrap();
+        assert!(
+            matches!(
+                report.outcomes[0],
+                Outcome::Rejected {
+                    quarantined: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            report.outcomes[0]
+        );
+    }
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 2, "both kept, neither deduplicated away");
+    let mut streams = Vec::new();
+    for message in &received {
+        let body: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+        assert!(message.body().unwrap().len() <= 2048);
+        let record = match body.get("record") {
+            Some(record) => record.clone(),
+            None => {
+                let key = body["recordLocation"]["key"].as_str().unwrap();
+                let object = s3
+                    .get_object()
+                    .bucket("tenant-router-quarantine")
+                    .key(key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .body
+                    .collect()
+                    .await
+                    .unwrap()
+                    .into_bytes();
+                serde_json::from_slice(&object).unwrap()
+            }
+        };
+        streams.push(record["eventSourceARN"].as_str().unwrap().to_owned());
+    }
+    streams.sort();
+    assert_eq!(
+        streams,
+        [
+            "arn:aws:kinesis:us-east-1:123456789012:stream/billing",
+            "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
+        ]
     );
 }

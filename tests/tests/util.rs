@@ -138,6 +138,9 @@ pub fn router_at(lambda: &str, quarantine: &str, overrides: &[(&str, &str)]) -> 
         .map(|queue_url| router::Quarantine {
             sqs: testkit::sqs_client(quarantine),
             queue_url,
+            max_message_bytes: config
+                .quarantine_max_message_bytes
+                .unwrap_or(router::backend::SQS_MESSAGE_LIMIT),
             bucket: config.quarantine_bucket.as_deref().map(|bucket| {
                 let credentials = aws_credential_types::provider::SharedCredentialsProvider::new(
                     aws_credential_types::Credentials::new("test", "test", None, None, "tests"),

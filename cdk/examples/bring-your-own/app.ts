@@ -96,7 +96,12 @@ const backend = new lambda.Function(stack, 'Backend', {
   tenancyConfig: lambda.TenancyConfig.PER_TENANT,
   memorySize: 256,
   timeout: Duration.seconds(30),
-  environment: { BACKEND_IDEMPOTENCY_TABLE: idempotency.table.tableName },
+  environment: {
+    BACKEND_IDEMPOTENCY_TABLE: idempotency.table.tableName,
+    // 4 days: at least the sources' longest retry horizon (the streams' mappings deliver records up
+    // to 12 hours old; SQS keeps a message 4 days by default), so a redelivery is recognised.
+    BACKEND_IDEMPOTENCY_TTL_SECONDS: String(Duration.days(4).toSeconds()),
+  },
   role: backendRole,
   logGroup: backendLogs,
   loggingFormat: lambda.LoggingFormat.JSON,

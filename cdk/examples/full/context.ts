@@ -5,6 +5,7 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Node } from 'constructs';
 import { DeliveryMode, JwtAlgorithm, JwtOptions, RouterConfig, RustCode, SuspendedTenants, ValidationModes } from '../../lib';
+import { MIN_IDEMPOTENCY_TTL } from '../../lib/idempotency-table';
 import { integer, parseInvocationTypes, parsePerSource } from '../../lib/router-config';
 import { checkContextKeys, contextArchitecture } from '../context-keys';
 import { FullDeploymentProps } from './stack';
@@ -143,7 +144,8 @@ function idempotencyTtl(value: unknown): Duration | undefined {
   if (parsed === undefined) {
     return undefined;
   }
-  integer('BACKEND_IDEMPOTENCY_TTL_SECONDS', parsed, 1);
+  integer('BACKEND_IDEMPOTENCY_TTL_SECONDS', parsed, MIN_IDEMPOTENCY_TTL.toSeconds(), undefined,
+    "context idempotencyTtlSeconds: at least Lambda's longest timeout, which the backend refuses less than at start");
   return Duration.seconds(parsed);
 }
 

@@ -25,6 +25,9 @@ import {
   TenantRouter,
 } from '../../lib';
 
+/** The example backend's idempotency TTL: the source queues' retention (SQS's default, 4 days), its sources' longest retry horizon. */
+export const EXAMPLE_IDEMPOTENCY_TTL = Duration.days(4);
+
 /** Settings of one of the example's SQS queues and its mapping. */
 export interface QueueSourceOptions extends Omit<SqsSourceOptions, 'name' | 'filters'> {
   /** Receives before a message moves to the dead-letter queue. @default 5 */
@@ -62,7 +65,10 @@ export interface FullDeploymentProps extends StackProps {
   readonly backendRetryAttempts?: number;
   /** @default 6 hours */
   readonly backendMaxEventAge?: Duration;
-  /** @default 1 hour */
+  /**
+   * `BACKEND_IDEMPOTENCY_TTL_SECONDS`: at least 900 s and the backend's timeout.
+   * @default 4 days: the source queues' retention, the longest retry horizon of the example's sources (so a redelivery is always recognised)
+   */
   readonly backendIdempotencyTtl?: Duration;
   readonly queue?: QueueSourceOptions;
   readonly fifoQueue?: QueueSourceOptions;
@@ -175,7 +181,9 @@ export class FullDeploymentStack extends Stack {
       timeout: props.backendTimeout,
       asyncRetryAttempts: props.backendRetryAttempts,
       maxEventAge: props.backendMaxEventAge,
-      idempotencyTtl: props.backendIdempotencyTtl,
+      // The longest retry horizon of the sources below (the queues keep messages 4 days; the streams
+      // deliver records up to 12 hours old): a record redelivered within it is always recognised.
+      idempotencyTtl: props.backendIdempotencyTtl ?? EXAMPLE_IDEMPOTENCY_TTL,
       logRetention,
     });
 

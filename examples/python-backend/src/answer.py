@@ -2,7 +2,14 @@
 
 The router reads a function error's ``errorType`` to tell a refusal of the tenant guard
 (permanent: quarantined as ``backend-refused``) from any other error (transient: redelivered), so
-these strings are the contract (``schemas/v1/answer.schema.json``).
+these strings are the contract (``schemas/v1/answer.schema.json``). The guard raises
+``Tenant.EnvironmentFailedClosed`` too, but it is no refusal: it is a fault of the environment
+(the platform replaces it), and the same record passes in a healthy one.
+
+A batch answer is compact (``batch_record_result``): per record ``id``, ``status``, ``error``
+(at most :data:`MAX_ERROR_CHARS` characters) and ``duplicate``, never the handler's result, so
+that a synchronous batch's answer fits Lambda's 6 MB response limit (the router sizes its chunks
+by that bound, ``shared::answer::record_answer_bound``).
 
 awslambdaric (and the managed Python runtime, which is built on it) reports an exception raised
 by the handler as ``{"errorType": type(exc).__name__, "errorMessage": str(exc), ...}``. A class's
@@ -22,14 +29,34 @@ IDEMPOTENCY_IN_PROGRESS = "Idempotency.InProgress"
 IDEMPOTENCY_STORE_UNAVAILABLE = "Idempotency.StoreUnavailable"
 HANDLER_PARTIAL_FAILURE = "Handler.PartialFailure"
 
-GUARD_REFUSALS = frozenset(
-    {TENANT_MISSING, TENANT_INVALID, TENANT_ENVIRONMENT_FAILED_CLOSED, TENANT_MISMATCH, ENVELOPE_INVALID}
-)
+GUARD_REFUSALS = frozenset({TENANT_MISSING, TENANT_INVALID, TENANT_MISMATCH, ENVELOPE_INVALID})
+
+#: Longest ``error`` of a record in a batch answer, in characters (``shared::answer::MAX_ERROR_CHARS``).
+MAX_ERROR_CHARS = 256
 
 
 def is_guard_refusal(error_type: str) -> bool:
-    """Whether a function error's ``errorType`` is a refusal of the tenant guard (permanent)."""
+    """Whether a function error's ``errorType`` is a refusal of the tenant guard (permanent: the
+    record can never pass). A failed-closed environment is not one: the record passes elsewhere."""
     return error_type in GUARD_REFUSALS
+
+
+def cut_error(message: str) -> str:
+    """``message`` as a batch answer's ``error``: at most :data:`MAX_ERROR_CHARS` characters (a
+    longer one is cut to one character less and ``…``), as ``shared::answer::cut_error``."""
+    if len(message) <= MAX_ERROR_CHARS:
+        return message
+    return message[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def batch_record_result(record_id: str, status: str, error: str | None = None, duplicate: bool = False) -> dict:
+    """One record's result in a batch answer: exactly ``{id, status, error?, duplicate?}``."""
+    result: dict = {"id": record_id, "status": status}
+    if error is not None:
+        result["error"] = cut_error(error)
+    if duplicate:
+        result["duplicate"] = True
+    return result
 
 
 class GuardError(Exception):
@@ -51,10 +78,15 @@ def _error_type(name: str, base: type, doc: str) -> type:
 TenantMissing = _error_type(TENANT_MISSING, Refusal, "The invocation carried no tenant id.")
 TenantInvalid = _error_type(TENANT_INVALID, Refusal, "The context's tenant id is not a valid tenant id.")
 TenantEnvironmentFailedClosed = _error_type(
-    TENANT_ENVIRONMENT_FAILED_CLOSED, Refusal, "This environment served another tenant: it refuses everything."
+    TENANT_ENVIRONMENT_FAILED_CLOSED,
+    GuardError,
+    "This environment served another tenant: it refuses everything. A fault of the environment, not "
+    "of the record (transient: the record passes in another environment), so not a :class:`Refusal`.",
 )
 TenantMismatch = _error_type(TENANT_MISMATCH, Refusal, "The envelope names another tenant than the invocation.")
-EnvelopeInvalid = _error_type(ENVELOPE_INVALID, Refusal, "The payload is not an envelope or envelope batch.")
+EnvelopeInvalid = _error_type(
+    ENVELOPE_INVALID, Refusal, "The payload is not a valid envelope or envelope batch (of version 1)."
+)
 HandlerError = _error_type(HANDLER_ERROR, GuardError, "The tenant handler failed for one envelope.")
 IdempotencyInProgress = _error_type(
     IDEMPOTENCY_IN_PROGRESS, GuardError, "Another execution environment is processing the record (retry later)."

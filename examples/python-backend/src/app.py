@@ -4,8 +4,12 @@ document per invocation, the idempotency utility. Handler: ``app.handler`` (the 
 ``python3.12`` runtime, or ``examples/python-backend/bootstrap`` on any Runtime API).
 
 Environment: ``BACKEND_IDEMPOTENCY_TABLE`` (unset: the environment's memory, with a warning),
-``BACKEND_IDEMPOTENCY_TTL_SECONDS`` (3600), ``BACKEND_METRICS_NAMESPACE`` (``TenantBackend``),
-``BACKEND_TENANT_CONFIG_DIR`` (the tenants' rules; unset: defaults).
+``BACKEND_IDEMPOTENCY_TTL_SECONDS`` (3600, at least 900), ``BACKEND_METRICS_NAMESPACE``
+(``TenantBackend``), ``BACKEND_TENANT_CONFIG_DIR`` (the tenants' rules; unset: defaults). A bad
+setting fails closed, never open: it is a ``ValueError`` naming the variable, raised while the
+module loads, which the runtime reports as the environment's init error (a blank table name, a TTL
+below 900, ``POWERTOOLS_IDEMPOTENCY_DISABLED`` true while a table is configured:
+``idempotency_store``).
 """
 
 from __future__ import annotations
@@ -87,7 +91,9 @@ def outcome_counts(outcome: Any) -> tuple[int, int, int, int, int]:
         return (outcome["processed"], outcome["duplicates"], 0, outcome["failed"], outcome["skipped"])
     if isinstance(outcome, dict) and "duplicate" in outcome:
         return (0, 1, 0, 0, 0)
-    if isinstance(outcome, answer.Refusal):
+    # A failed-closed environment is no refusal of the record, but the guard refused the
+    # invocation all the same (the Rust guard counts it so too).
+    if isinstance(outcome, (answer.Refusal, answer.TenantEnvironmentFailedClosed)):
         return (0, 0, 1, 0, 0)
     if isinstance(outcome, answer.HandlerPartialFailure):
         return (outcome.processed, outcome.duplicates, 0, outcome.failed, outcome.skipped)

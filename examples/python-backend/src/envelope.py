@@ -1,7 +1,10 @@
-"""Reads an Invoke payload as the Rust guard does (``shared::envelope::Delivery::from_payload``):
-one envelope, or an envelope batch (an object whose ``records`` is not null). Checks what serde
-checks there, no more: member types, the tenant ids (Lambda's pattern), ``source``, ``ordering``
-and ``answer``; unknown members are ignored. The shapes are ``schemas/v1/*.schema.json``.
+"""Reads an Invoke payload as the Rust guard does (``shared::envelope::Delivery::read``): one
+envelope, or an envelope batch (an object whose ``records`` is not null). Checks what serde checks
+there (member types, the tenant ids (Lambda's pattern), ``source``, ``ordering`` and ``answer``)
+and what the guard checks beyond it: the envelope, the batch and every record of it are of version
+1, and every record has a non-empty ``id`` and ``idempotencyKey`` (records without one would all
+share one idempotency item). Unknown members are ignored. The shapes are
+``schemas/v1/*.schema.json``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 SOURCES = ("sqs", "kinesis", "dynamodb", "eventbridge")
 ORDERINGS = (None, "lanes", "stream")
 ANSWERS = (None, "per-record")
+#: The one envelope version this guard reads (``shared::ENVELOPE_VERSION``).
+ENVELOPE_VERSION = 1
 _TEXT_FIELDS = ("eventSourceArn", "id", "idempotencyKey", "arrivedAt", "correlationId")
 _TENANT_CHARACTERS = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]*")
 
@@ -42,6 +47,8 @@ def _version_and_tenant(value: dict, what: str) -> None:
         raise NotAnEnvelope(f"{what}: missing field `version`")
     if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= 0xFFFF_FFFF:
         raise NotAnEnvelope(f"{what}: `version` is not an unsigned 32-bit integer")
+    if version != ENVELOPE_VERSION:
+        raise NotAnEnvelope(f"{what} is of version {version}; this guard reads version {ENVELOPE_VERSION}")
     if "tenantId" not in value:
         raise NotAnEnvelope(f"{what}: missing field `tenantId`")
     problem = tenant_id_problem(value["tenantId"])
@@ -59,6 +66,10 @@ def check_envelope(value: Any, what: str = "envelope") -> dict:
     for name in _TEXT_FIELDS:
         if not isinstance(value.get(name), str):
             raise NotAnEnvelope(f"{what}: `{name}` is missing or not a string")
+    if value["id"] == "":
+        raise NotAnEnvelope(f"{what} has an empty id")
+    if value["idempotencyKey"] == "":
+        raise NotAnEnvelope(f"{what} (id {value['id']!r}) has an empty idempotencyKey")
     if not isinstance(value.get("orderingKey"), (str, type(None))):
         raise NotAnEnvelope(f"{what}: `orderingKey` is not a string")
     if not isinstance(value.get("attributes", {}), dict):

@@ -4,23 +4,33 @@ same rules, same error types, same answers, so the router reads both backends th
 - The tenant comes from the invocation context (``context.tenant_id``: awslambdaric reads the
   Runtime API's ``Lambda-Runtime-Aws-Tenant-Id``), never from the payload; none: ``Tenant.Missing``.
 - The first tenant pins the execution environment for life. Any other makes it fail closed: that
-  invocation and every later one are refused (``Tenant.EnvironmentFailedClosed``); the caller ends
-  the process shortly after answering (``app.py``).
+  invocation and every later one are answered ``Tenant.EnvironmentFailedClosed`` (a fault of the
+  environment, transient for the router); the caller ends the process shortly after answering
+  (``app.py``).
 - An envelope, a batch, or any record of a batch naming another tenant: the whole invocation is
-  refused before anything runs (``Tenant.Mismatch``), logged as a security event.
-- Each record runs once across environments (Powertools' idempotency utility,
-  ``idempotency_store``): a duplicate returns the stored result with ``duplicate: true``.
+  refused before anything runs (``Tenant.Mismatch``), logged as a security event. So is one that is
+  not a valid envelope or batch of version 1, or has a record with an empty ``id`` or
+  ``idempotencyKey`` (``Envelope.Invalid``).
+- Delivery is at least once; each record's effect happens once within the idempotency window
+  (Powertools' idempotency utility, ``idempotency_store``; the TTL, from completion): a duplicate
+  answers the stored result with ``duplicate: true`` and the handler does not run. A handler error
+  or exception of any kind releases the record's claim, so a redelivery runs it again. It can also
+  run again after a crash between its effect and the completion write (once the claim's
+  ``in_progress_expiration`` has passed), or when a redelivery arrives after the TTL.
 - A batch runs its records in order, one at a time; after a failure ``ordering`` decides what is
-  ``skipped`` (``lanes``: the same ``orderingKey``; ``stream``: everything after). With
+  ``skipped`` (``lanes``: the same ``orderingKey``; ``stream``: everything after). Its answer is
+  compact: per record ``{id, status, error?, duplicate?}`` (``answer.batch_record_result``). With
   ``answer: per-record`` the invocation succeeds and says what became of each record; without it
   a failed record makes it ``Handler.PartialFailure``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from aws_lambda_powertools.shared.json_encoder import Encoder
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
@@ -48,6 +58,22 @@ class _RecordFailed(Exception):
     def __init__(self, error: type, message: str):
         super().__init__(message)
         self.error = error
+
+
+class _Abandoned(Exception):
+    """The handler raised a ``BaseException`` that is not an ``Exception`` (``SystemExit``,
+    ``KeyboardInterrupt``, …): carried as an ``Exception`` through Powertools, which releases the
+    claim only for those, then raised again as it was."""
+
+    def __init__(self, original: BaseException):
+        super().__init__(repr(original))
+        self.original = original
+
+
+class _Stored(NamedTuple):
+    """Powertools' response hook's answer: what the store held for a record processed before."""
+
+    value: Any
 
 
 class EnvironmentGuard:
@@ -112,21 +138,24 @@ class EnvironmentGuard:
                 earlier = stopped_lanes.get(key)
             if earlier is not None:
                 why = f"not run: record {earlier} it is ordered after failed"
-                results.append({"id": record["id"], "status": "skipped", "error": why})
+                results.append(answer.batch_record_result(record["id"], "skipped", why))
                 skipped += 1
                 continue
             try:
                 result = self._process(record, tenant_context, handler)
             except _RecordFailed as failed:
-                results.append({"id": record["id"], "status": "failed", "error": str(failed)})
+                results.append(answer.batch_record_result(record["id"], "failed", str(failed)))
                 failures.append(f"{record['id']}: {failed}")
                 first_failed = record["id"] if first_failed is None else first_failed
                 if key is not None:
                     stopped_lanes.setdefault(key, record["id"])
                 continue
-            duplicates += "duplicate" in result
-            processed += "duplicate" not in result
-            results.append(result)
+            # Compact: the handler's result stays out of a batch answer, which must fit Lambda's
+            # response limit whatever the handler returns.
+            duplicate = "duplicate" in result
+            duplicates += duplicate
+            processed += not duplicate
+            results.append(answer.batch_record_result(record["id"], "processed", duplicate=duplicate))
         if failures and delivery.get("answer") != "per-record":
             raise answer.HandlerPartialFailure(
                 f"tenant handler failed for {len(failures)} records of the batch ({skipped} not run "
@@ -157,6 +186,8 @@ class EnvironmentGuard:
                  "correlation_id": envelope["correlationId"]}
         try:
             output = self._run_once(envelope=envelope, context=context, handler=handler)
+        except _Abandoned as abandoned:  # the claim is released: re-raise what the handler raised
+            raise abandoned.original from None
         except (IdempotencyAlreadyInProgressError, IdempotencyInvalidStatusError, IdempotencyPersistenceLayerError,
                 IdempotencyInconsistentStateError) as error:
             cause = error.__cause__ or error
@@ -168,31 +199,51 @@ class EnvironmentGuard:
                              extra={**where, "error": repr(cause)})
             message = f"the idempotency store is unavailable: {cause}; not processed, retry later"
             raise _RecordFailed(answer.IdempotencyStoreUnavailable, message) from None
-        if output is None:  # a completed item whose `data` cannot be read
-            output = {**_summary(envelope, context.tenant_id), "status": "processed", "result": None,
-                      "duplicate": True}
-        if "duplicate" in output:
+        if isinstance(output, _Stored):
             self.log.info("duplicate record recognised; not processed again", extra=where)
+            return _duplicate_answer(output.value, envelope, context.tenant_id)
         return output
 
     def _run(self, *, envelope: dict, context: TenantContext, handler: Callable) -> dict:
         where = {"tenant_id": context.tenant_id, "record_id": envelope["id"],
                  "correlation_id": envelope["correlationId"]}
+        # Every way out but a result the store can keep releases the claim (Powertools deletes it
+        # when this raises an Exception), so a redelivery runs the record again, never `duplicate`.
         try:
             result = handler(envelope, context)
         except Exception as error:  # noqa: BLE001 - any handler error fails the record
             self.log.warning("tenant handler failed", extra={**where, "error": str(error)})
             raise _RecordFailed(answer.HandlerError, str(error)) from error
+        except BaseException as error:
+            self.log.warning("tenant handler raised; claim released", extra={**where, "error": repr(error)})
+            raise _Abandoned(error) from error
+        output = {**_summary(envelope, context.tenant_id), "status": "processed", "result": result}
+        try:
+            # What the store writes: a result it cannot write would leave the claim held.
+            json.dumps(output, cls=Encoder)
+        except (TypeError, ValueError) as error:
+            message = f"the handler's result is not JSON: {error}"
+            self.log.warning("tenant handler failed", extra={**where, "error": message})
+            raise _RecordFailed(answer.HandlerError, message) from error
         self.log.info("record processed", extra=where)
-        return {**_summary(envelope, context.tenant_id), "status": "processed", "result": result}
+        return output
 
     @staticmethod
-    def _duplicate(response: Any, record: Any) -> Any:
+    def _duplicate(response: Any, record: Any) -> _Stored:
         """Powertools' response hook: a stored result returned instead of running the handler."""
-        return {**response, "duplicate": True} if isinstance(response, dict) else None
+        return _Stored(response)
 
 
 _FAILED_CLOSED = "this execution environment was offered a second tenant and fails closed"
+
+
+def _duplicate_answer(stored: Any, envelope: dict, tenant: str) -> dict:
+    """The answer to a record processed before: the first run's stored result with
+    ``duplicate: true``; always with ``status: processed``, and with ``result: null`` when the
+    stored data cannot be read back (missing, not JSON, not a result object)."""
+    if isinstance(stored, dict):
+        return {**_summary(envelope, tenant), "result": None, **stored, "status": "processed", "duplicate": True}
+    return {**_summary(envelope, tenant), "status": "processed", "result": None, "duplicate": True}
 
 
 def _summary(envelope: dict, tenant: str) -> dict:

@@ -126,7 +126,11 @@ def test_a_failed_closed_environment_exits_shortly_after_answering(fresh_environ
         app.handler(envelope("acme", "m2"), FakeContext("acme"))
     app._environment["exit_timer"].join(timeout=10)
     assert exits == [app.FAILED_CLOSED_EXIT_STATUS], "once, however many refusals follow"
-    security = [line for line in lines(capsys) if line.get("security_event")]
+    output = lines(capsys)
+    # Not a refusal of the record, but the guard refused the invocation: counted as the Rust guard does.
+    refused = [(d["InvocationsRefused"], d["HandlerErrors"]) for d in output if "_aws" in d]
+    assert refused == [([0.0], [0.0]), ([1.0], [0.0]), ([1.0], [0.0])]
+    security = [line for line in output if line.get("security_event")]
     assert security[0]["security_event"] == "environment-tenant-mismatch"
     assert (security[0]["tenant_id"], security[0]["offered_tenant_id"]) == ("acme", "globex")
 
@@ -164,6 +168,8 @@ def run_through_awslambdaric(event, tenant: str | None):
         (envelope("acme"), "a#b", "Tenant.Invalid"),
         (envelope("globex"), "acme", "Tenant.Mismatch"),
         ({"not": "an envelope"}, "acme", "Envelope.Invalid"),
+        (envelope("acme", version=2), "acme", "Envelope.Invalid"),
+        (batch("acme", [envelope("acme", idempotencyKey="")]), "acme", "Envelope.Invalid"),
         (envelope("acme", payload=[1]), "acme", "Handler.Error"),
         (batch("acme", [envelope("acme", payload=5)]), "acme", "Handler.PartialFailure"),
     ],

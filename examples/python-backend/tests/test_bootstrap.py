@@ -169,12 +169,24 @@ def test_it_serves_its_tenant_and_fails_closed_on_another(runtime_api, tmp_path)
     assert processed and all(line["tenant_id"] == "acme" for line in processed)
 
 
-def test_a_bad_setting_is_an_init_error(runtime_api, tmp_path):
-    process = start(BOOTSTRAP, runtime_api, tmp_path, BACKEND_IDEMPOTENCY_TTL_SECONDS="soon")
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"BACKEND_IDEMPOTENCY_TTL_SECONDS": "soon"}, "BACKEND_IDEMPOTENCY_TTL_SECONDS"),
+        ({"BACKEND_IDEMPOTENCY_TTL_SECONDS": "60"}, "BACKEND_IDEMPOTENCY_TTL_SECONDS"),
+        ({"BACKEND_IDEMPOTENCY_TABLE": ""}, "BACKEND_IDEMPOTENCY_TABLE"),
+        ({"BACKEND_IDEMPOTENCY_TABLE": "idempotency", "POWERTOOLS_IDEMPOTENCY_DISABLED": "true"},
+         "POWERTOOLS_IDEMPOTENCY_DISABLED"),
+    ],
+    ids=["ttl-not-a-number", "ttl-below-900", "blank-table", "idempotency-disabled-with-a-table"],
+)
+def test_a_bad_setting_is_an_init_error(runtime_api, tmp_path, variables, named):
+    # Fail closed: the environment never starts, rather than running records without the store.
+    process = start(BOOTSTRAP, runtime_api, tmp_path, **variables)
     try:
         error = runtime_api.init_errors.get(timeout=15)
         assert error["errorType"] == "ValueError"
-        assert "BACKEND_IDEMPOTENCY_TTL_SECONDS" in error["errorMessage"]
+        assert error["errorMessage"].startswith(named)
         assert process.wait(timeout=10) != 0
     finally:
         stop(process)

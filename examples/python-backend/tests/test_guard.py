@@ -6,6 +6,10 @@ import logging
 import time
 
 import pytest
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+)
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 import answer
@@ -60,15 +64,26 @@ def test_refuses_an_envelope_for_another_tenant_without_running_the_handler(guar
 
 def test_a_second_tenant_makes_the_environment_fail_closed(guard, caplog):
     guard.invoke(envelope("acme", "m1"), FakeContext("acme"), echo)
-    with caplog.at_level(logging.ERROR), pytest.raises(answer.Refusal) as excinfo:
+    with caplog.at_level(logging.ERROR), pytest.raises(answer.TenantEnvironmentFailedClosed) as excinfo:
         guard.invoke(envelope("globex", "m2"), FakeContext("globex"), echo)
     assert error_type(excinfo) == "Tenant.EnvironmentFailedClosed"
     assert any(getattr(r, "security_event", None) == "environment-tenant-mismatch" for r in caplog.records)
     # From now on it serves nobody, not even its first tenant.
-    with pytest.raises(answer.Refusal) as excinfo:
+    with pytest.raises(answer.TenantEnvironmentFailedClosed) as excinfo:
         guard.invoke(envelope("acme", "m3"), FakeContext("acme"), echo)
     assert error_type(excinfo) == "Tenant.EnvironmentFailedClosed"
     assert guard.failed_closed
+
+
+def test_a_failed_closed_environment_is_not_a_refusal_of_the_record(guard):
+    # The environment's fault: the router reports the record for redelivery (another, healthy
+    # environment then runs it) instead of quarantining it.
+    guard.invoke(envelope("acme", "m1"), FakeContext("acme"), echo)
+    with pytest.raises(answer.GuardError) as excinfo:
+        guard.invoke(envelope("globex", "m2"), FakeContext("globex"), echo)
+    assert not isinstance(excinfo.value, answer.Refusal)
+    assert not answer.is_guard_refusal(error_type(excinfo))
+    assert answer.GUARD_REFUSALS == {"Tenant.Missing", "Tenant.Invalid", "Tenant.Mismatch", "Envelope.Invalid"}
 
 
 def test_duplicates_are_recognised_and_not_processed_again(guard):
@@ -99,6 +114,19 @@ def test_a_handler_error_is_a_function_error_and_its_retry_runs(guard):
     assert guard.invoke(envelope("acme", "m"), FakeContext("acme"), echo)["status"] == "processed"
 
 
+def test_an_invalid_envelope_is_refused_naming_the_record(guard):
+    cases = [
+        (envelope(version=2), "envelope is of version 2; this guard reads version 1"),
+        (batch("acme", []) | {"version": 3}, "envelope batch is of version 3; this guard reads version 1"),
+        (batch("acme", [envelope(), envelope(id="")]), "record 1 has an empty id"),
+        (batch("acme", [envelope(idempotencyKey="")]), "record 0 (id 'm1') has an empty idempotencyKey"),
+    ]
+    for payload, why in cases:
+        with pytest.raises(answer.EnvelopeInvalid) as excinfo:
+            guard.invoke(payload, FakeContext("acme"), echo)
+        assert str(excinfo.value) == f"the payload is not a valid envelope: {why}"
+
+
 @pytest.mark.parametrize(
     "payload",
     [
@@ -110,6 +138,11 @@ def test_a_handler_error_is_a_function_error_and_its_retry_runs(guard):
         batch("acme", [envelope(), {"version": 1}]), batch("acme", [envelope(tenantId="a#b")]),
         {"version": 1, "tenantId": "acme", "records": {}}, batch("acme", [], ordering="fifo"),
         batch("acme", [], answer="all"), {"tenantId": "acme", "records": []},
+        # Another version, an empty id or key: alone, or as one record of a batch (refused whole).
+        envelope(version=2), envelope(version=0), envelope(version=7), envelope(id=""),
+        envelope(idempotencyKey=""), envelope(id="", idempotencyKey="arn:q#"),
+        batch("acme", []) | {"version": 2}, batch("acme", [envelope(), envelope("acme", "m2", version=2)]),
+        batch("acme", [envelope(), envelope("acme", "")]), batch("acme", [envelope(), envelope(idempotencyKey="")]),
     ],
 )
 def test_anything_but_an_envelope_or_batch_is_refused(guard, payload):
@@ -122,9 +155,9 @@ def test_anything_but_an_envelope_or_batch_is_refused(guard, payload):
 
 
 def test_what_the_rust_reader_accepts_is_accepted(guard):
-    # Unknown members, null optional members, any payload, any u32 version (the schema pins 1).
+    # Unknown members, null optional members, any payload.
     for payload in [envelope(extra={"a": 1}), envelope(orderingKey=None), envelope(payload=None),
-                    envelope(id="v7", version=7), envelope(id="", idempotencyKey="arn:q#")]:
+                    envelope(id=" ", idempotencyKey="k")]:
         assert guard.invoke(payload, FakeContext("acme"), echo)["status"] == "processed"
     out = guard.invoke(batch("acme", [], ordering=None) | {"answer": None, "more": 1}, FakeContext("acme"), echo)
     assert out == {"tenantId": "acme", "records": [], "processed": 0, "duplicates": 0, "failed": 0, "skipped": 0}
@@ -140,8 +173,46 @@ def test_a_batch_runs_the_handler_once_per_record_in_order(guard):
     out = guard.invoke(batch("acme", [envelope("acme", i) for i in ("m3", "m1", "m2")]), FakeContext("acme"), handler)
     assert seen == ["m3", "m1", "m2"]
     assert (out["tenantId"], out["processed"], out["duplicates"], out["failed"], out["skipped"]) == ("acme", 3, 0, 0, 0)
-    assert statuses(out) == [("m3", "processed"), ("m1", "processed"), ("m2", "processed")]
-    assert out["records"][0]["result"] == {"ok": True}
+    assert out["records"] == [{"id": "m3", "status": "processed"}, {"id": "m1", "status": "processed"},
+                              {"id": "m2", "status": "processed"}]
+
+
+def test_a_batch_answer_is_compact_whatever_the_handler_returns(guard):
+    # Lambda's 6 MB response limit: the handler's result stays out of a batch answer, and an error
+    # is cut to 256 characters, so the answer's size is bounded by the ids the router sent.
+    def handler(record, context):
+        if record["id"].startswith("fail"):
+            raise RuntimeError(record["payload"])
+        return {"blob": "x" * 1_000_000}
+
+    guard.invoke(envelope("acme", "seen"), FakeContext("acme"), handler)
+    records = [envelope("acme", "seen"), envelope("acme", "new"), envelope("acme", "fail-long", payload="é" * 300),
+               envelope("acme", "fail-256", payload="e" * 256), keyed("k1", "g"), keyed("fail-k", "g"),
+               keyed("k2", "g")]
+    out = guard.invoke(batch("acme", records, "lanes", "per-record"), FakeContext("acme"), handler)
+    assert out["records"] == [
+        {"id": "seen", "status": "processed", "duplicate": True},
+        {"id": "new", "status": "processed"},
+        {"id": "fail-long", "status": "failed", "error": "é" * 255 + "…"},
+        {"id": "fail-256", "status": "failed", "error": "e" * 256},
+        {"id": "k1", "status": "processed"},
+        {"id": "fail-k", "status": "failed", "error": "{'x': 1}"},
+        {"id": "k2", "status": "skipped", "error": "not run: record fail-k it is ordered after failed"},
+    ]
+    assert len(out["records"][2]["error"]) == answer.MAX_ERROR_CHARS == 256
+    assert (out["processed"], out["duplicates"], out["failed"], out["skipped"]) == (2, 1, 3, 1)
+    # The answer to one envelope is still the full record result, the handler's result included.
+    assert guard.invoke(envelope("acme", "alone"), FakeContext("acme"), handler)["result"] == {"blob": "x" * 1_000_000}
+
+
+def test_errors_are_cut_as_the_rust_guard_cuts_them():
+    assert answer.cut_error("boom") == "boom"
+    assert answer.cut_error("é" * 256) == "é" * 256
+    cut = answer.cut_error("é" * 257)
+    assert (len(cut), cut[-1], cut[:-1]) == (256, "…", "é" * 255)
+    assert answer.batch_record_result("m", "failed", "x" * 1000)["error"] == "x" * 255 + "…"
+    assert answer.batch_record_result("m", "processed", duplicate=True) == {"id": "m", "status": "processed",
+                                                                            "duplicate": True}
 
 
 def test_a_batch_with_one_record_of_another_tenant_is_refused_whole(guard, caplog):
@@ -164,7 +235,7 @@ def test_duplicates_are_recognised_within_and_across_batches(guard):
 
     out = guard.invoke(batch("acme", [envelope("acme", "m1"), envelope("acme", "m1")]), FakeContext("acme"), handler)
     assert (out["processed"], out["duplicates"]) == (1, 1)
-    assert out["records"][1]["duplicate"] is True
+    assert out["records"][1] == {"id": "m1", "status": "processed", "duplicate": True}
     # A record once delivered alone is a duplicate in a later batch, and the other way round.
     guard.invoke(envelope("acme", "m2"), FakeContext("acme"), handler)
     out = guard.invoke(batch("acme", [envelope("acme", "m2"), envelope("acme", "m3")]), FakeContext("acme"), handler)
@@ -336,8 +407,243 @@ def test_the_memory_store_keeps_the_most_recent_records(monkeypatch, guard):
 
 def test_the_ttl_variable_is_checked():
     assert idempotency_store.ttl_from_env({}) == 3600
-    assert idempotency_store.ttl_from_env({"BACKEND_IDEMPOTENCY_TTL_SECONDS": "60"}) == 60
+    assert idempotency_store.ttl_from_env({"BACKEND_IDEMPOTENCY_TTL_SECONDS": "900"}) == 900
+    assert idempotency_store.ttl_from_env({"BACKEND_IDEMPOTENCY_TTL_SECONDS": " 86400 "}) == 86_400
     for bad in ("0", "-5", "1.5", "soon", ""):
-        with pytest.raises(ValueError, match="BACKEND_IDEMPOTENCY_TTL_SECONDS"):
+        with pytest.raises(ValueError, match="BACKEND_IDEMPOTENCY_TTL_SECONDS: expected a positive whole number"):
             idempotency_store.ttl_from_env({"BACKEND_IDEMPOTENCY_TTL_SECONDS": bad})
+    # Below Lambda's longest timeout: the guard cannot learn the function's own at start.
+    for short in ("60", "899"):
+        with pytest.raises(ValueError, match=r"BACKEND_IDEMPOTENCY_TTL_SECONDS: \d+ seconds is shorter than "
+                                             r"Lambda's longest timeout \(900 s\)"):
+            idempotency_store.ttl_from_env({"BACKEND_IDEMPOTENCY_TTL_SECONDS": short})
     assert isinstance(idempotency_store.store_from_env({}), idempotency_store.MemoryStore)
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"BACKEND_IDEMPOTENCY_TABLE": ""}, "BACKEND_IDEMPOTENCY_TABLE is set but blank"),
+        ({"BACKEND_IDEMPOTENCY_TABLE": "  "}, "BACKEND_IDEMPOTENCY_TABLE is set but blank"),
+        ({"BACKEND_IDEMPOTENCY_TABLE": "idempotency", "POWERTOOLS_IDEMPOTENCY_DISABLED": "true"},
+         "POWERTOOLS_IDEMPOTENCY_DISABLED=true would turn off the idempotency table"),
+        ({"BACKEND_IDEMPOTENCY_TABLE": "idempotency", "POWERTOOLS_IDEMPOTENCY_DISABLED": "1"},
+         "POWERTOOLS_IDEMPOTENCY_DISABLED=1 would turn off"),
+        ({"POWERTOOLS_IDEMPOTENCY_DISABLED": "maybe"}, "POWERTOOLS_IDEMPOTENCY_DISABLED: expected true or false"),
+    ],
+)
+def test_a_setting_that_would_fail_open_is_an_error_naming_it(environ, variable):
+    with pytest.raises(ValueError) as excinfo:
+        idempotency_store.store_from_env(environ, logging.getLogger("t"))
+    assert str(excinfo.value).startswith(variable)
+
+
+def test_settings_that_keep_the_store_are_accepted(caplog, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    table = {"BACKEND_IDEMPOTENCY_TABLE": " idempotency ", "POWERTOOLS_IDEMPOTENCY_DISABLED": "false"}
+    assert idempotency_store.store_from_env(table).table_name == "idempotency"
+    # Without a table, Powertools' development switch stays one, with a warning at start.
+    with caplog.at_level(logging.WARNING):
+        store = idempotency_store.store_from_env({"POWERTOOLS_IDEMPOTENCY_DISABLED": "true"}, logging.getLogger("t"))
+    assert isinstance(store, idempotency_store.MemoryStore)
+    assert any("POWERTOOLS_IDEMPOTENCY_DISABLED is true" in r.getMessage() for r in caplog.records)
+
+
+# The store's claim rules (shared/src/idempotency.rs), on the memory store; the same on DynamoDB in
+# test_idempotency_dynamodb.py.
+
+KEY = "backend#acme#arn:q#m1"
+
+
+def other_environments_claim(store, key: str = KEY) -> None:
+    """Another environment took the record over (this one's claim had expired): its claim in the
+    item, with a later in_progress_expiration than any this environment wrote."""
+    now = int(time.time())
+    store._items[key] = DataRecord(idempotency_key=key, status="INPROGRESS", expiry_timestamp=now + 3600,
+                                   in_progress_expiry_timestamp=now * 1000 + 3_600_000)
+
+
+def test_an_in_progress_item_never_expires_before_its_claim(monkeypatch):
+    # A TTL far shorter than the run (the start check refuses it, but the rule must not need it).
+    store = idempotency_store.MemoryStore()
+    guard = EnvironmentGuard("backend", store, 1, logging.getLogger("t"))
+    seen = {}
+
+    def handler(record, context):
+        item = store._items[KEY]
+        seen["item"] = (item._status, item.expiry_timestamp, item.in_progress_expiry_timestamp)
+        # Later than the TTL, before the deadline: a second environment still finds it held.
+        real = idempotency_store.now_ms()
+        monkeypatch.setattr(idempotency_store, "now_ms", lambda: real + 5_000)
+        with pytest.raises(answer.IdempotencyInProgress):
+            EnvironmentGuard("backend", store, 1, logging.getLogger("t")).invoke(envelope("acme", "m1"),
+                                                                                FakeContext("acme"), echo)
+        monkeypatch.undo()
+        return {}
+
+    context = FakeContext("acme", remaining_ms=30_000)
+    assert guard.invoke(envelope("acme", "m1"), context, handler)["status"] == "processed"
+    status, expiry, until = seen["item"]
+    assert status == "INPROGRESS"
+    assert abs(until - context.deadline_ms) < 2_000, "held until the invocation's deadline"
+    assert expiry == -(-until // 1000), "expiration: the claim's time, rounded up to the second"
+
+
+def test_a_claim_past_its_deadline_still_holds_for_a_moment():
+    store = idempotency_store.MemoryStore()
+    guard = EnvironmentGuard("backend", store, 3600, logging.getLogger("t"))
+    seen = []
+    before = idempotency_store.now_ms()
+    guard.invoke(envelope("acme", "m1"), FakeContext("acme", remaining_ms=-5_000),
+                 lambda r, c: seen.append(store._items[KEY].in_progress_expiry_timestamp))
+    assert seen[0] > before, "max(deadline, now + 1 ms): each claim holds a later time than the one it replaced"
+
+
+def test_completing_a_record_taken_over_by_another_environment_writes_nothing(caplog):
+    store = idempotency_store.MemoryStore()
+    guard = EnvironmentGuard("backend", store, 3600, logging.getLogger("t"))
+    store.log = logging.getLogger("t")
+
+    def slow(record, context):
+        other_environments_claim(store)
+        return {"n": 1}
+
+    with caplog.at_level(logging.ERROR):
+        out = guard.invoke(envelope("acme", "m1"), FakeContext("acme"), slow)
+    assert out["status"] == "processed" and "duplicate" not in out, "the effect happened: processed"
+    assert store._items[KEY]._status == "INPROGRESS", "the other environment's claim is not overwritten"
+    assert any(r.getMessage().startswith("idempotency store: the claim expired and another environment took the "
+                                         "record over") and r.levelno == logging.ERROR for r in caplog.records)
+
+
+def test_releasing_a_record_taken_over_by_another_environment_deletes_nothing():
+    store = idempotency_store.MemoryStore()
+    guard = EnvironmentGuard("backend", store, 3600, logging.getLogger("t"))
+
+    def slow_then_fails(record, context):
+        other_environments_claim(store)
+        raise RuntimeError("boom")
+
+    with pytest.raises(answer.HandlerError):
+        guard.invoke(envelope("acme", "m1"), FakeContext("acme"), slow_then_fails)
+    assert store._items[KEY]._status == "INPROGRESS", "the other environment's claim stays"
+    with pytest.raises(answer.IdempotencyInProgress):
+        guard.invoke(envelope("acme", "m1"), FakeContext("acme"), echo)
+
+
+class Stop(BaseException):
+    """Something that is not an ``Exception``, as a handler might raise."""
+
+
+@pytest.mark.parametrize(
+    "raised", [ValueError("bad"), KeyError("k"), SystemExit(3), KeyboardInterrupt(), Stop()],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_exception_of_any_kind_in_the_handler_releases_the_claim(guard, raised):
+    def handler(record, context):
+        raise raised
+
+    expected = answer.HandlerError if isinstance(raised, Exception) else type(raised)
+    with pytest.raises(expected) as excinfo:
+        guard.invoke(envelope("acme", "m1"), FakeContext("acme"), handler)
+    if not isinstance(raised, Exception):
+        assert excinfo.value is raised, "raised again as it was"
+    assert KEY not in guard.store._items
+    # Redelivered: it runs again, neither in progress nor a duplicate.
+    out = guard.invoke(envelope("acme", "m1"), FakeContext("acme"), echo)
+    assert out["status"] == "processed" and "duplicate" not in out
+
+
+def test_a_result_the_store_cannot_keep_is_a_handler_error_and_releases_the_claim(guard):
+    with pytest.raises(answer.HandlerError) as excinfo:
+        guard.invoke(envelope("acme", "m1"), FakeContext("acme"), lambda r, c: {"when": {1, 2}})
+    assert str(excinfo.value).startswith("tenant handler failed: the handler's result is not JSON: ")
+    assert KEY not in guard.store._items
+    assert "duplicate" not in guard.invoke(envelope("acme", "m1"), FakeContext("acme"), echo)
+
+
+def completed(store, data: str, key: str = KEY) -> None:
+    store._items[key] = DataRecord(idempotency_key=key, status="COMPLETED", expiry_timestamp=int(time.time()) + 3600,
+                                   response_data=data)
+
+
+@pytest.mark.parametrize("data", ["", "not json", "[1, 2]", "5", "null", '"text"', "{}"])
+def test_a_duplicate_whose_stored_result_cannot_be_read_still_has_a_status(guard, data):
+    completed(guard.store, data)
+    completed(guard.store, data, "backend#acme#arn:q#m2")
+    ran = []
+    out = guard.invoke(envelope("acme", "m1"), FakeContext("acme"), lambda r, c: ran.append(r))
+    assert out == {"tenantId": "acme", "id": "m1", "idempotencyKey": "arn:q#m1", "correlationId": "c-m1",
+                   "source": "sqs", "status": "processed", "result": None, "duplicate": True}
+    out = guard.invoke(batch("acme", [envelope("acme", "m2")], answer="per-record"), FakeContext("acme"),
+                       lambda r, c: ran.append(r))
+    assert out["records"] == [{"id": "m2", "status": "processed", "duplicate": True}]
+    assert ran == []
+
+
+def test_a_stored_result_without_a_status_is_answered_with_one(guard):
+    completed(guard.store, '{"result": {"n": 1}, "from": "elsewhere"}')
+    out = guard.invoke(envelope("acme", "m1"), FakeContext("acme"), echo)
+    assert (out["status"], out["result"], out["duplicate"], out["from"]) == ("processed", {"n": 1}, True, "elsewhere")
+
+
+class WithoutTheItem(idempotency_store.MemoryStore):
+    """A store whose failed condition carries no item (DynamoDB without
+    ReturnValuesOnConditionCheckFailure): the guard must read it."""
+
+    def __init__(self, vanishing: int = 0):
+        super().__init__()
+        self.puts = self.reads = 0
+        self.vanishing = vanishing  # how many reads find nothing (the item went away in between)
+
+    def _put_record(self, data_record):
+        self.puts += 1
+        try:
+            super()._put_record(data_record)
+        except IdempotencyItemAlreadyExistsError:
+            raise IdempotencyItemAlreadyExistsError() from None
+
+    def _get_record(self, idempotency_key):
+        self.reads += 1
+        if self.vanishing:
+            self.vanishing -= 1
+            raise IdempotencyItemNotFoundError
+        return super()._get_record(idempotency_key)
+
+
+def test_a_failed_condition_without_the_item_falls_back_to_reading_it():
+    store = WithoutTheItem()
+    guard = EnvironmentGuard("backend", store, 3600, logging.getLogger("t"))
+    first = guard.invoke(envelope("acme", "m1"), FakeContext("acme"), echo)
+    assert guard.invoke(envelope("acme", "m1"), FakeContext("acme"), echo) == {**first, "duplicate": True}
+    assert (store.puts, store.reads) == (2, 1)
+    claim_elsewhere(store, "backend#acme#arn:q#m2", int(time.time() * 1000) + 60_000)
+    with pytest.raises(answer.IdempotencyInProgress):
+        guard.invoke(envelope("acme", "m2"), FakeContext("acme"), echo)
+
+
+class Flapping(WithoutTheItem):
+    """The item in the way goes away between the first failed condition and its read."""
+
+    def _put_record(self, data_record):
+        if self.puts == 1:
+            self._items.pop(data_record.idempotency_key, None)
+        super()._put_record(data_record)
+
+
+def test_a_failed_condition_with_nothing_to_read_claims_once_more_then_the_store_is_unavailable():
+    handler, ran = failing()
+    # Once: the second claim takes the record.
+    store = Flapping(vanishing=1)
+    other_environments_claim(store)
+    guard = EnvironmentGuard("backend", store, 3600, logging.getLogger("t"))
+    assert guard.invoke(envelope("acme", "m1"), FakeContext("acme"), handler)["status"] == "processed"
+    assert (store.puts, store.reads, ran) == (2, 1, ["m1"])
+    # Every time: after the second claim the store counts as unavailable, and nothing runs.
+    store = WithoutTheItem(vanishing=99)
+    other_environments_claim(store)
+    guard = EnvironmentGuard("backend", store, 3600, logging.getLogger("t"))
+    with pytest.raises(answer.IdempotencyStoreUnavailable) as excinfo:
+        guard.invoke(envelope("acme", "m1"), FakeContext("acme"), handler)
+    assert "the claim's condition failed twice, but no item stands in its way" in str(excinfo.value)
+    assert (store.puts, store.reads, ran) == (2, 2, ["m1"])

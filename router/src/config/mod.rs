@@ -67,6 +67,9 @@ pub struct Config {
     pub quarantine_queue_url: Option<String>,
     /// Bucket keeping rejected records too large for a quarantine message.
     pub quarantine_bucket: Option<String>,
+    /// `ROUTER_QUARANTINE_MAX_MESSAGE_BYTES`: the quarantine queue's largest message; when
+    /// absent it is read from the queue at start (`backend::message_limit`).
+    pub quarantine_max_message_bytes: Option<usize>,
     /// Delivery mode.
     pub delivery: Delivery,
     /// The invocation type, per source (`ROUTER_INVOCATION_TYPE`).
@@ -131,6 +134,7 @@ impl Config {
             registry: tenants::registry(&get)?,
             quarantine_queue_url: quarantine_queue_url(&get)?,
             quarantine_bucket: quarantine_bucket(&get)?,
+            quarantine_max_message_bytes: quarantine_max_message_bytes(&get)?,
             delivery,
             invocation,
             batch_max_bytes_setting,
@@ -257,6 +261,35 @@ fn quarantine_queue_url(get: &impl Lookup) -> Result<Option<String>, ConfigError
         });
     }
     Ok(Some(url.trim().to_owned()))
+}
+
+/// `ROUTER_QUARANTINE_MAX_MESSAGE_BYTES`: what an SQS queue's `MaximumMessageSize` may be,
+/// 1,024 to 1,048,576 bytes, only with a quarantine queue.
+fn quarantine_max_message_bytes(get: &impl Lookup) -> Result<Option<usize>, ConfigError> {
+    const VARIABLE: &str = "ROUTER_QUARANTINE_MAX_MESSAGE_BYTES";
+    let Some(text) = get(VARIABLE) else {
+        return Ok(None);
+    };
+    let problem = |problem: String| ConfigError {
+        variable: VARIABLE,
+        problem,
+    };
+    let bytes = text
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1024..=shared::SQS_MESSAGE_LIMIT).contains(n))
+        .ok_or_else(|| {
+            problem(format!(
+                "expected an SQS MaximumMessageSize, 1024 to 1048576 bytes, got {text:?}"
+            ))
+        })?;
+    if get("ROUTER_QUARANTINE_QUEUE_URL").is_none() {
+        return Err(problem(
+            "needs ROUTER_QUARANTINE_QUEUE_URL: it is that queue's message limit".into(),
+        ));
+    }
+    Ok(Some(bytes))
 }
 
 /// `ROUTER_QUARANTINE_BUCKET`: an S3 bucket name (3–63 lowercase letters, digits, `.` and `-`,

@@ -260,6 +260,7 @@ async fn prepare<B: Backend>(
         payload,
         correlation_id: decoded.envelope.correlation_id,
         trace_header: decoded.trace_header,
+        envelope_id: decoded.envelope.id,
     })
 }
 

@@ -2,8 +2,11 @@
 //! into Invokes (`ROUTER_DELIVERY`).
 //! - `record`: each record is its own Invoke, sent when its lane reaches it.
 //! - `tenant-batch`: a record joins its tenant's open chunk, an envelope batch
-//!   ([`shared::BatchPayload`]) of at most `ROUTER_BATCH_MAX_BYTES`; a chunk is sent when the
-//!   next record does not fit, when a lane needs it delivered before its next record may go,
+//!   ([`shared::BatchPayload`]) of at most `ROUTER_BATCH_MAX_BYTES` — and in
+//!   `request-response`, of no more records than the backend's answer can describe within
+//!   Lambda's 6 MB response limit, each counted at its worst case (`shared::answer`); a chunk is
+//!   sent when the next record does not fit, when a lane needs it delivered before its next
+//!   record may go,
 //!   when the chunks held together exceed `ROUTER_BATCH_HOLD_BYTES` (the largest go, as many as
 //!   it takes to make room, and the next record waits for their delivery), so a large batch of
 //!   many tenants never holds every envelope, and at the end of the batch. Except the chunk a
@@ -31,7 +34,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use futures::StreamExt;
-use shared::{BatchAnswer, BatchOrdering, BatchPayload, TenantId};
+use shared::{BatchAnswer, BatchOrdering, BatchPayload, TenantId, answer};
 use tokio::sync::{Notify, Semaphore, oneshot, watch};
 
 use super::context::RouteContext;
@@ -56,6 +59,9 @@ pub struct Ready {
     pub correlation_id: String,
     /// `X-Amzn-Trace-Id` for its Invoke.
     pub trace_header: Option<String>,
+    /// Its envelope's `id`, which the backend's answer names (for a KPL user record
+    /// `<sequence number>:<index>`, not the sequence number it is reported by).
+    pub envelope_id: String,
 }
 
 /// Where a lane's latest record waits to be sent (`tenant-batch`): its tenant's chunk.
@@ -68,6 +74,7 @@ struct Member {
     lane: usize,
     correlation_id: String,
     trace_header: Option<String>,
+    envelope_id: String,
 }
 
 /// What one Invoke carries.
@@ -83,6 +90,9 @@ struct Open {
     id: u64,
     batch: BatchPayload,
     members: Vec<Member>,
+    /// The most bytes the backend's answer to it can take (`request-response`): the sum of its
+    /// records' [`answer::record_answer_bound`].
+    answer_bytes: usize,
 }
 
 #[derive(Default)]
@@ -294,12 +304,18 @@ impl<'e, B: Backend> Packer<'e, B> {
             payload,
             correlation_id,
             trace_header,
+            envelope_id,
         } = ready;
+        let answer_bytes = match self.context.invocation {
+            InvocationType::RequestResponse => answer::record_answer_bound(&envelope_id),
+            InvocationType::Event => 0,
+        };
         let member = Member {
             index,
             lane,
             correlation_id,
             trace_header,
+            envelope_id,
         };
         let Some(chunks) = &self.chunks else {
             return self
@@ -314,8 +330,13 @@ impl<'e, B: Backend> Packer<'e, B> {
                 let open = chunks.open.get(&tenant);
                 let open_id = open.map(|open| open.id);
                 let limit = self.context.config.batch_max_bytes(self.context.invocation);
+                // A sync chunk must also leave room for its answer within Lambda's response
+                // limit, however the backend words each record's result.
+                let answer_limit = shared::SYNC_PAYLOAD_LIMIT - answer::BATCH_ANSWER_OVERHEAD;
                 let full = open.is_some_and(|open| {
-                    !open.batch.is_empty() && open.batch.len_with(payload.len()) > limit
+                    !open.batch.is_empty()
+                        && (open.batch.len_with(payload.len()) > limit
+                            || open.answer_bytes + answer_bytes > answer_limit)
                 });
                 match &hold.0 {
                     // The lane's previous record waits in a chunk this one cannot join: that
@@ -333,10 +354,12 @@ impl<'e, B: Backend> Packer<'e, B> {
                             id,
                             batch: self.new_batch(&tenant),
                             members: Vec::new(),
+                            answer_bytes: 0,
                         });
                         let created = open.members.is_empty();
                         let before = if created { 0 } else { open.batch.len() };
                         open.batch.push(&payload);
+                        open.answer_bytes += answer_bytes;
                         open.members.push(member.take().expect("added once"));
                         let (id_used, grown) = (open.id, open.batch.len() - before);
                         if created {
@@ -587,7 +610,7 @@ impl<'e, B: Backend> Packer<'e, B> {
                 let ids = || {
                     members
                         .iter()
-                        .map(|member| self.ledger.meta(member.index).id.as_str())
+                        .map(|member| member.envelope_id.as_str())
                         .collect()
                 };
                 match reply::read(&answer, as_batch, ids) {

@@ -2,15 +2,17 @@
 //! (then they count as handled), or reported for redelivery when no queue is configured or the
 //! write fails. Nothing rejected is ever dropped, and no quarantine message can become a poison
 //! pill of its own:
-//! - a message never exceeds SQS's limit (1 MiB, body and attributes together): a record too
-//!   large for one is kept in the quarantine bucket (`ROUTER_QUARANTINE_BUCKET`, key
-//!   `<source>/<record id>[/<user record>].json`) and the message carries its location instead —
-//!   the claim-check pattern of the SQS Extended Client; without a bucket such a record is
-//!   reported, never sent oversized or cut;
+//! - a message never exceeds the quarantine queue's `MaximumMessageSize` (1 KiB to 1 MiB, body
+//!   and attributes together; `ROUTER_QUARANTINE_MAX_MESSAGE_BYTES`, else read from the queue at
+//!   start): a record too large for one is kept in the quarantine bucket
+//!   (`ROUTER_QUARANTINE_BUCKET`, key `<source>/<source ARN>/<record id>[/<user record>].json`)
+//!   and the message carries its location instead — the claim-check pattern of the SQS Extended
+//!   Client; without a bucket such a record is reported, never sent oversized or cut;
 //! - writes are retried with jittered backoff under the retry policy, within the deadline, like
 //!   Invokes;
 //! - a FIFO quarantine queue (`.fifo`) gets a `MessageGroupId` (the record's lane, so its order is
-//!   kept; else its own) and a `MessageDeduplicationId` stable across redeliveries;
+//!   kept; else its own) and a `MessageDeduplicationId` stable across redeliveries, and distinct
+//!   for records of two sources that share an id (two streams' sequence numbers);
 //! - a rejected user record of a KPL aggregate is kept as that user record alone.
 
 use serde::Serialize;
@@ -21,9 +23,6 @@ use super::context::RouteContext;
 use crate::backend::{Backend, QuarantineMessage, WriteFailure};
 use crate::outcome::{Outcome, Rejection};
 use crate::record::RecordMeta;
-
-/// Largest SQS message, body and message attributes together (1 MiB, since 2025).
-pub const SQS_MESSAGE_LIMIT: usize = 1024 * 1024;
 
 /// Name of the message attribute holding the reason.
 const REASON_ATTRIBUTE: &str = "reason";
@@ -73,12 +72,9 @@ pub async fn reject<B: Backend>(
             quarantined: false,
         };
     }
-    let user_record = meta.user_record.and_then(|index| {
-        Some((
-            index,
-            crate::source::kinesis::user_record_alone(meta.raw, index)?,
-        ))
-    });
+    let user_record = meta
+        .user_record
+        .and_then(|user| Some((user.index, user.alone(meta.raw)?)));
     let record: &RawValue = user_record.as_ref().map_or(meta.raw, |(_, alone)| alone);
     let mut message = Message {
         reason,
@@ -93,9 +89,11 @@ pub async fn reject<B: Backend>(
     let attributes = REASON_ATTRIBUTE.len() + "String".len() + reason.len();
     let mut body = serde_json::to_string(&message).expect("the quarantine message serialises");
     let key;
-    if body.len() + attributes > SQS_MESSAGE_LIMIT {
+    let limit = context.backend.quarantine_message_limit();
+    if body.len() + attributes > limit {
         let too_large = format!(
-            "the quarantine message would be {} bytes, over SQS's limit of {SQS_MESSAGE_LIMIT}",
+            "the quarantine message would be {} bytes, over the quarantine queue's limit of \
+             {limit}",
             body.len() + attributes
         );
         let Some(bucket) = context.backend.quarantine_bucket() else {
@@ -103,7 +101,12 @@ pub async fn reject<B: Backend>(
                 "{too_large}, and ROUTER_QUARANTINE_BUCKET is not set"
             ));
         };
-        key = object_key(context.source, &meta.id, message.user_record);
+        key = object_key(
+            context.source,
+            &meta.source_arn,
+            &meta.id,
+            message.user_record,
+        );
         let kept = with_retries(context, || {
             context.backend.keep_record(&key, record.get().as_bytes())
         })
@@ -189,17 +192,14 @@ fn is_fifo<B>(context: &RouteContext<'_, B>) -> bool {
         .is_some_and(|url| url.ends_with(".fifo"))
 }
 
-/// The quarantine bucket key of a record: `<source>/<record id>[/<user record>].json`, the id
-/// kept to letters, digits, `.`, `_` and `-` (anything else percent-encoded).
-fn object_key(source: Source, id: &str, user_record: Option<usize>) -> String {
+/// The quarantine bucket key of a record: `<source>/<source ARN>/<record id>[/<user
+/// record>].json` (two streams can share a sequence number, so the ARN is part of the key), the
+/// ARN and the id kept to letters, digits, `.`, `_` and `-` (anything else percent-encoded).
+fn object_key(source: Source, arn: &str, id: &str, user_record: Option<usize>) -> String {
     let mut key = format!("{}/", source.as_str());
-    for byte in id.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
-            key.push(byte as char);
-        } else {
-            key.push_str(&format!("%{byte:02X}"));
-        }
-    }
+    push_safe(&mut key, arn);
+    key.push('/');
+    push_safe(&mut key, id);
     if let Some(index) = user_record {
         key.push_str(&format!("/{index}"));
     }
@@ -207,17 +207,32 @@ fn object_key(source: Source, id: &str, user_record: Option<usize>) -> String {
     key
 }
 
+/// Appends `text` to an object key, percent-encoding all but letters, digits, `.`, `_`, `-`.
+fn push_safe(key: &mut String, text: &str) {
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
+            key.push(byte as char);
+        } else {
+            key.push_str(&format!("%{byte:02X}"));
+        }
+    }
+}
+
 /// `MessageGroupId` and `MessageDeduplicationId` for a FIFO quarantine queue: the group is the
 /// record's lane when SQS accepts it as one (at most 128 printable ASCII characters), else a
 /// digest of it, and a record without a lane is a group of its own; the deduplication id is a
-/// digest of the source, the record id and the user record, the same on every redelivery, so a
-/// record rejected twice within SQS's five-minute window is kept once.
+/// digest of the source, its ARN, the record id and the user record, the same on every
+/// redelivery, so a record rejected twice within SQS's five-minute window is kept once, and two
+/// records of two streams that share a sequence number are two messages.
 fn fifo_ids(source: Source, meta: &RecordMeta<'_>) -> (String, String) {
     let deduplication = hex_sha256(&format!(
-        "{}\n{}\n{}",
+        "{}\n{}\n{}\n{}",
         source.as_str(),
+        meta.source_arn,
         meta.id,
-        meta.user_record.map(|i| i.to_string()).unwrap_or_default()
+        meta.user_record
+            .map(|user| user.index.to_string())
+            .unwrap_or_default()
     ));
     let group = match &meta.lane {
         Some(lane)
@@ -244,23 +259,38 @@ mod tests {
 
     #[test]
     fn object_keys_are_safe_and_stable() {
-        assert_eq!(object_key(Source::Sqs, "0f2c-11", None), "sqs/0f2c-11.json");
         assert_eq!(
-            object_key(Source::Kinesis, "4959:x/y z", Some(3)),
-            "kinesis/4959%3Ax%2Fy%20z/3.json"
+            object_key(Source::Sqs, "arn:q", "0f2c-11", None),
+            "sqs/arn%3Aq/0f2c-11.json"
+        );
+        assert_eq!(
+            object_key(Source::Kinesis, "arn:s/a", "4959:x/y z", Some(3)),
+            "kinesis/arn%3As%2Fa/4959%3Ax%2Fy%20z/3.json"
+        );
+        // Two streams sharing a sequence number keep two objects.
+        assert_ne!(
+            object_key(Source::Kinesis, "arn:s/a", "4959", None),
+            object_key(Source::Kinesis, "arn:s/b", "4959", None)
         );
     }
 
     #[test]
     fn fifo_ids_are_stable_and_valid() {
         let raw = RawValue::from_string("{}".into()).unwrap();
-        let meta = |lane: Option<&str>| RecordMeta {
+        let meta_of = |arn: &str, lane: Option<&str>| RecordMeta {
             id: "m1".into(),
             raw: &raw,
             lane: lane.map(str::to_owned),
             claimed_tenant: std::sync::OnceLock::new(),
+            source_arn: arn.into(),
             user_record: None,
         };
+        let meta = |lane: Option<&str>| meta_of("arn:a", lane);
+        // Two sources whose records share an id: two messages, not one deduplicated away.
+        assert_ne!(
+            fifo_ids(Source::Kinesis, &meta_of("arn:a", Some("k"))).1,
+            fifo_ids(Source::Kinesis, &meta_of("arn:b", Some("k"))).1
+        );
         let (group, dedup) = fifo_ids(Source::Sqs, &meta(Some("group-1")));
         assert_eq!(group, "group-1");
         assert_eq!(dedup.len(), 64);

@@ -249,12 +249,16 @@ pub(crate) fn unreadable_record<'a>(
             "record {index} is not {what} and has no {field}: {error}"
         ))
     })?;
+    // Its source's ARN, when it can still be read (a record of each source carries it as
+    // `eventSourceARN`), for the quarantine's identities.
+    let source_arn = stream_id(raw, "", "eventSourceARN").unwrap_or_default();
     Ok(Record {
         meta: RecordMeta {
             id,
             raw,
             lane: None,
             claimed_tenant: std::sync::OnceLock::new(),
+            source_arn: source_arn.into(),
             user_record: None,
         },
         decoded: Pending::ready(Err(Rejection::new(

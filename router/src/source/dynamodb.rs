@@ -28,7 +28,7 @@ use super::build::{self, Parts};
 use super::document::Document;
 use crate::config::{Config, TenantFrom};
 use crate::invocation::{BatchError, InvocationInfo};
-use crate::record::{DecodeResult, Pending, Record, RecordMeta, claimed};
+use crate::record::{ArnCache, DecodeResult, Pending, Record, RecordMeta, claimed};
 
 /// Decodes every record of a DynamoDB Streams batch.
 pub fn decode<'a>(
@@ -37,6 +37,7 @@ pub fn decode<'a>(
     info: &InvocationInfo,
 ) -> Result<Vec<Record<'a>>, BatchError> {
     let mut records = Vec::with_capacity(raw.len());
+    let mut arns = ArnCache::default();
     for (index, raw) in raw.iter().enumerate() {
         let record = match serde_json::from_str::<EventRecord>(raw.get()) {
             Ok(record) => record,
@@ -61,6 +62,7 @@ pub fn decode<'a>(
             id.clone()
         };
         let lane = Some(plain_text(&record.change.keys));
+        let source_arn = arns.get(record.event_source_arn.as_deref().unwrap_or_default());
         let (decoded, claimed_tenant) =
             Pending::decode_now(|| decode_record(record, &envelope_id, config, info));
         records.push(Record {
@@ -69,6 +71,7 @@ pub fn decode<'a>(
                 raw,
                 lane,
                 claimed_tenant: claimed(claimed_tenant),
+                source_arn,
                 user_record: None,
             },
             decoded,

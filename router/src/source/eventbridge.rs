@@ -43,6 +43,7 @@ pub fn decode<'a>(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    let source_arn = source.as_str().into();
     let mut attributes = Map::new();
     for key in ["detail-type", "source", "account", "region", "time"] {
         if let Some(value) = event.get(key) {
@@ -78,6 +79,7 @@ pub fn decode<'a>(
             raw,
             lane: None,
             claimed_tenant: claimed(claimed_tenant),
+            source_arn,
             user_record: None,
         },
         decoded,

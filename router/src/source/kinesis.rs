@@ -20,7 +20,9 @@ use super::kpl;
 use crate::config::{Config, TenantFrom};
 use crate::invocation::{BatchError, InvocationInfo};
 use crate::outcome::Rejection;
-use crate::record::{Decoded, Pending, Record, RecordMeta, claimed};
+use crate::record::{
+    ArnCache, Decoded, Pending, Record, RecordMeta, UserRecord, claimed, user_record_id,
+};
 
 #[derive(Deserialize)]
 struct ArrivalOnly {
@@ -40,6 +42,7 @@ pub fn decode<'a>(
     info: &InvocationInfo,
 ) -> Result<Vec<Record<'a>>, BatchError> {
     let mut records = Vec::with_capacity(raw.len());
+    let mut arns = ArnCache::default();
     for (index, raw) in raw.iter().enumerate() {
         let record = match serde_json::from_str::<KinesisEventRecord>(raw.get()) {
             Ok(record) => record,
@@ -66,6 +69,7 @@ pub fn decode<'a>(
             .map(|t| (t * 1000.0).round() as i64)
             .unwrap_or(info.now_ms);
         let arn = record.event_source_arn.clone().unwrap_or_default();
+        let source_arn = arns.get(&arn);
         let data = &record.kinesis.data.0;
 
         if kpl::is_aggregated(data) {
@@ -74,7 +78,7 @@ pub fn decode<'a>(
             match users {
                 Ok(Ok(users)) => {
                     for (sub, user) in users.into_iter().enumerate() {
-                        let envelope_id = format!("{id}:{sub}");
+                        let envelope_id = user_record_id(&id, sub);
                         let (decoded, claimed_tenant) = Pending::decode_now(|| {
                             decode_payload(
                                 json_text(&user.data),
@@ -93,7 +97,11 @@ pub fn decode<'a>(
                                 raw,
                                 lane: Some(user.partition_key),
                                 claimed_tenant: claimed(claimed_tenant),
-                                user_record: Some(sub),
+                                source_arn: source_arn.clone(),
+                                user_record: Some(UserRecord {
+                                    index: sub,
+                                    cut: user_record_alone,
+                                }),
                             },
                             decoded,
                         });
@@ -105,6 +113,7 @@ pub fn decode<'a>(
                         raw,
                         lane: Some(record.kinesis.partition_key.clone()),
                         claimed_tenant: std::sync::OnceLock::new(),
+                        source_arn: source_arn.clone(),
                         user_record: None,
                     },
                     decoded: Pending::ready(Err(Rejection::new("kpl-malformed", problem))),
@@ -115,6 +124,7 @@ pub fn decode<'a>(
                         raw,
                         lane: Some(record.kinesis.partition_key.clone()),
                         claimed_tenant: std::sync::OnceLock::new(),
+                        source_arn: source_arn.clone(),
                         user_record: None,
                     },
                     decoded: Pending::panicked("de-aggregating the KPL record"),
@@ -142,6 +152,7 @@ pub fn decode<'a>(
                 raw,
                 lane: Some(partition_key),
                 claimed_tenant: claimed(claimed_tenant),
+                source_arn,
                 user_record: None,
             },
             decoded,
@@ -155,7 +166,7 @@ pub fn decode<'a>(
 /// `kinesis.partitionKey` those of the user record, and `kinesis.subSequenceNumber` its index.
 /// `None` when `raw` is not an aggregate holding that user record. De-aggregating again costs
 /// nothing unless a user record is rejected.
-pub fn user_record_alone(raw: &RawValue, index: usize) -> Option<Box<RawValue>> {
+fn user_record_alone(raw: &RawValue, index: usize) -> Option<Box<RawValue>> {
     use base64::Engine;
     let mut record: Value = serde_json::from_str(raw.get()).ok()?;
     let data = record["kinesis"]["data"].as_str()?;

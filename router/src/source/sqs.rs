@@ -22,7 +22,7 @@ use super::document::JsonText;
 use crate::config::{Config, TenantFrom, TokenFrom};
 use crate::invocation::{BatchError, InvocationInfo};
 use crate::outcome::{Outcome, Rejection};
-use crate::record::{DecodeResult, Decoded, Pending, Record, RecordMeta};
+use crate::record::{ArnCache, DecodeResult, Decoded, Pending, Record, RecordMeta};
 
 /// What is read of an SQS record up front: enough to report and order it. The rest (the body
 /// above all) is decoded when the record's turn comes ([`Pending::Deferred`]).
@@ -47,6 +47,7 @@ struct HeadAttributes<'a> {
 pub fn decode<'a>(raw: &[&'a RawValue]) -> Result<(Vec<Record<'a>>, bool), BatchError> {
     let mut fifo = false;
     let mut records = Vec::with_capacity(raw.len());
+    let mut arns = ArnCache::default();
     for (index, raw) in raw.iter().enumerate() {
         let head: Head<'_> = match serde_json::from_str(raw.get()) {
             Ok(head) => head,
@@ -75,12 +76,14 @@ pub fn decode<'a>(raw: &[&'a RawValue]) -> Result<(Vec<Record<'a>>, bool), Batch
             .event_source_arn
             .as_deref()
             .is_some_and(|arn| arn.ends_with(".fifo"));
+        let source_arn = arns.get(head.event_source_arn.as_deref().unwrap_or_default());
         records.push(Record {
             meta: RecordMeta {
                 id,
                 raw,
                 lane: head.attributes.message_group_id.map(Cow::into_owned),
                 claimed_tenant: OnceLock::new(),
+                source_arn,
                 user_record: None,
             },
             decoded: Pending::Deferred {
