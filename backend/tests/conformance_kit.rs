@@ -3,7 +3,9 @@
 //! pass every check; one that answers success to everything, as a backend without a guard would,
 //! fails more than half; and a model guard written here (Python, a store of files shared by its
 //! environments) passes every check as written and, with one defect switched on, fails exactly the
-//! checks that defect breaks — so each check can fail, and fails for its own reason.
+//! checks that defect breaks. The checks of the kit's first version (tenant refusals, ordering,
+//! failing closed) are shown to fail by the backend without a guard; each check added since by a
+//! defect of its own.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

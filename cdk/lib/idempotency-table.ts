@@ -21,15 +21,17 @@ export const IDEMPOTENCY_TABLE_VARIABLE = 'BACKEND_IDEMPOTENCY_TABLE';
 
 /**
  * The least `BACKEND_IDEMPOTENCY_TTL_SECONDS` the guard accepts at start: Lambda's longest function
- * timeout (15 minutes). A claim's item expires with the TTL, so a TTL shorter than a run lets a
- * second environment claim a record still running; the guard cannot learn its function's timeout
- * at start, so it refuses any TTL below the longest one.
+ * timeout (15 minutes). A completed record must be remembered at least as long as a run can last,
+ * or a redelivery of a record whose first run was still going when it was delivered again can run
+ * it twice; the guard cannot learn its function's timeout at start, so it refuses any TTL below the
+ * longest one. (An in-progress claim itself never expires before the run's deadline, whatever the
+ * TTL.)
  */
 export const MIN_IDEMPOTENCY_TTL = Duration.minutes(15);
 
 const WHY_MIN_TTL =
   `at least ${MIN_IDEMPOTENCY_TTL.toSeconds()} s, Lambda's longest timeout, which the backend refuses less than at start: ` +
-  'a shorter TTL lets a second environment claim a record still running';
+  'a completed record must be remembered at least as long as a run can last';
 
 /**
  * `BACKEND_IDEMPOTENCY_TTL_SECONDS` rendered from `ttl`, checked as the guard checks it at start,
@@ -53,7 +55,7 @@ function checkAgainstTimeout(what: string, ttlSeconds: number, functionTimeout: 
   if (ttlSeconds < timeoutSeconds) {
     throw new Error(
       `${IDEMPOTENCY_TTL_VARIABLE}: ${what} (${ttlSeconds} s) is shorter than the backend's timeout (${timeoutSeconds} s): ` +
-        'a second environment could claim a record still running',
+        'a redelivery could run a record again while its first run is still remembered for less than a run lasts',
     );
   }
 }

@@ -16,7 +16,7 @@ export interface SecureQueueProps {
   readonly retentionPeriod?: Duration;
   /** @default 30 seconds (SQS default) */
   readonly visibilityTimeout?: Duration;
-  /** The largest message the queue accepts (1024–1048576 bytes). @default SQS's default (1 MiB) */
+  /** The largest message the queue accepts (1024–1048576 bytes). @default SQS's default for a new queue */
   readonly maxMessageSizeBytes?: number;
   /** Redrive policy to a dead-letter queue. @default none */
   readonly deadLetterQueue?: sqs.DeadLetterQueue;

@@ -101,7 +101,7 @@ describe('backend idempotency settings', () => {
   it("refuses at synth a TTL below 900 s (the guard's floor, Lambda's longest timeout) or not whole seconds, naming the variable and the prop", () => {
     const cases: [Duration, RegExp][] = [
       [Duration.seconds(0), /^Error: BACKEND_IDEMPOTENCY_TTL_SECONDS: must be an integer >= 900, got 0 \(idempotencyTtl: at least 900 s, Lambda's longest timeout/],
-      [Duration.seconds(1), /BACKEND_IDEMPOTENCY_TTL_SECONDS: must be an integer >= 900, got 1 \(idempotencyTtl: .*a shorter TTL lets a second environment claim a record still running\)$/],
+      [Duration.seconds(1), /BACKEND_IDEMPOTENCY_TTL_SECONDS: must be an integer >= 900, got 1 \(idempotencyTtl: .*a completed record must be remembered at least as long as a run can last\)$/],
       [Duration.seconds(899), /BACKEND_IDEMPOTENCY_TTL_SECONDS: must be an integer >= 900, got 899 \(idempotencyTtl: /],
       [Duration.millis(900_500), /BACKEND_IDEMPOTENCY_TTL_SECONDS: must be an integer >= 900, got 900\.5 \(idempotencyTtl: /],
     ];
@@ -119,7 +119,7 @@ describe('backend idempotency settings', () => {
     };
     assert.throws(
       () => backend(Duration.minutes(20), Duration.minutes(15)),
-      /BACKEND_IDEMPOTENCY_TTL_SECONDS: idempotencyTtl \(900 s\) is shorter than the backend's timeout \(1200 s\): a second environment could claim a record still running/,
+      /BACKEND_IDEMPOTENCY_TTL_SECONDS: idempotencyTtl \(900 s\) is shorter than the backend's timeout \(1200 s\): a redelivery could run a record again/,
     );
     // (such a stack would not synthesize: CloudFormation's rules refuse the timeout)
     assert.equal(idempotencyTtlSeconds('idempotencyTtl', Duration.minutes(20), Duration.minutes(20)), '1200');

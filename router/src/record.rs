@@ -84,9 +84,9 @@ impl Pending<'_> {
     /// deferred decoding: a panic fails this record (`internal-error`) and nothing else.
     /// Returns the record and the tenant it claims.
     pub fn decode_now(decode: impl FnOnce() -> DecodeResult) -> (Self, Option<String>) {
-        match std::panic::catch_unwind(AssertUnwindSafe(decode)) {
-            Ok((decoded, claimed)) => (Self::ready(decoded), claimed),
-            Err(_) => (Self::panicked("decoding the record"), None),
+        match contain(decode) {
+            Some((decoded, claimed)) => (Self::ready(decoded), claimed),
+            None => (Self::panicked("decoding the record"), None),
         }
     }
 
@@ -101,12 +101,9 @@ impl Pending<'_> {
     ) -> Option<TenantId> {
         match self {
             Pending::Ready(decoded) => decoded.as_ref().as_ref().ok().map(|d| d.tenant.clone()),
-            Pending::Deferred { raw, decode } => {
-                std::panic::catch_unwind(AssertUnwindSafe(|| decode(raw, &meta.id, config, info)))
-                    .ok()
-                    .and_then(|(decoded, _)| decoded.ok())
-                    .map(|decoded| decoded.tenant)
-            }
+            Pending::Deferred { raw, decode } => contain(|| decode(raw, &meta.id, config, info))
+                .and_then(|(decoded, _)| decoded.ok())
+                .map(|decoded| decoded.tenant),
         }
     }
 
@@ -129,6 +126,14 @@ impl Pending<'_> {
             }
         }
     }
+}
+
+/// Runs one record's synchronous decoding step, `None` if it panicked: the one place where a
+/// panic while decoding is kept to its record (every source's decoding, KPL de-aggregation, the
+/// deferred decoding and the fair start's tenant peek go through it; the engine's asynchronous
+/// steps through `engine::isolation`).
+pub fn contain<T>(step: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(AssertUnwindSafe(step)).ok()
 }
 
 /// The parts of a record that outlive its routing: identity, order and the original JSON.

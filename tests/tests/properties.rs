@@ -35,7 +35,13 @@
 //!   queue (inline, or in the bucket at the key its message names) as its own source sent it —
 //!   not deduplicated away, not overwritten by another source's record of the same id.
 //!
-//! Each hole of issue 23 §1 is one of these rules failing when its fix is reverted.
+//! The holes of issue 23 §1 are rules of this oracle failing when their fix is reverted (the KPL
+//! answer match: progress; the compact answer: progress with large results; the ARN in the
+//! quarantine identities: quarantine fidelity; the queue's own message limit: quarantine
+//! progress; a failed-closed environment: nothing quarantined that could pass). Two are pinned by
+//! tests of their own: the router's answer budget by
+//! `a_sync_tenant_batch_at_the_request_limit_gets_answers_that_fit` below (the drawn chunks are
+//! too small for it to bind), `EC2UnexpectedException` by `router::backend::failure`'s unit test.
 //!
 //! `PROPTEST_CASES` sets the number of cases per source (default 48 here; see
 //! docs/reliability.md for the long runs). One `#[test]` for the property run: the
@@ -140,8 +146,8 @@ fn write() -> impl Strategy<Value = Write> {
 struct QuarantineCase {
     fifo: bool,
     bucket: bool,
-    /// The queue's `MaximumMessageSize`, and whether the router is told it (else it reads it
-    /// from the queue at start, which the model backend answers the same).
+    /// The queue's `MaximumMessageSize`, which the router learns through
+    /// `Backend::quarantine_message_limit` (as `AwsBackend` answers it from the start-up read).
     max_message_bytes: usize,
     faults: Vec<Write>,
 }

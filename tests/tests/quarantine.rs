@@ -370,11 +370,11 @@ async fn a_fifo_quarantine_queue_gets_group_and_deduplication_ids() {
     );
 }
 
-/// Against a real SQS and S3 API (moto's server): two streams whose records share a sequence
-/// number, both rejected within SQS's five-minute deduplication window, into one FIFO
-/// quarantine queue whose `MaximumMessageSize` (2 KiB, read from the queue as the binary does at
-/// start) sends the larger one to the bucket: two messages, two objects, each its own stream's
-/// record. (Keyed by source and id alone, the second message was deduplicated away — SQS
+/// Against a real SQS and S3 API (moto's server): the quarantine queue's `MaximumMessageSize`
+/// (2 KiB) is read at start by the backend the binary builds; then two streams whose records
+/// share a sequence number, both rejected within SQS's five-minute deduplication window and
+/// both too large for a 2 KiB message, go into one FIFO quarantine queue and its bucket: two
+/// messages, two objects, each its own stream's record. (Keyed by source and id alone, the second message was deduplicated away — SQS
 /// answers success — and the second object overwrote the first.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_streams_sharing_a_sequence_number_are_quarantined_apart() {
@@ -399,22 +399,23 @@ async fn two_streams_sharing_a_sequence_number_are_quarantined_apart() {
         .send()
         .await
         .unwrap();
-    // Read from the queue, as the binary does when ROUTER_QUARANTINE_MAX_MESSAGE_BYTES is unset.
-    let limit = router::backend::message_limit(&sqs, &queue, None)
-        .await
-        .unwrap();
-    assert_eq!(limit, 2048);
-    let limit = limit.to_string();
     let lambda = lambda_server().await;
-    let router = router_at(
-        &lambda.uri(),
-        moto.endpoint(),
-        &[
-            ("ROUTER_QUARANTINE_QUEUE_URL", queue.as_str()),
-            ("ROUTER_QUARANTINE_BUCKET", "tenant-router-quarantine"),
-            ("ROUTER_QUARANTINE_MAX_MESSAGE_BYTES", limit.as_str()),
-        ],
-    );
+    // Built as the binary builds it (`replay::aws_backend`), without
+    // ROUTER_QUARANTINE_MAX_MESSAGE_BYTES: the limit is read from the queue at start, so a
+    // message over 2 KiB is never sent (here, without a bucket, the record is reported).
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("test", "test", None, None, "tests"),
+            ),
+        )
+        .endpoint_url(moto.endpoint())
+        .build();
+    let config = config(&[("ROUTER_QUARANTINE_QUEUE_URL", queue.as_str())]);
+    let backend = router::replay::aws_backend(&config, &sdk).await.unwrap();
+    let read_at_start = router::Router::new(config, backend).unwrap();
     let sequence = "49590338271490256608559692538361571095921575989136588898";
     let stream = |name: &str, notes: usize| {
         let data = serde_json::json!({"tenantId": "acme", "notes": "n".repeat(notes)}).to_string();
@@ -424,8 +425,28 @@ async fn two_streams_sharing_a_sequence_number_are_quarantined_apart() {
         ));
         serde_json::json!({ "Records": [record] })
     };
-    // No token: rejected (missing-token). One fits a 2 KiB message, the other does not.
-    for event in [stream("orders", 10), stream("billing", 3000)] {
+    let info = || InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
+    let report = read_at_start
+        .route_event(&stream("orders", 3000).to_string(), &info())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&report.outcomes[0], Outcome::Rejected { quarantined: false, detail, .. }
+            if detail.contains("over the quarantine queue's limit of 2048")),
+        "{:?}",
+        report.outcomes[0]
+    );
+    let router = router_at(
+        &lambda.uri(),
+        moto.endpoint(),
+        &[
+            ("ROUTER_QUARANTINE_QUEUE_URL", queue.as_str()),
+            ("ROUTER_QUARANTINE_BUCKET", "tenant-router-quarantine"),
+            ("ROUTER_QUARANTINE_MAX_MESSAGE_BYTES", "2048"),
+        ],
+    );
+    // No token: rejected (missing-token). Neither fits a 2 KiB message: both go to the bucket.
+    for event in [stream("orders", 3000), stream("billing", 3000)] {
         let info = InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100));
         let report = router.route_event(&event.to_string(), &info).await.unwrap();
         assert!(
@@ -454,6 +475,7 @@ async fn two_streams_sharing_a_sequence_number_are_quarantined_apart() {
     for message in &received {
         let body: Value = serde_json::from_str(message.body().unwrap()).unwrap();
         assert!(message.body().unwrap().len() <= 2048);
+        assert!(body.get("record").is_none(), "kept in the bucket: {body}");
         let record = match body.get("record") {
             Some(record) => record.clone(),
             None => {

@@ -50,7 +50,7 @@ impl Quarantine {
 }
 
 /// The quarantine queue's largest message: `configured` (`ROUTER_QUARANTINE_MAX_MESSAGE_BYTES`)
-/// when given, else its `MaximumMessageSize` (1,024 to 1,048,576 bytes, 1 MiB by default), read
+/// when given, else its `MaximumMessageSize` (1,024 to 1,048,576 bytes), read
 /// once with `GetQueueAttributes`. An answer that cannot be had is a start error naming both ways
 /// to give it: guessing 1 MiB for a smaller queue would have every large rejected record refused
 /// by SQS instead of kept in the bucket.

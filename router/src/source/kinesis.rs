@@ -74,9 +74,9 @@ pub fn decode<'a>(
 
         if kpl::is_aggregated(data) {
             // De-aggregating is decoding too: a panic in it fails this record alone.
-            let users = std::panic::catch_unwind(|| kpl::deaggregate(data));
+            let users = crate::record::contain(|| kpl::deaggregate(data));
             match users {
-                Ok(Ok(users)) => {
+                Some(Ok(users)) => {
                     for (sub, user) in users.into_iter().enumerate() {
                         let envelope_id = user_record_id(&id, sub);
                         let (decoded, claimed_tenant) = Pending::decode_now(|| {
@@ -107,7 +107,7 @@ pub fn decode<'a>(
                         });
                     }
                 }
-                Ok(Err(problem)) => records.push(Record {
+                Some(Err(problem)) => records.push(Record {
                     meta: RecordMeta {
                         id,
                         raw,
@@ -118,7 +118,7 @@ pub fn decode<'a>(
                     },
                     decoded: Pending::ready(Err(Rejection::new("kpl-malformed", problem))),
                 }),
-                Err(_) => records.push(Record {
+                None => records.push(Record {
                     meta: RecordMeta {
                         id,
                         raw,
