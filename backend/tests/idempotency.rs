@@ -369,3 +369,146 @@ async fn with_faults_and_redelivered_batches_each_record_takes_effect_once() {
         "more than one environment per tenant: {environments}"
     );
 }
+
+/// The store's own rules against moto's DynamoDB, with a TTL far shorter than the run: the
+/// in-progress item does not expire before its claim (a second environment is kept out), and an
+/// environment that outlived its claim neither completes nor releases the item of the one that
+/// took the record over. (With `expiration` = now + TTL, the second claim got in; with
+/// unconditional writes, the first run's result overwrote the second's claim.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_outlives_a_short_ttl_and_a_lost_claim_writes_nothing() {
+    use shared::idempotency::{Claim, Completion, DynamoDbStore, IdempotencyStore};
+    let moto = Moto::start();
+    let dynamodb = table(&moto).await;
+    let store = DynamoDbStore::new(
+        dynamodb.clone(),
+        TABLE.into(),
+        std::time::Duration::from_secs(1),
+    );
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let Ok(Claim::Acquired(first)) = store.claim("r1", now_ms, now_ms + 600_000).await else {
+        panic!("a new record is claimed");
+    };
+    let item = dynamodb
+        .get_item()
+        .table_name(TABLE)
+        .key("id", AttributeValue::S("r1".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let expiration: i64 = item["expiration"].as_n().unwrap().parse().unwrap();
+    assert!(
+        expiration * 1000 >= now_ms + 600_000,
+        "an in-progress item expires no earlier than its claim ({expiration})"
+    );
+    // Five seconds later, past the 1 s TTL: still in progress.
+    assert_eq!(
+        store.claim("r1", now_ms + 5_000, now_ms + 605_000).await,
+        Ok(Claim::InProgress)
+    );
+    // Past the claim: another environment takes it over.
+    let later = now_ms + 601_000;
+    let Ok(Claim::Acquired(second)) = store.claim("r1", later, later + 600_000).await else {
+        panic!("an expired claim is taken over");
+    };
+    assert_ne!(first, second);
+    // The first environment's late completion and release write nothing.
+    assert_eq!(
+        store.complete("r1", first, &json!({"run": 1}), later).await,
+        Ok(Completion::ClaimLost)
+    );
+    store.release("r1", first).await.unwrap();
+    assert_eq!(
+        store.claim("r1", later + 1, later + 600_000).await,
+        Ok(Claim::InProgress),
+        "the second claim still holds"
+    );
+    assert_eq!(
+        store
+            .complete("r1", second, &json!({"run": 2}), later + 2)
+            .await,
+        Ok(Completion::Stored)
+    );
+    assert_eq!(
+        store.claim("r1", later + 3, later + 600_000).await,
+        Ok(Claim::Completed(json!({"run": 2})))
+    );
+}
+
+/// A DynamoDB API that answers a failed condition without the item (no
+/// `ReturnValuesOnConditionCheckFailure` support): the store reads the item with a consistent
+/// `GetItem`, as Powertools does, and answers from it; when the item is gone by then, it claims
+/// once more.
+#[tokio::test]
+async fn a_failed_condition_without_the_item_falls_back_to_a_consistent_read() {
+    use shared::idempotency::{Claim, DynamoDbStore, IdempotencyStore};
+    use wiremock::matchers::{body_partial_json, header, method};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let failed = ResponseTemplate::new(400).set_body_json(json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+        "message": "The conditional request failed"
+    }));
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "DynamoDB_20120810.PutItem"))
+        .respond_with(failed.clone())
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "DynamoDB_20120810.GetItem"))
+        .and(body_partial_json(
+            json!({"ConsistentRead": true, "Key": {"id": {"S": "done"}}}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"Item": {
+            "id": {"S": "done"}, "status": {"S": "COMPLETED"},
+            "expiration": {"N": "99999999999"}, "data": {"S": "{\"n\":1}"}
+        }})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "DynamoDB_20120810.GetItem"))
+        .and(body_partial_json(
+            json!({"ConsistentRead": true, "Key": {"id": {"S": "busy"}}}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"Item": {
+            "id": {"S": "busy"}, "status": {"S": "INPROGRESS"},
+            "expiration": {"N": "99999999999"}, "in_progress_expiration": {"N": "99999999999999"}
+        }})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "DynamoDB_20120810.GetItem"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .mount(&server)
+        .await;
+    let store = DynamoDbStore::new(
+        dynamodb_client(&server.uri()),
+        TABLE.into(),
+        std::time::Duration::from_secs(3600),
+    );
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    assert_eq!(
+        store.claim("done", now_ms, now_ms + 1000).await,
+        Ok(Claim::Completed(json!({"n": 1})))
+    );
+    assert_eq!(
+        store.claim("busy", now_ms, now_ms + 1000).await,
+        Ok(Claim::InProgress)
+    );
+    // Gone at every read: claimed twice, then the store counts as unavailable (never "run
+    // anyway").
+    assert!(store.claim("gone", now_ms, now_ms + 1000).await.is_err());
+    let puts = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r.headers.get("x-amz-target").map(|v| v.to_str().unwrap())
+                == Some("DynamoDB_20120810.PutItem")
+        })
+        .count();
+    assert_eq!(puts, 4, "one put each for done and busy, two for gone");
+}
