@@ -17,7 +17,7 @@ use router::InvocationInfo;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn info() -> InvocationInfo {
-    InvocationInfo::with_budget(Duration::from_secs(600), Duration::from_millis(100))
+    cross_crate_tests::info_for(Duration::from_secs(600))
 }
 
 fn per_record(c: &mut Criterion) {

@@ -558,3 +558,13 @@ pub fn token_failure_cases() -> Vec<(&'static str, String, String, &'static str)
         ),
     ]
 }
+
+/// An invocation of the router with 30 s to go and a 100 ms safety margin: the tests' usual.
+pub fn info() -> router::InvocationInfo {
+    info_for(std::time::Duration::from_secs(30))
+}
+
+/// An invocation of the router with `budget` to go and a 100 ms safety margin.
+pub fn info_for(budget: std::time::Duration) -> router::InvocationInfo {
+    router::InvocationInfo::with_budget(budget, std::time::Duration::from_millis(100))
+}

@@ -3,12 +3,11 @@
 //! log output is captured at TRACE and scanned. A test binary of its own, because a scoped log
 //! subscriber only sees reliably what runs on its thread with no other tests around.
 
+use cross_crate_tests::info;
+use serde_json::Value;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use router::InvocationInfo;
-use serde_json::Value;
 use shared::telemetry::{PowertoolsJson, filter_for};
 use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::format::JsonFields;
@@ -19,10 +18,6 @@ use tracing_subscriber::layer::SubscriberExt;
 mod util;
 
 use util::*;
-
-fn info() -> InvocationInfo {
-    InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100))
-}
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

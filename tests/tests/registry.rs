@@ -54,7 +54,7 @@ fn event(tenants: &[&str]) -> String {
 fn info() -> InvocationInfo {
     InvocationInfo {
         now_ms: T0_MS,
-        ..InvocationInfo::with_budget(Duration::from_secs(20), Duration::from_millis(100))
+        ..cross_crate_tests::info_for(Duration::from_secs(20))
     }
 }
 

@@ -4,6 +4,7 @@
 //! refused by the guard (rejected and quarantined) — a timed-out Invoke is failed and not
 //! retried, and a tenant batch's per-record answer becomes the batch item failures.
 
+use cross_crate_tests::info;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use cross_crate_tests::{
     T0_MS, TestKey, body, claims, kinesis_record, sign, sqs_event, sqs_record,
 };
-use router::{InvocationInfo, Outcome};
+use router::Outcome;
 use serde_json::{Value, json};
 use shared::function::EnvironmentGuard;
 use wiremock::matchers::{method, path_regex};
@@ -75,10 +76,6 @@ async fn guarded_server(guarded: Guarded) -> MockServer {
         .mount(&server)
         .await;
     server
-}
-
-fn info() -> InvocationInfo {
-    InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100))
 }
 
 fn record(id: &str, tenant: &str, item: Value) -> Value {

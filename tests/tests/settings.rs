@@ -1,6 +1,7 @@
 //! The configurable parts of decoding and identity: where the tenant and token come from, `typ`,
 //! trusted mode with its allow-list, and the in-flight bound.
 
+use cross_crate_tests::info;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -8,13 +9,8 @@ use cross_crate_tests::{
     FakeBackend, T0_MS, TestKey, claims, fake_router, into_fifo, sign, sqs_event, sqs_record,
     workload,
 };
-use router::InvocationInfo;
 use router::Outcome;
 use serde_json::{Value, json};
-
-fn info() -> InvocationInfo {
-    InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100))
-}
 
 fn with_attributes(mut record: Value, attributes: &[(&str, &str)]) -> Value {
     for (name, value) in attributes {

@@ -2,20 +2,16 @@
 //! exact attribute-value conversion, image rules, per-source tenant settings, and checkpoint
 //! semantics (lowest failed sequence number; nothing above a failure started).
 
+use cross_crate_tests::info;
 use std::time::Duration;
 
 use cross_crate_tests::token_failure_cases;
-use router::InvocationInfo;
 use router::Outcome;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::util::*;
-
-fn info() -> InvocationInfo {
-    InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100))
-}
 
 async fn route(
     server: &MockServer,

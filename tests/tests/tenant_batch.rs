@@ -2,6 +2,7 @@
 //! payload limit, ordering inside and across chunks, the failure of one chunk, records larger than
 //! half the limit, and a refused chunk split into single records.
 
+use cross_crate_tests::info;
 use std::time::Duration;
 
 use cross_crate_tests::{
@@ -16,10 +17,6 @@ use wiremock::matchers::{body_string_contains, method, path_regex};
 use crate::util::*;
 
 const TENANT_BATCH: &[(&str, &str)] = &[("ROUTER_DELIVERY", "tenant-batch")];
-
-fn info() -> router::InvocationInfo {
-    router::InvocationInfo::with_budget(Duration::from_secs(30), Duration::from_millis(100))
-}
 
 /// An SQS record `m-<i>` of `tenant` whose payload is about `bytes` long.
 fn record(i: usize, tenant: &str, bytes: usize) -> Value {
