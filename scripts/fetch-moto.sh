@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=5.2.5
-extras=server,s3,sqs,dynamodb,dynamodbstreams,kinesis
+extras=server,s3,sqs,dynamodb,dynamodbstreams,kinesis,sts,iam,ssm,secretsmanager
 dest=target/moto
 bin=$dest/venv/bin/moto_server
 if [ -x "$bin" ] && [ "$(cat "$dest/version" 2>/dev/null)" = "$version[$extras]" ]; then

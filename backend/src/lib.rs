@@ -165,10 +165,7 @@ mod tests {
     }
 
     fn context() -> TenantContext {
-        TenantContext {
-            tenant_id: TenantId::parse("acme").unwrap(),
-            request_id: "r1".into(),
-        }
+        TenantContext::new(TenantId::parse("acme").unwrap(), "r1")
     }
 
     fn acme() -> TenantConfig {

@@ -36,6 +36,9 @@ pub const HANDLER_ERROR: &str = "Handler.Error";
 pub const IDEMPOTENCY_IN_PROGRESS: &str = "Idempotency.InProgress";
 /// `errorType` of a record the idempotency store could not be asked about (transient).
 pub const IDEMPOTENCY_STORE_UNAVAILABLE: &str = "Idempotency.StoreUnavailable";
+/// `errorType` of an invocation whose tenant session could not be had (tenant-scoped access):
+/// nothing was run, and the record is delivered again (transient).
+pub const TENANT_CREDENTIALS_UNAVAILABLE: &str = "Tenant.CredentialsUnavailable";
 /// `errorType` of an envelope batch, sent without `"answer"`, in which some records failed.
 pub const HANDLER_PARTIAL_FAILURE: &str = "Handler.PartialFailure";
 
@@ -167,6 +170,7 @@ mod tests {
         for other in [
             // The environment's fault: the record passes elsewhere.
             TENANT_ENVIRONMENT_FAILED_CLOSED,
+            TENANT_CREDENTIALS_UNAVAILABLE,
             HANDLER_ERROR,
             HANDLER_PARTIAL_FAILURE,
             "Sandbox.Timedout",

@@ -18,14 +18,19 @@ use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Crates that may print request bodies (and so tokens or payloads) at DEBUG or TRACE: they are
-/// never logged below INFO, whatever level is asked for.
+/// Crates that may print request or response bodies (and so tokens, payloads, session
+/// credentials or secret values) at DEBUG or TRACE: they are never logged below INFO, whatever
+/// level is asked for.
 const QUIET_BELOW_INFO: &[&str] = &[
     "aws_smithy_runtime",
     "aws_smithy_runtime_api",
     "aws_smithy_http_client",
     "aws_sdk_lambda",
     "aws_sdk_sqs",
+    "aws_sdk_dynamodb",
+    "aws_sdk_sts",
+    "aws_sdk_ssm",
+    "aws_sdk_secretsmanager",
     "aws_config",
     "hyper",
     "hyper_util",

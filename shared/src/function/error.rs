@@ -41,6 +41,10 @@ pub enum InvokeError {
     /// The idempotency store could not answer; nothing was processed (retry later).
     #[error("{0}; not processed, retry later")]
     StoreUnavailable(String),
+    /// The tenant's session (tenant-scoped access) could not be had; nothing was run (retry
+    /// later), never with the execution role's access.
+    #[error("{0}; nothing run, retry later")]
+    CredentialsUnavailable(String),
     /// The tenant handler failed for some records of an envelope batch sent without
     /// `"answer": "per-record"` (the others were processed and are remembered, so a retry runs
     /// only the failed and skipped ones).
@@ -75,6 +79,7 @@ impl InvokeError {
             InvokeError::Handler(_) => answer::HANDLER_ERROR,
             InvokeError::InProgress => answer::IDEMPOTENCY_IN_PROGRESS,
             InvokeError::StoreUnavailable(_) => answer::IDEMPOTENCY_STORE_UNAVAILABLE,
+            InvokeError::CredentialsUnavailable(_) => answer::TENANT_CREDENTIALS_UNAVAILABLE,
             InvokeError::PartialFailure { .. } => answer::HANDLER_PARTIAL_FAILURE,
         }
     }

@@ -55,8 +55,28 @@ impl EnvironmentGuard {
             store: Store {
                 function: function.into(),
                 items: Arc::from(store),
+                #[cfg(feature = "tenant-access")]
+                access: None,
             },
         }
+    }
+
+    /// The guard with tenant-scoped access: every run gets the tenant's own session
+    /// ([`super::access`]), and a tenant id holding `/` is refused (`Tenant.Invalid`), since a
+    /// prefix grant `…/${aws:PrincipalTag/tenant_id}/*` for tenant `acme` would also cover
+    /// tenant `acme/x`'s objects and parameters.
+    #[cfg(feature = "tenant-access")]
+    pub fn with_access(mut self, access: Arc<super::access::TenantAccess>) -> Self {
+        self.store.access = Some(access);
+        self
+    }
+
+    /// Whether runs get a tenant session of their own.
+    fn scoped(&self) -> bool {
+        #[cfg(feature = "tenant-access")]
+        return self.store.access.is_some();
+        #[cfg(not(feature = "tenant-access"))]
+        return false;
     }
 
     /// The tenant this environment is pinned to, if any.
@@ -77,6 +97,13 @@ impl EnvironmentGuard {
         let tenant = context_tenant.ok_or(GuardError::NoTenant)?;
         let tenant =
             TenantId::parse(tenant).map_err(|e| GuardError::InvalidTenant(e.to_string()))?;
+        if self.scoped() && tenant.as_str().contains('/') {
+            return Err(GuardError::InvalidTenant(
+                "a tenant id holding '/' cannot have tenant-scoped access: a prefix grant for \
+                 another tenant would cover it"
+                    .into(),
+            ));
+        }
         let pinned = self.pinned.get_or_init(|| tenant.clone());
         if *pinned != tenant {
             self.failed_closed.store(true, Ordering::Release);
@@ -135,6 +162,18 @@ impl EnvironmentGuard {
     {
         let tenant = self.admit(context_tenant)?;
         let delivery = Delivery::read(payload.as_bytes()).map_err(GuardError::BadEnvelope)?;
+        #[cfg(feature = "tenant-access")]
+        if let Some(access) = &self.store.access {
+            // The session before anything runs, the idempotency store's claim included.
+            access.ensure(&tenant, deadline_ms).await.map_err(|e| {
+                tracing::warn!(
+                    message = "no tenant session; nothing run",
+                    tenant_id = tenant.as_str(),
+                    error = %e,
+                );
+                InvokeError::CredentialsUnavailable(e.to_string())
+            })?;
+        }
         match delivery {
             Delivery::One(envelope) => {
                 check_tenant(

@@ -37,6 +37,8 @@
 //! Tenant-scoped state (configuration, secrets, clients) can live in the environment, behind a
 //! `OnceLock` or similar: the environment serves one tenant only.
 
+#[cfg(feature = "tenant-access")]
+pub mod access;
 pub mod context;
 pub mod error;
 
@@ -49,7 +51,9 @@ mod usage;
 pub use context::TenantContext;
 pub use error::{GuardError, InvokeError};
 pub use guard::EnvironmentGuard;
-pub use runtime::{MIN_TTL_SECONDS, StoreSettings, idempotency_store_from_env, run};
+pub use runtime::{
+    MIN_TTL_SECONDS, StoreSettings, guard_from_env, idempotency_store_from_env, run,
+};
 pub use usage::{Usage, invocation_metrics};
 
 #[cfg(test)]

@@ -27,10 +27,13 @@ pub(super) struct Processed {
     pub duplicate: bool,
 }
 
-/// Where the guard keeps its idempotency items, and under which function name.
+/// What a record's run needs from its environment: where the guard keeps its idempotency items
+/// and under which function name, and (tenant-scoped access) the tenant's session.
 pub(super) struct Store {
     pub function: String,
     pub items: Arc<dyn IdempotencyStore>,
+    #[cfg(feature = "tenant-access")]
+    pub access: Option<Arc<super::access::TenantAccess>>,
 }
 
 /// Releases a claim when the run it guards is dropped before it ends (the caller cancelled the
@@ -146,10 +149,9 @@ where
         }
         Ok(Claim::Acquired(hold)) => hold,
     };
-    let context = TenantContext {
-        tenant_id: tenant.clone(),
-        request_id: request_id.to_owned(),
-    };
+    let context = TenantContext::new(tenant.clone(), request_id);
+    #[cfg(feature = "tenant-access")]
+    let context = context.with_access(store.access.clone());
     let mut armed = ReleaseOnDrop {
         store: Some(store.items.clone()),
         id: id.clone(),

@@ -73,6 +73,14 @@ impl StoreSettings {
 /// duplicate that reaches another environment runs again.
 pub async fn idempotency_store_from_env() -> Result<Box<dyn IdempotencyStore>, lambda_runtime::Error>
 {
+    store_from_env(None).await
+}
+
+/// [`idempotency_store_from_env`], its table reached with `sdk` when given (the tenant's
+/// session, with tenant-scoped access), else the SDK's own configuration.
+async fn store_from_env(
+    sdk: Option<&SdkConfigRef>,
+) -> Result<Box<dyn IdempotencyStore>, lambda_runtime::Error> {
     match StoreSettings::from_lookup(|name| std::env::var(name).ok())? {
         StoreSettings::Memory => {
             tracing::warn!(
@@ -82,19 +90,32 @@ pub async fn idempotency_store_from_env() -> Result<Box<dyn IdempotencyStore>, l
             );
             Ok(Box::new(MemoryStore::default()))
         }
-        StoreSettings::Table { table, ttl_seconds } => dynamodb_store(table, ttl_seconds).await,
+        StoreSettings::Table { table, ttl_seconds } => {
+            dynamodb_store(table, ttl_seconds, sdk).await
+        }
     }
 }
+
+/// The SDK configuration a store may be given.
+#[cfg(feature = "dynamodb")]
+type SdkConfigRef = aws_config::SdkConfig;
+#[cfg(not(feature = "dynamodb"))]
+type SdkConfigRef = ();
 
 #[cfg(feature = "dynamodb")]
 async fn dynamodb_store(
     table: String,
     ttl: u64,
+    sdk: Option<&SdkConfigRef>,
 ) -> Result<Box<dyn IdempotencyStore>, lambda_runtime::Error> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let client = match sdk {
+        Some(sdk) => aws_sdk_dynamodb::Client::new(sdk),
+        None => aws_sdk_dynamodb::Client::new(
+            &aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await,
+        ),
+    };
     Ok(Box::new(idempotency::DynamoDbStore::new(
         client,
         table,
@@ -106,12 +127,44 @@ async fn dynamodb_store(
 async fn dynamodb_store(
     table: String,
     _ttl: u64,
+    _sdk: Option<&SdkConfigRef>,
 ) -> Result<Box<dyn IdempotencyStore>, lambda_runtime::Error> {
     Err(format!(
         "BACKEND_IDEMPOTENCY_TABLE={table:?}, but this function was built without the \
          DynamoDB store (the `dynamodb` feature of `shared`)"
     )
     .into())
+}
+
+/// The environment's guard as its variables ask for it: the idempotency store
+/// ([`StoreSettings`]) and, with `BACKEND_TENANT_ROLE_ARN`, tenant-scoped access — the store then
+/// reached with the tenant's session too. Without it, a warning that every tenant shares the
+/// execution role's access.
+pub async fn guard_from_env(function: String) -> Result<EnvironmentGuard, lambda_runtime::Error> {
+    let lookup = |name: &str| std::env::var(name).ok();
+    #[cfg(feature = "tenant-access")]
+    if let Some(settings) = super::access::AccessSettings::from_lookup(lookup)? {
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let access = std::sync::Arc::new(super::access::TenantAccess::new(base, settings));
+        let store = store_from_env(Some(access.config())).await?;
+        return Ok(EnvironmentGuard::with_store(function, store).with_access(access));
+    }
+    #[cfg(not(feature = "tenant-access"))]
+    if lookup("BACKEND_TENANT_ROLE_ARN").is_some() {
+        return Err(
+            "BACKEND_TENANT_ROLE_ARN is set, but this function was built without \
+                    tenant-scoped access (the `tenant-access` feature of `shared`)"
+                .into(),
+        );
+    }
+    tracing::warn!(
+        message = "BACKEND_TENANT_ROLE_ARN is not set: every tenant's environment holds the \
+                   execution role's credentials, so tenants share its data access",
+    );
+    let store = store_from_env(None).await?;
+    Ok(EnvironmentGuard::with_store(function, store))
 }
 
 /// Runs the Lambda runtime loop with `handler` behind an [`EnvironmentGuard`], logging inside an
@@ -127,9 +180,7 @@ where
     use tracing::Instrument;
 
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "backend".into());
-    let store = idempotency_store_from_env().await?;
-    let guard: &'static EnvironmentGuard =
-        Box::leak(Box::new(EnvironmentGuard::with_store(function, store)));
+    let guard: &'static EnvironmentGuard = Box::leak(Box::new(guard_from_env(function).await?));
     let handler = &*Box::leak(Box::new(handler));
     let cold: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(true)));
     let namespace: &'static str = Box::leak(

@@ -65,7 +65,10 @@ pub fn invocation_metrics(
         Ok(_) => (1, 0, 0, 0, 0),
         Err(InvokeError::Refused(_)) => (0, 0, 1, 0, 0),
         Err(
-            InvokeError::Handler(_) | InvokeError::InProgress | InvokeError::StoreUnavailable(_),
+            InvokeError::Handler(_)
+            | InvokeError::InProgress
+            | InvokeError::StoreUnavailable(_)
+            | InvokeError::CredentialsUnavailable(_),
         ) => (0, 0, 0, 1, 0),
         Err(InvokeError::PartialFailure {
             processed,
