@@ -31,6 +31,12 @@ pub struct TenantConfig {
     /// Text put in front of every title.
     #[serde(default)]
     pub title_prefix: String,
+    /// A secret by reference (`ssm:/tenants/<tenant>/<name>` or
+    /// `secretsmanager:<id>[:<json-key>]`), resolved with the tenant's own session
+    /// (`BACKEND_TENANT_ROLE_ARN`): each enriched item then carries `signedWith`, the key's
+    /// [`fingerprint`] — which tenant's secret the handler read, never its value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
 }
 
 impl TenantConfig {
@@ -42,6 +48,7 @@ impl TenantConfig {
             due_in_days: 7,
             tags: Vec::new(),
             title_prefix: String::new(),
+            signing_key: None,
         }
     }
 
@@ -76,6 +83,16 @@ fn file_stem(tenant: &TenantId) -> String {
                 format!("%{:02X}", c as u32)
             }
         })
+        .collect()
+}
+
+/// The first 12 hex digits of `secret`'s SHA-256: enough to tell whose key it is, nothing of the
+/// key itself.
+pub fn fingerprint(secret: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    digest.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
         .collect()
 }
 

@@ -33,7 +33,13 @@ fn config_for(tenant: &TenantId) -> Result<&'static TenantConfig, String> {
 
 async fn handle(context: TenantContext, envelope: Envelope) -> Result<serde_json::Value, String> {
     let config = config_for(&context.tenant_id)?;
-    enrich(config, &context, &envelope).map_err(|e| e.to_string())
+    let mut item = enrich(config, &context, &envelope).map_err(|e| e.to_string())?;
+    if let Some(reference) = &config.signing_key {
+        // Resolved with the tenant's own session, cached for BACKEND_SECRETS_TTL_SECONDS.
+        let key = context.secret(reference).await.map_err(|e| e.to_string())?;
+        item["signedWith"] = serde_json::Value::String(backend::fingerprint(key.expose()));
+    }
+    Ok(item)
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -30,7 +30,7 @@ fn report(checks: &[Check]) -> String {
 }
 
 /// How many checks the kit has.
-const CHECKS: usize = 21;
+const CHECKS: usize = 22;
 
 const NO_TENANT: &str = "no tenant id is refused";
 const MISMATCH: &str = "an envelope naming another tenant is refused (Tenant.Mismatch)";
@@ -315,6 +315,9 @@ def batch(tenant, event):
 
 def invoke(tenant, event):
     global pinned, closed
+    if os.environ.get("BACKEND_TENANT_ROLE_ARN"):
+        # This model has no STS client: with tenant-scoped access asked for, it never runs.
+        raise GuardError("Tenant.CredentialsUnavailable", "no tenant session")
     if closed:
         raise GuardError("Tenant.EnvironmentFailedClosed", "this environment served another tenant")
     if not tenant:

@@ -310,3 +310,41 @@ async fn no_secret_value_reaches_a_log_line() {
     assert!(text.contains("resolved"), "the lines were captured");
     assert!(!text.contains("acme-pass-1"), "a secret value in the log");
 }
+
+/// The session is renewed before it runs out: with a one-second session (below what the
+/// settings accept, built here directly), a run after it is half gone gets new credentials, and
+/// the handler's clients sign with them. (Reuse while fresh: the test above.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_is_renewed_before_it_runs_out() {
+    let moto = Moto::start();
+    let base = execution_role(moto.endpoint()).await;
+    put_parameter(&base, "/tenants/acme/db-password", "acme-pass-1").await;
+    let access = Arc::new(TenantAccess::new(
+        base,
+        AccessSettings {
+            role_arn: ROLE.into(),
+            session: Duration::from_secs(1),
+            secrets_ttl: Duration::from_secs(300),
+        },
+    ));
+    let guard = EnvironmentGuard::default().with_access(access);
+    let first = guard
+        .invoke(Some("acme"), "r1", &envelope("acme", "m1"), who_am_i)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let renewed = guard
+        .invoke(Some("acme"), "r3", &envelope("acme", "m3"), who_am_i)
+        .await
+        .unwrap();
+    assert_ne!(
+        renewed["result"]["accessKey"], first["result"]["accessKey"],
+        "renewed once it ran low"
+    );
+    assert!(
+        renewed["result"]["arn"]
+            .as_str()
+            .unwrap()
+            .contains("assumed-role/tenant-access/tenant-acme-")
+    );
+}

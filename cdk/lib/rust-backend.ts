@@ -1,7 +1,7 @@
 // `RustBackend`: this repository's example tenant-isolated backend (the Rust tenant guard around a
 // handler, `backend/`), with what it needs around it: the PER_TENANT function, its async
-// destinations (results bus with an archive, failures queue), its idempotency table and their
-// narrow grants. A backend in another language brings its own function instead; TenantRouter
+// destinations (results bus with an archive, failures queue), its idempotency table, its tenant
+// access role (tenant-scoped credentials) and their narrow grants. A backend in another language brings its own function instead; TenantRouter
 // only needs an `IFunction`.
 import { Duration, Names, RemovalPolicy, Token, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -18,6 +18,10 @@ import { grantSendOnly, QueueDestination } from './destinations';
 import { DEFAULT_IDEMPOTENCY_TTL, IdempotencyTable, idempotencyTtlSeconds } from './idempotency-table';
 import { RustFunction } from './rust-function';
 import { SecureQueue } from './secure-queue';
+import { TenantAccessRole } from './tenant-access-role';
+
+/** The SSM path under which the guard resolves `ssm:` secret references (`ssm:/tenants/<tenant>/<name>`). */
+export const TENANT_PARAMETERS_PATH = '/tenants';
 
 /** The `detail-type` Lambda gives async results delivered to an EventBridge destination. */
 export const SUCCESS_DETAIL_TYPE = 'Lambda Function Invocation Result - Success';
@@ -54,6 +58,16 @@ export interface RustBackendProps {
   readonly idempotencyTtl?: Duration;
   /** Retention of the function's log group. @default ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Tenant-scoped data access: a {@link TenantAccessRole} (`BACKEND_TENANT_ROLE_ARN`) that the
+   * guard assumes for its environment's tenant, holding the idempotency records (each tenant its
+   * own), the SSM parameters under `/tenants/<tenant>/` and the secrets tagged `tenant_id=<tenant>`;
+   * the execution role then holds no DynamoDB, S3, SSM or Secrets Manager permission. `false`:
+   * the execution role gets the idempotency records of every tenant, and the guard warns at start
+   * that every tenant shares its access.
+   * @default true
+   */
+  readonly tenantAccess?: boolean;
 }
 
 /**
@@ -67,7 +81,11 @@ export interface RustBackendProps {
  * - OnFailure: after the retries, or once the event is older than `maxEventAge`, the invocation
  *   record (request and error) goes to the `failures` queue.
  * Its idempotency records live in a DynamoDB table (`BACKEND_IDEMPOTENCY_TABLE`) that every execution
- * environment shares; the role may get, put, update and delete items of that table, nothing more.
+ * environment shares. With `tenantAccess` (the default) the guard reaches them, and the tenant's
+ * parameters and secrets, with the credentials of its tenant's session of the tenant access role
+ * (get, put, update and delete of that tenant's records only), and the execution role has no data
+ * permission; without it the execution role may get, put, update and delete items of that table,
+ * nothing more.
  * Event source mappings can never feed it: Lambda cannot pass a tenant id through them.
  */
 export class RustBackend extends Construct {
@@ -85,6 +103,8 @@ export class RustBackend extends Construct {
   public readonly idempotencyTable: dynamodb.ITable;
   /** The function's timeout: a synchronous Invoke of it may take this long. */
   public readonly timeout: Duration;
+  /** The tenant access role (`BACKEND_TENANT_ROLE_ARN`), unless `tenantAccess` is false. */
+  public readonly tenantAccessRole?: TenantAccessRole;
 
   constructor(scope: Construct, id: string, props: RustBackendProps) {
     super(scope, id);
@@ -127,7 +147,14 @@ export class RustBackend extends Construct {
     this.function = fn.function;
     this.role = fn.role;
     this.logGroup = fn.logGroup;
-    idempotency.grantRecordAccess(fn.role, 'IdempotencyRecords');
+    if (props.tenantAccess ?? true) {
+      // The guard's store uses the tenant's session: the records go to the access role, scoped by tenant.
+      this.tenantAccessRole = new TenantAccessRole(this, 'TenantAccess', { backend: this.function, idempotencyTable: this.idempotencyTable });
+      this.tenantAccessRole.grantParameters(TENANT_PARAMETERS_PATH);
+      this.tenantAccessRole.grantSecrets();
+    } else {
+      idempotency.grantRecordAccess(fn.role, 'IdempotencyRecords');
+    }
 
     const failureQueue = new SecureQueue(this, 'Failures', {
       encryptionKey: props.encryptionKey,

@@ -1,7 +1,8 @@
 // The bring-your-own example as a new TypeScript CDK app would run it: in its own process, on
 // the jsii-compiled package (lib/index.js, built by `npm run build`), never on lib/*.ts. Its
 // template puts the mappings on the router only, lets the router invoke exactly the Python
-// backend, and has the quarantine queue and the alarms; an unknown context key is refused.
+// backend, reaches the backend's data through its tenant access role only, and has the quarantine
+// queue and the alarms; an unknown context key is refused.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -112,6 +113,28 @@ describe('a new CDK app on the built package: examples/bring-your-own', () => {
     assert.deepEqual(table.Properties.KeySchema, [{ AttributeName: 'id', KeyType: 'HASH' }]);
     assert.deepEqual(table.Properties.TimeToLiveSpecification, { AttributeName: 'expiration', Enabled: true });
     assert.deepEqual(backend.Properties.Environment.Variables.BACKEND_IDEMPOTENCY_TABLE, { Ref: tableId });
+
+    // Reached through the tenant access role only: BACKEND_TENANT_ROLE_ARN names the role that trusts
+    // the backend's execution role alone; its records are the session tenant's; the execution role has no data permission.
+    const backendRole = backend.Properties.Role['Fn::GetAtt'][0];
+    const [[accessId]] = byType('AWS::IAM::Role').filter(([, r]) => JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes(`"${backendRole}"`));
+    assert.deepEqual(backend.Properties.Environment.Variables.BACKEND_TENANT_ROLE_ARN, { 'Fn::GetAtt': [accessId, 'Arn'] });
+    const policyOf = (roleId: string) => byType('AWS::IAM::Policy').find(([, r]) => JSON.stringify(r.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))![1];
+    const actions = (roleId: string): string[] => policyOf(roleId).Properties.PolicyDocument.Statement.flatMap((st: { Action: string | string[] }) => ([] as string[]).concat(st.Action));
+    assert.deepEqual(actions(backendRole).filter((a) => /^(dynamodb|s3|ssm|secretsmanager|sts):/.test(a)), ['sts:AssumeRole', 'sts:TagSession']);
+    const records = policyOf(accessId).Properties.PolicyDocument.Statement.find((st: { Resource: unknown }) => JSON.stringify(st.Resource) === JSON.stringify({ 'Fn::GetAtt': [tableId, 'Arn'] }));
+    assert.deepEqual(records.Condition, {
+      'ForAllValues:StringLike': {
+        'dynamodb:LeadingKeys': [
+          { 'Fn::Join': ['', [{ Ref: backendId }, '#${aws:PrincipalTag/tenant_id}']] },
+          { 'Fn::Join': ['', [{ Ref: backendId }, '#${aws:PrincipalTag/tenant_id}#*']] },
+        ],
+      },
+    });
+    assert.deepEqual(actions(accessId).filter((a) => !a.startsWith('kms:')).sort(), [
+      'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem',
+      'secretsmanager:GetSecretValue', 'ssm:GetParameter', 'ssm:GetParameters',
+    ]);
     // Synthesized with placeholder router code: undeployable.
     assert.ok(template.Rules.PlaceholderCodeCannotBeDeployed);
   });

@@ -38,6 +38,8 @@ describe('backend function', () => {
           BACKEND_IDEMPOTENCY_TABLE: ref(idOf(stack.backend.idempotencyTable)),
           // the example's 4 days: its source queues' retention (the longest retry horizon of its sources)
           BACKEND_IDEMPOTENCY_TTL_SECONDS: '345600',
+          // tenant-scoped credentials: the role its guard assumes per tenant
+          BACKEND_TENANT_ROLE_ARN: arn(idOf(stack.backend.tenantAccessRole!.role)),
         }),
       },
       Role: arn(idOf(stack.backend.role)),
@@ -417,6 +419,7 @@ describe('stack outputs', () => {
         DataKeyArn: arn(idOf(stack.dataKey)),
         AlarmTopicArn: ref(idOf(stack.router.node.findChild('Alarms').node.findChild('AlarmTopic'))),
         DashboardName: ref(idOf(stack.router.dashboard)),
+        TenantAccessRoleArn: arn(idOf(stack.backend.tenantAccessRole!.role)),
       },
     );
   });

@@ -28,16 +28,83 @@ const actionsOf = (s: Statement): string[] => ([] as string[]).concat(s.Action a
 const resourcesOf = (s: Statement): unknown[] => ([] as unknown[]).concat(s.Resource);
 
 describe('IAM: least privilege', () => {
-  it('has exactly two roles, both for Lambda, without managed policies or inline policies', () => {
+  it("has exactly three roles: the two functions' for Lambda, and the backend's tenant access role, without managed or inline policies", () => {
     const { stack, template } = defaultStack();
-    template.resourceCountIs('AWS::IAM::Role', 2);
-    template.resourceCountIs('AWS::IAM::Policy', 2);
+    template.resourceCountIs('AWS::IAM::Role', 3);
+    template.resourceCountIs('AWS::IAM::Policy', 3);
     template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
     for (const role of [stack.router.role, stack.backend.role]) {
       const props = template.toJSON().Resources[idOf(role)].Properties;
       assert.deepEqual(Object.keys(props).sort(), ['AssumeRolePolicyDocument', 'Description']);
       assert.deepEqual(props.AssumeRolePolicyDocument, lambdaTrust);
     }
+    const access = template.toJSON().Resources[idOf(stack.backend.tenantAccessRole!.role)].Properties;
+    assert.deepEqual(Object.keys(access).sort(), ['AssumeRolePolicyDocument', 'Description']);
+    // the backend's execution role only, with exactly one session tag: tenant_id
+    assert.deepEqual(access.AssumeRolePolicyDocument, {
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Action: ['sts:AssumeRole', 'sts:TagSession'],
+          Condition: {
+            StringLike: { 'aws:RequestTag/tenant_id': '?*' },
+            'ForAllValues:StringEquals': { 'aws:TagKeys': ['tenant_id'], 'sts:TransitiveTagKeys': ['tenant_id'] },
+          },
+          Effect: 'Allow',
+          Principal: { AWS: arn(idOf(stack.backend.role)) },
+        },
+      ],
+    });
+  });
+
+  it("gives the tenant access role exactly these statements, each scoped by the session's tenant_id tag", () => {
+    const { stack, template } = defaultStack();
+    const tag = '${aws:PrincipalTag/tenant_id}';
+    const fn = ref(idOf(stack.backend.function));
+    const pseudo = (name: string) => ({ Ref: `AWS::${name}` });
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref(idOf(stack.backend.tenantAccessRole!.role))],
+      PolicyDocument: Match.objectEquals({
+        Version: '2012-10-17',
+        Statement: [
+          // the idempotency records of the session's tenant: <function>#<tenant>#<key>
+          {
+            Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+            Condition: {
+              'ForAllValues:StringLike': {
+                'dynamodb:LeadingKeys': [{ 'Fn::Join': ['', [fn, `#${tag}`]] }, { 'Fn::Join': ['', [fn, `#${tag}#*`]] }],
+              },
+            },
+            Effect: 'Allow',
+            Resource: arn(idOf(stack.backend.idempotencyTable)),
+          },
+          // the table's key, through DynamoDB only
+          {
+            Action: 'kms:Decrypt',
+            Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['dynamodb.', pseudo('Region'), '.', pseudo('URLSuffix')]] } } },
+            Effect: 'Allow',
+            Resource: arn(idOf(stack.dataKey)),
+          },
+          // ssm:/tenants/<tenant>/<name> references
+          {
+            Action: ['ssm:GetParameter', 'ssm:GetParameters'],
+            Effect: 'Allow',
+            Resource: {
+              'Fn::Join': ['', ['arn:', pseudo('Partition'), ':ssm:', pseudo('Region'), ':', pseudo('AccountId'), `:parameter/tenants/${tag}/*`]],
+            },
+          },
+          // secretsmanager: references, to secrets tagged with the session's tenant
+          {
+            Action: 'secretsmanager:GetSecretValue',
+            Condition: { StringEquals: { 'secretsmanager:ResourceTag/tenant_id': tag } },
+            Effect: 'Allow',
+            Resource: {
+              'Fn::Join': ['', ['arn:', pseudo('Partition'), ':secretsmanager:', pseudo('Region'), ':', pseudo('AccountId'), ':secret:*']],
+            },
+          },
+        ],
+      }),
+    });
   });
 
   it("gives the router exactly these statements: invoke the backend, send to the quarantine queue, its event sources' needs", () => {
@@ -159,7 +226,7 @@ describe('IAM: least privilege', () => {
     assert.equal(backend.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:'))).length, 0);
   });
 
-  it('gives the backend nothing beyond its logs, tracing, its idempotency records and its two destinations', () => {
+  it('gives the backend nothing beyond its logs, tracing, assuming its tenant access role and its two destinations', () => {
     const { stack, template } = defaultStack();
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [ref(idOf(stack.backend.role))],
@@ -172,15 +239,13 @@ describe('IAM: least privilege', () => {
             Resource: arn(idOf(stack.backend.logGroup)),
           },
           { Action: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'], Effect: 'Allow', Resource: '*' },
-          // the idempotency table: items only, on the table's ARN only
+          // the tenant access role, and nothing of the data itself (the idempotency records are the access role's)
           {
-            Sid: 'IdempotencyRecords',
-            Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+            Sid: 'AssumeTenantAccessRole',
+            Action: ['sts:AssumeRole', 'sts:TagSession'],
             Effect: 'Allow',
-            Resource: arn(idOf(stack.backend.idempotencyTable)),
+            Resource: arn(idOf(stack.backend.tenantAccessRole!.role)),
           },
-          // the stack key: the table key (Decrypt), the failures queue (GenerateDataKey, Decrypt)
-          { Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Effect: 'Allow', Resource: arn(idOf(stack.dataKey)) },
           // OnFailure destination
           {
             Sid: 'AsyncFailureDestination',
@@ -188,6 +253,8 @@ describe('IAM: least privilege', () => {
             Effect: 'Allow',
             Resource: arn(idOf(stack.backend.failureQueue)),
           },
+          // the stack key: the failures queue (GenerateDataKey, Decrypt)
+          { Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Effect: 'Allow', Resource: arn(idOf(stack.dataKey)) },
           // OnSuccess destination
           { Action: 'events:PutEvents', Effect: 'Allow', Resource: arn(idOf(stack.backend.resultsBus)) },
         ],

@@ -80,6 +80,7 @@ describe('backend idempotency settings', () => {
       BACKEND_TENANT_CONFIG_DIR: '/var/task/tenants',
       BACKEND_IDEMPOTENCY_TABLE: ref(idOf(built.stack.backend.idempotencyTable)),
       BACKEND_IDEMPOTENCY_TTL_SECONDS: '345600',
+      BACKEND_TENANT_ROLE_ARN: arn(idOf(built.stack.backend.tenantAccessRole!.role)),
     });
   });
 
@@ -160,14 +161,24 @@ describe('backend idempotency settings', () => {
 });
 
 describe('idempotency table access', () => {
-  it('lets the backend get, put, update and delete items on the table ARN only, in one statement', () => {
+  it("lets the tenant access role get, put, update and delete the session tenant's records only, on the table ARN only, in one statement", () => {
     const built = defaultStack();
     const { stack } = built;
-    const dynamo = statementsOf(built, stack.backend.role).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
+    const access = stack.backend.tenantAccessRole!;
+    const dynamo = statementsOf(built, access.role).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
+    const fn = ref(idOf(stack.backend.function));
     assert.deepEqual(dynamo, [
       {
-        Sid: 'IdempotencyRecords',
         Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        // the record id is <function>#<tenant>#<idempotencyKey> (shared/src/idempotency.rs record_id)
+        Condition: {
+          'ForAllValues:StringLike': {
+            'dynamodb:LeadingKeys': [
+              { 'Fn::Join': ['', [fn, '#${aws:PrincipalTag/tenant_id}']] },
+              { 'Fn::Join': ['', [fn, '#${aws:PrincipalTag/tenant_id}#*']] },
+            ],
+          },
+        },
         Effect: 'Allow',
         // a single ARN: not a list, no `<table>/index/*`, no stream
         Resource: arn(idOf(stack.backend.idempotencyTable)),
@@ -176,19 +187,57 @@ describe('idempotency table access', () => {
     assert.deepEqual([...IDEMPOTENCY_RECORD_ACTIONS].sort(), dynamo.flatMap(actionsOf));
   });
 
-  it('lets the backend use the table key with kms:Decrypt, without the extra key actions CDK grant helpers add', () => {
+  it("gives the backend's execution role no DynamoDB action at all: the guard's store uses the tenant's session", () => {
+    const built = defaultStack();
+    const all = statementsOf(built, built.stack.backend.role).flatMap(actionsOf);
+    assert.deepEqual(all.filter((a) => /^(dynamodb|s3|ssm|secretsmanager):/.test(a)), []);
+  });
+
+  it('lets the access role use the table key with kms:Decrypt through DynamoDB only, without the extra key actions CDK grant helpers add', () => {
     const built = defaultStack();
     const { stack } = built;
-    const onKey = statementsOf(built, stack.backend.role).filter((s) => JSON.stringify(s.Resource) === JSON.stringify(arn(idOf(stack.dataKey))));
-    // Decrypt for the table key (and the failures queue), GenerateDataKey for the failures queue only.
-    assert.deepEqual(onKey.map(actionsOf), [['kms:Decrypt', 'kms:GenerateDataKey']]);
-    const all = statementsOf(built, stack.backend.role).flatMap(actionsOf);
+    const onKey = (role: iam.IRole) =>
+      statementsOf(built, role).filter((s) => JSON.stringify(s.Resource) === JSON.stringify(arn(idOf(stack.dataKey))));
+    assert.deepEqual(onKey(stack.backend.tenantAccessRole!.role), [
+      {
+        Action: 'kms:Decrypt',
+        Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['dynamodb.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]] } } },
+        Effect: 'Allow',
+        Resource: arn(idOf(stack.dataKey)),
+      },
+    ]);
+    // The execution role: Decrypt and GenerateDataKey for the failures queue only.
+    assert.deepEqual(onKey(stack.backend.role).map(actionsOf), [['kms:Decrypt', 'kms:GenerateDataKey']]);
+    const all = [stack.backend.role, stack.backend.tenantAccessRole!.role].flatMap((role) => statementsOf(built, role).flatMap(actionsOf));
     for (const action of ['kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:DescribeKey', 'kms:CreateGrant']) {
       assert.ok(!all.includes(action), `backend has no ${action}`);
     }
     for (const action of all) {
       assert.doesNotMatch(action, /^dynamodb:.*\*|^dynamodb:\*$/, `no wildcard DynamoDB action (${action})`);
     }
+  });
+
+  it('keeps the records on the execution role with tenantAccess: false (no access role, no BACKEND_TENANT_ROLE_ARN)', () => {
+    const stack = new Stack(newApp(), 'Backend');
+    const backend = new RustBackend(stack, 'Backend', { encryptionKey: new kms.Key(stack, 'Key'), code: RustCode.placeholder(), tenantAccess: false });
+    assert.equal(backend.tenantAccessRole, undefined);
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::IAM::Role', 1);
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref(idOf(backend.role))],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Sid: 'IdempotencyRecords',
+            Action: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+            Effect: 'Allow',
+            Resource: arn(idOf(backend.idempotencyTable)),
+          },
+        ]),
+      },
+    });
+    const env = template.toJSON().Resources[idOf(backend.function)].Properties.Environment.Variables;
+    assert.equal(env.BACKEND_TENANT_ROLE_ARN, undefined);
   });
 
   it('grantRecordAccess alone gives exactly the four item actions on the table and kms:Decrypt on its key', () => {
@@ -234,7 +283,7 @@ describe('idempotency table access', () => {
     assert.doesNotMatch(JSON.stringify(routerEnv), new RegExp(tableId));
   });
 
-  it('is referenced by the backend function, the backend policy and the output, by nothing else', () => {
+  it("is referenced by the backend function, the tenant access role's policy and the output, by nothing else", () => {
     const built = defaultStack();
     const { stack } = built;
     const tableId = idOf(stack.backend.idempotencyTable);
@@ -243,8 +292,10 @@ describe('idempotency table access', () => {
       .filter(([id, resource]) => id !== tableId && JSON.stringify(resource).includes(`"${tableId}"`))
       .map(([id]) => id)
       .sort();
-    const backendPolicy = Object.keys(built.template.findResources('AWS::IAM::Policy', { Properties: { Roles: [ref(idOf(stack.backend.role))] } }));
-    assert.deepEqual(referencing, [idOf(stack.backend.function), ...backendPolicy].sort());
+    const accessPolicy = Object.keys(
+      built.template.findResources('AWS::IAM::Policy', { Properties: { Roles: [ref(idOf(stack.backend.tenantAccessRole!.role))] } }),
+    );
+    assert.deepEqual(referencing, [idOf(stack.backend.function), ...accessPolicy].sort());
     const outputs = Object.entries<object>(json.Outputs).filter(([, o]) => JSON.stringify(o).includes(`"${tableId}"`));
     assert.deepEqual(outputs.map(([name]) => name), ['IdempotencyTableName']);
   });

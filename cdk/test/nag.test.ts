@@ -41,6 +41,9 @@ function findings(app: App, packs: NagPack[], ignoreAcknowledgments: boolean): F
  */
 const EXPECTED_ACKNOWLEDGMENTS = [
   'AwsSolutions-IAM5[Resource::*] @ TenantRouter/Backend/Backend/Role',
+  // the tenant access role: one tenant's parameters (<path>/<tag>/*), and the secrets tagged with its tenant (ABAC)
+  'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/tenants/<aws:PrincipalTag/tenant_id>/*] @ TenantRouter/Backend/TenantAccess/Role',
+  'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:*] @ TenantRouter/Backend/TenantAccess/Role',
   'Serverless-LambdaDLQ @ TenantRouter/Backend/Backend/Function',
   'AwsSolutions-SQS3 @ TenantRouter/Backend/Failures/Queue',
   'Serverless-SQSRedrivePolicy @ TenantRouter/Backend/Failures/Queue',

@@ -282,6 +282,7 @@ impl<'a> Kit<'a> {
         );
         checks.push(self.at_once(&acme, &second).await);
         checks.push(self.unreadable_result(&acme).await);
+        checks.push(self.no_session(&acme).await?);
         acme.stop();
         second.stop();
         checks.push(self.compact());
@@ -290,8 +291,24 @@ impl<'a> Kit<'a> {
     }
 
     fn start(&self, id: &str, tenant: Option<&str>) -> anyhow::Result<Arc<Environment>> {
+        self.start_with(id, tenant, &[])
+    }
+
+    /// [`Kit::start`] with `extra` variables on top of the kit's.
+    fn start_with(
+        &self,
+        id: &str,
+        tenant: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Arc<Environment>> {
+        let mut spec = self.spec.clone();
+        spec.variables.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         Environment::start(
-            &self.spec,
+            &spec,
             id.into(),
             tenant.map(str::to_owned),
             self.output.clone(),
@@ -534,6 +551,37 @@ impl<'a> Kit<'a> {
             refused(&offered) && refused(&after),
             format!("the second tenant: {offered}; then its own: {after}"),
         )
+    }
+
+    /// With tenant-scoped access on (`BACKEND_TENANT_ROLE_ARN`) and no STS to be had, the record
+    /// fails transiently (`Tenant.CredentialsUnavailable`) and nothing of it runs — never "runs
+    /// with the execution role": the same key sent afterwards to an environment without tenant
+    /// access is new to the store.
+    async fn no_session(&self, acme: &Environment) -> anyhow::Result<Check> {
+        const NAME: &str = "with BACKEND_TENANT_ROLE_ARN and no STS, nothing runs \
+                            (Tenant.CredentialsUnavailable, transient)";
+        let scoped = self.start_with(
+            "conformance-no-session",
+            Some(ACME),
+            &[
+                (
+                    "BACKEND_TENANT_ROLE_ARN",
+                    "arn:aws:iam::000000000000:role/conformance-tenant-access",
+                ),
+                // Nothing listens there (the discard port).
+                ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9"),
+            ],
+        )?;
+        let envelope = envelope(ACME, &record_id("no-session"), item("s"), None);
+        let refused = self.invoke(&scoped, &envelope, None).await;
+        scoped.stop();
+        let after = self.invoke(acme, &envelope, None).await;
+        let passed = refused.is_error(answer::TENANT_CREDENTIALS_UNAVAILABLE) && after.is_fresh();
+        Ok(check(
+            NAME,
+            passed,
+            format!("without a session: {refused}; then without tenant access: {after}"),
+        ))
     }
 
     async fn two_tenants(&self, acme: &Environment, globex: &Environment) -> Check {

@@ -568,3 +568,17 @@ pub fn info() -> router::InvocationInfo {
 pub fn info_for(budget: std::time::Duration) -> router::InvocationInfo {
     router::InvocationInfo::with_budget(budget, std::time::Duration::from_millis(100))
 }
+
+/// An aws-sdk-ssm client for `endpoint` (moto's server), region `us-east-1`, test credentials.
+pub fn ssm_client(endpoint: &str) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::from_conf(
+        aws_sdk_ssm::config::Builder::new()
+            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+            .region(aws_sdk_ssm::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}

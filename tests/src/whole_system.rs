@@ -10,7 +10,12 @@
 //! - quarantined: the router's quarantine queue;
 //! - dead-lettered: the standard queue's DLQ, and the streams' on-failure queue (batch ranges);
 //! - redelivered: the mapping log (records delivered more than once);
-//! - environments: the stand-in's invocation log.
+//! - environments: the stand-in's invocation log;
+//! - secrets: each tenant's rules name its signing key by reference
+//!   (`ssm:/tenants/<tenant>/signing-key`, in moto's SSM); the backend resolves it with the
+//!   tenant's own session (`BACKEND_TENANT_ROLE_ARN`, moto's STS) and stamps each result with
+//!   the key's fingerprint, read back from the idempotency table: every processed record must
+//!   carry its own tenant's.
 //!
 //! [`run`] returns the [`Report`]; `main-job` (`./scripts/main-job.sh`) prints it and the end-to-end
 //! test checks that nothing was lost.
@@ -28,7 +33,7 @@ use crate::{TestKey, body, claims_at, sign};
 
 /// The account moto uses.
 const ACCOUNT: &str = "123456789012";
-/// The tenants (each has rules in `backend/tenants/`).
+/// The tenants (each has rules in `examples/main-job/tenants/`).
 pub const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
 /// The row of records without a tenant.
 pub const NO_TENANT: &str = "(none)";
@@ -59,6 +64,9 @@ pub struct TenantRow {
     pub dead_lettered: usize,
     /// Backend environments that served it.
     pub environments: BTreeSet<String>,
+    /// The fingerprints of the signing keys its processed records were stamped with (its own
+    /// only, when all is well).
+    pub signed_with: BTreeSet<String>,
 }
 
 /// What the whole system did.
@@ -75,6 +83,11 @@ pub struct Report {
     /// Records the backend processed under another tenant than the one they were produced for
     /// (nothing, when all is well).
     pub crossed_over: Vec<String>,
+    /// Processed records not stamped with their own tenant's signing key (nothing, when all is
+    /// well).
+    pub wrong_secret: Vec<String>,
+    /// Each tenant's signing key fingerprint, as the driver stored the key.
+    pub own_keys: BTreeMap<String, String>,
     /// The quarantine reasons seen, with counts.
     pub reasons: BTreeMap<String, usize>,
     /// Backend environments whose invocations carried more than one tenant (nothing, when all
@@ -94,6 +107,7 @@ impl Report {
             && self.conflicting.is_empty()
             && self.shared_environments.is_empty()
             && self.crossed_over.is_empty()
+            && self.wrong_secret.is_empty()
     }
 }
 
@@ -144,6 +158,8 @@ struct Sources {
     fifo_url: String,
     quarantine_url: String,
     failures_url: String,
+    /// Per tenant, its signing key's fingerprint.
+    own_keys: BTreeMap<String, String>,
 }
 
 fn queue_arn(name: &str) -> String {
@@ -201,7 +217,22 @@ async fn create(endpoint: &str) -> anyhow::Result<Sources> {
     let dynamodb = testkit::dynamodb_client(endpoint);
     testkit::create_idempotency_table(&dynamodb, "idempotency").await;
     testkit::create_table_with_stream(&dynamodb, "todos").await;
+    // Each tenant's signing key, by reference in its rules: a value the driver makes up now.
+    let ssm = crate::ssm_client(endpoint);
+    let mut own_keys = BTreeMap::new();
+    for tenant in TENANTS {
+        let key = format!("signing-key-of-{tenant}-{}", uuid::Uuid::new_v4());
+        ssm.put_parameter()
+            .name(format!("/tenants/{tenant}/signing-key"))
+            .value(&key)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .context("the tenants' signing keys are stored in SSM")?;
+        own_keys.insert(tenant.to_owned(), backend_fingerprint(&key));
+    }
     Ok(Sources {
+        own_keys,
         sqs,
         kinesis,
         dynamodb,
@@ -475,6 +506,8 @@ async fn learn_dynamodb_sequences(
 #[derive(Default)]
 struct Ends {
     processed: BTreeMap<(String, String), String>,
+    /// The `signedWith` of each processed record's stored result.
+    signed_with: BTreeMap<(String, String), String>,
     quarantined: BTreeMap<(String, String), String>,
     dead_lettered_bodies: BTreeSet<String>,
     failure_ranges: Vec<(String, String, String, String)>,
@@ -515,10 +548,16 @@ impl Ends {
                     parts.next().unwrap_or_default(),
                 );
                 if let (true, Some((arn, record))) = (completed, key.rsplit_once('#')) {
-                    self.processed.insert(
-                        (source_of_arn(arn).to_owned(), record.to_owned()),
-                        tenant.to_owned(),
-                    );
+                    let fate = (source_of_arn(arn).to_owned(), record.to_owned());
+                    let stamp = item
+                        .get("data")
+                        .and_then(|d| d.as_s().ok())
+                        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                        .and_then(|d| d["result"]["signedWith"].as_str().map(str::to_owned));
+                    if let Some(stamp) = stamp {
+                        self.signed_with.insert(fate.clone(), stamp);
+                    }
+                    self.processed.insert(fate, tenant.to_owned());
                 }
             }
             start = page.last_evaluated_key;
@@ -662,6 +701,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut report = Report {
         settled_after_seconds,
         invocation_log,
+        own_keys: sources.own_keys.clone(),
         ..Report::default()
     };
     for record in &produced {
@@ -688,6 +728,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                 "quarantined" => row.quarantined += 1,
                 _ => row.dead_lettered += 1,
             }
+        }
+        if let Some(key) = record.fate_key()
+            && ends.processed.contains_key(&key)
+        {
+            let stamp = ends.signed_with.get(&key).cloned().unwrap_or_default();
+            if sources.own_keys.get(&record.tenant) != Some(&stamp) {
+                report.wrong_secret.push(format!(
+                    "{} {} (signed with {stamp:?})",
+                    record.source, record.label
+                ));
+            }
+            row.signed_with.insert(stamp);
         }
         if let Some(tenant) = record.fate_key().and_then(|k| ends.processed.get(&k))
             && *tenant != record.tenant
@@ -766,14 +818,35 @@ pub fn render(report: &Report) -> String {
         .map(|(r, n)| format!("{r} {n}"))
         .collect();
     out.push_str(&format!("quarantine reasons: {}\n", reasons.join(", ")));
+    let keys: Vec<String> = report
+        .tenants
+        .iter()
+        .filter(|(_, row)| !row.signed_with.is_empty())
+        .map(|(tenant, row)| {
+            let own = report
+                .own_keys
+                .get(tenant)
+                .is_some_and(|own| row.signed_with.len() == 1 && row.signed_with.contains(own));
+            let seen: Vec<&str> = row.signed_with.iter().map(String::as_str).collect();
+            format!(
+                "{tenant} {} ({})",
+                seen.join(" "),
+                if own { "its own" } else { "NOT ITS OWN" }
+            )
+        })
+        .collect();
+    out.push_str(&format!(
+        "signing key read by reference with the tenant's own session: {}\n",
+        keys.join(", ")
+    ));
     out.push_str(&format!(
         "settled after {:.1} s\n",
         report.settled_after_seconds
     ));
     if report.all_well() {
         out.push_str(
-            "nothing lost: every record was processed once (for its own tenant), quarantined or dead-lettered; \
-             no environment served two tenants\n",
+            "nothing lost: every record was processed once (for its own tenant, with its own secret), quarantined or \
+             dead-lettered; no environment served two tenants\n",
         );
     } else {
         for lost in &report.lost {
@@ -788,6 +861,19 @@ pub fn render(report: &Report) -> String {
         for record in &report.crossed_over {
             out.push_str(&format!("CROSSED OVER: {record}\n"));
         }
+        for record in &report.wrong_secret {
+            out.push_str(&format!("WRONG SECRET: {record}\n"));
+        }
     }
     out
+}
+
+/// The backend's fingerprint of a signing key (`backend::fingerprint`: the first 12 hex digits of
+/// its SHA-256), computed here the same way so the driver needs no dependency on the backend.
+fn backend_fingerprint(secret: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    digest.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

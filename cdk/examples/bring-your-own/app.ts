@@ -2,7 +2,8 @@
 // "Bring your own": a platform team's app that imports the built package (the package's entry,
 // not lib/*.ts) and puts a TenantRouter in front of sources and a backend it already owns: an SQS
 // queue, a Kinesis stream and a DynamoDB table imported by ARN and name, and a Python function in
-// tenant isolation mode (examples/python-backend) with its idempotency table. The function's
+// tenant isolation mode (examples/python-backend) with its idempotency table, reached only through
+// its tenant access role (each tenant's session its own records, parameters and secrets). The function's
 // package is built at synth by CDK's asset bundling (./python-code.ts): requirements-lambda.txt
 // installed with the local python3's pip for python3.12 and the function's architecture, then
 // src/*.py; Docker (the SAM build image) only when python3 with pip is missing.
@@ -19,7 +20,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 // The package's entry point, as an installed `tenant-router-cdk` would be imported.
-import { DataKey, IdempotencyTable, RustCode, TenantRouter } from '../..';
+import { DataKey, IdempotencyTable, RustCode, TenantAccessRole, TenantRouter } from '../..';
 import { checkContextKeys, contextArchitecture } from '../context-keys';
 import { addNagChecks } from '../nag';
 import { pythonBackendCode } from './python-code';
@@ -111,7 +112,13 @@ const backend = new lambda.Function(stack, 'Backend', {
 });
 backendRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [backendFailures.queueArn] }));
 backendRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [key.keyArn] }));
-idempotency.grantRecordAccess(backend, 'IdempotencyRecords');
+// Tenant-scoped data access (BACKEND_TENANT_ROLE_ARN): the guard assumes this role for its
+// environment's tenant; the idempotency records, the parameters under /tenants/<tenant>/ and the
+// secrets tagged tenant_id=<tenant> are reached with that session only. The execution role above
+// holds no DynamoDB, SSM or Secrets Manager permission (TenantAccessRole refuses one at synth).
+const tenantAccess = new TenantAccessRole(stack, 'TenantAccess', { backend, idempotencyTable: idempotency.table });
+tenantAccess.grantParameters('/tenants');
+tenantAccess.grantSecrets();
 Validations.of(backendRole).acknowledge({
   id: 'AwsSolutions-IAM5[Resource::*]',
   reason: 'Only xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing), which have no resource-level permissions.',

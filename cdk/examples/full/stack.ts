@@ -229,6 +229,9 @@ export class FullDeploymentStack extends Stack {
       AlarmTopicArn: [this.router.alarmTopic.topicArn, 'Subscribe here to receive the alarms'],
       DashboardName: [this.router.dashboard.dashboardName, 'CloudWatch dashboard of the router and the backend'],
     };
+    if (this.backend.tenantAccessRole !== undefined) {
+      outputs.TenantAccessRoleArn = [this.backend.tenantAccessRole.role.roleArn, "Role the backend's guard assumes per tenant (BACKEND_TENANT_ROLE_ARN)"];
+    }
     for (const [name, [value, description]] of Object.entries(outputs)) {
       new CfnOutput(this, name, { value, description });
     }

@@ -4,7 +4,9 @@ The router reads a function error's ``errorType`` to tell a refusal of the tenan
 (permanent: quarantined as ``backend-refused``) from any other error (transient: redelivered), so
 these strings are the contract (``schemas/v1/answer.schema.json``). The guard raises
 ``Tenant.EnvironmentFailedClosed`` too, but it is no refusal: it is a fault of the environment
-(the platform replaces it), and the same record passes in a healthy one.
+(the platform replaces it), and the same record passes in a healthy one. Nor is
+``Tenant.CredentialsUnavailable`` (the tenant's credentials could not be obtained: nothing ran, a
+redelivery may pass).
 
 A batch answer is compact (``batch_record_result``): per record ``id``, ``status``, ``error``
 (at most :data:`MAX_ERROR_CHARS` characters) and ``duplicate``, never the handler's result, so
@@ -23,6 +25,7 @@ TENANT_MISSING = "Tenant.Missing"
 TENANT_INVALID = "Tenant.Invalid"
 TENANT_ENVIRONMENT_FAILED_CLOSED = "Tenant.EnvironmentFailedClosed"
 TENANT_MISMATCH = "Tenant.Mismatch"
+TENANT_CREDENTIALS_UNAVAILABLE = "Tenant.CredentialsUnavailable"
 ENVELOPE_INVALID = "Envelope.Invalid"
 HANDLER_ERROR = "Handler.Error"
 IDEMPOTENCY_IN_PROGRESS = "Idempotency.InProgress"
@@ -84,6 +87,12 @@ TenantEnvironmentFailedClosed = _error_type(
     "of the record (transient: the record passes in another environment), so not a :class:`Refusal`.",
 )
 TenantMismatch = _error_type(TENANT_MISMATCH, Refusal, "The envelope names another tenant than the invocation.")
+TenantCredentialsUnavailable = _error_type(
+    TENANT_CREDENTIALS_UNAVAILABLE,
+    GuardError,
+    "The tenant's credentials (``BACKEND_TENANT_ROLE_ARN``) could not be obtained: nothing ran, and "
+    "nothing runs with the execution role's instead. Transient (redelivered), so not a :class:`Refusal`.",
+)
 EnvelopeInvalid = _error_type(
     ENVELOPE_INVALID, Refusal, "The payload is not a valid envelope or envelope batch (of version 1)."
 )

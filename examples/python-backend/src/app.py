@@ -5,11 +5,14 @@ document per invocation, the idempotency utility. Handler: ``app.handler`` (the 
 
 Environment: ``BACKEND_IDEMPOTENCY_TABLE`` (unset: the environment's memory, with a warning),
 ``BACKEND_IDEMPOTENCY_TTL_SECONDS`` (3600, at least 900), ``BACKEND_METRICS_NAMESPACE``
-(``TenantBackend``), ``BACKEND_TENANT_CONFIG_DIR`` (the tenants' rules; unset: defaults). A bad
-setting fails closed, never open: it is a ``ValueError`` naming the variable, raised while the
-module loads, which the runtime reports as the environment's init error (a blank table name, a TTL
-below 900, ``POWERTOOLS_IDEMPOTENCY_DISABLED`` true while a table is configured:
-``idempotency_store``).
+(``TenantBackend``), ``BACKEND_TENANT_CONFIG_DIR`` (the tenants' rules; unset: defaults),
+``BACKEND_TENANT_ROLE_ARN`` (the tenant access role; unset: every tenant shares the execution
+role's access, with a warning), ``BACKEND_TENANT_SESSION_SECONDS`` (900, 900..3600),
+``BACKEND_SECRETS_TTL_SECONDS`` (300, at least 1). A bad setting fails closed, never open: it is a
+``ValueError`` naming the variable, raised while the module loads, which the runtime reports as the
+environment's init error (a blank table name, a TTL below 900, ``POWERTOOLS_IDEMPOTENCY_DISABLED``
+true while a table is configured: ``idempotency_store``; a blank role ARN, a session
+length out of range: ``tenant_access``; a secrets TTL below 1: ``tenant_secrets``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 import answer
 import idempotency_store
+import tenant_access
+import tenant_secrets
 import todo
 from guard import EnvironmentGuard
 
@@ -44,11 +49,14 @@ logger = Logger(
 metrics = Metrics(namespace=NAMESPACE, service="")
 metrics.set_default_dimensions(Service=FUNCTION)
 
+access = tenant_access.from_env(os.environ, logger)
 guard = EnvironmentGuard(
     FUNCTION,
-    idempotency_store.store_from_env(os.environ, logger),
+    idempotency_store.store_from_env(os.environ, logger, tenant_scoped=access.enabled),
     idempotency_store.ttl_from_env(os.environ),
     logger,
+    access=access,
+    secrets=tenant_secrets.SecretResolver(tenant_secrets.ttl_from_env(os.environ), logger),
 )
 _environment = {"first_invocation": True, "exit_scheduled": False}
 

@@ -22,6 +22,18 @@ same rules, same error types, same answers, so the router reads both backends th
   compact: per record ``{id, status, error?, duplicate?}`` (``answer.batch_record_result``). With
   ``answer: per-record`` the invocation succeeds and says what became of each record; without it
   a failed record makes it ``Handler.PartialFailure``.
+- Tenant-scoped access (``tenant_access``; on with ``BACKEND_TENANT_ROLE_ARN``): once the invocation
+  is admitted (its tenant pinned, its envelopes checked), the tenant's own credentials are made
+  fresh for it; without them nothing runs and the invocation (every record of a batch) fails
+  ``Tenant.CredentialsUnavailable`` (transient), never with the execution role's. The handler's
+  context carries the session (``context.session``) and the idempotency store is bound to it, so
+  even the store is reached as the tenant. A tenant id with a ``/`` is refused (``Tenant.Invalid``):
+  the access role's prefix grants ``tenants/${aws:PrincipalTag/tenant_id}/*`` would give tenant
+  ``acme`` tenant ``acme/x``'s objects and parameters.
+- Secrets by reference (``tenant_secrets``): ``context.secret(reference)`` resolves ``ssm:`` and
+  ``secretsmanager:`` references with the tenant's session, cached per environment. Without
+  tenant-scoped access it raises ``tenant_secrets.NoAccess``, whatever the reference (never a
+  resolution with the execution role's); uncaught, that is the handler's ``Handler.Error``.
 """
 
 from __future__ import annotations
@@ -40,16 +52,39 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 import answer
+import tenant_access
+import tenant_secrets
 from envelope import NotAnEnvelope, read_delivery, tenant_id_problem
 
 IN_PROGRESS = "the record is being processed by another execution environment; retry later"
 
 
-class TenantContext(NamedTuple):
-    """What a tenant handler learns about its invocation."""
+class TenantContext:
+    """What a tenant handler learns about its invocation: ``tenant_id``, ``request_id``, ``session``
+    (a ``boto3.Session``: with tenant-scoped access on, the environment's one session with only the
+    tenant's credentials, fresh for this invocation and refreshed in place, so clients built from it
+    may be kept; off, the execution role's) and ``secret(reference)`` (``tenant_secrets``; off,
+    refused)."""
 
-    tenant_id: str
-    request_id: str
+    __slots__ = ("tenant_id", "request_id", "_session", "_secrets")
+
+    def __init__(self, tenant_id: str, request_id: str, session: Callable[[], Any], secrets: Any | None):
+        self.tenant_id, self.request_id, self._session, self._secrets = tenant_id, request_id, session, secrets
+
+    @property
+    def session(self) -> Any:
+        return self._session()
+
+    def secret(self, reference: str) -> str:
+        """The value ``reference`` names (a :class:`tenant_secrets.Secret`), read with the tenant's
+        session; raises :class:`tenant_secrets.SecretError`, and :class:`tenant_secrets.NoAccess`
+        without tenant-scoped access (``secrets`` None)."""
+        if self._secrets is None:
+            raise tenant_secrets.NoAccess()
+        return self._secrets.resolve(reference, self.tenant_id, self.session)
+
+    def __repr__(self) -> str:
+        return f"TenantContext(tenant_id={self.tenant_id!r}, request_id={self.request_id!r})"
 
 
 class _RecordFailed(Exception):
@@ -77,14 +112,20 @@ class _Stored(NamedTuple):
 
 
 class EnvironmentGuard:
-    """Per-environment state: the pinned tenant, the fail-closed flag, the idempotency store."""
+    """Per-environment state: the pinned tenant, the fail-closed flag, the idempotency store, the
+    tenant's credentials (``access``: off unless given) and resolved secrets."""
 
-    def __init__(self, function: str, store: Any, ttl_seconds: int, log: Any):
+    def __init__(self, function: str, store: Any, ttl_seconds: int, log: Any,
+                 access: tenant_access.TenantAccess | None = None,
+                 secrets: tenant_secrets.SecretResolver | None = None):
         self.function, self.store, self.log = function, store, log
+        self.access = access or tenant_access.TenantAccess(None, log=log)
+        self.secrets = secrets or tenant_secrets.SecretResolver(log=log)
         self.config = IdempotencyConfig(expires_after_seconds=ttl_seconds, response_hook=self._duplicate)
         self.pinned: str | None = None
         self.failed_closed = False
         self._run_once: Callable | None = None
+        self._store_session: Any = None
 
     def admit(self, context_tenant: str | None) -> str:
         if self.failed_closed:
@@ -94,6 +135,9 @@ class EnvironmentGuard:
                 "the invocation has no tenant id: the function must run in tenant isolation mode"
             )
         problem = tenant_id_problem(context_tenant)
+        if problem is None and self.access.enabled and "/" in context_tenant:
+            problem = (f"tenant id has a '/', refused with tenant-scoped access ({tenant_access.ROLE_VARIABLE}): "
+                       f"the access role's prefix grants would let another tenant's path cover it")
         if problem:
             raise answer.TenantInvalid(f"the invocation's tenant id is invalid: {problem}")
         if self.pinned is None:
@@ -118,9 +162,9 @@ class EnvironmentGuard:
         except NotAnEnvelope as error:
             raise answer.EnvelopeInvalid(f"the payload is not a valid envelope: {error}") from None
         self.config.register_lambda_context(context)
-        tenant_context = TenantContext(tenant, getattr(context, "aws_request_id", ""))
         if kind == "one":
             self._check_tenant(tenant, delivery["tenantId"], delivery["id"], delivery["correlationId"])
+            tenant_context = self._tenant_context(tenant, context)
             try:
                 return self._process(delivery, tenant_context, handler)
             except _RecordFailed as failed:
@@ -129,6 +173,7 @@ class EnvironmentGuard:
         self._check_tenant(tenant, delivery["tenantId"], "-", "-")
         for record in delivery["records"]:
             self._check_tenant(tenant, record["tenantId"], record["id"], record["correlationId"])
+        tenant_context = self._tenant_context(tenant, context)
         results, failures, stopped_lanes, first_failed = [], [], {}, None
         processed = duplicates = skipped = 0
         for record in delivery["records"]:
@@ -164,6 +209,33 @@ class EnvironmentGuard:
             )
         return {"tenantId": tenant, "records": results, "processed": processed,
                 "duplicates": duplicates, "failed": len(failures), "skipped": skipped}
+
+    def _tenant_context(self, tenant: str, context: Any) -> TenantContext:
+        """The handler's context, the tenant's credentials fresh for the invocation (with
+        tenant-scoped access) and the store bound to them; raises
+        :class:`answer.TenantCredentialsUnavailable`, and nothing runs."""
+        request_id = getattr(context, "aws_request_id", "")
+        if not self.access.enabled:
+            # No tenant session, no secrets: the execution role reaches every tenant's.
+            return TenantContext(tenant, request_id, lambda: self.access.base, None)
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        try:
+            session = self.access.session(tenant, remaining() if callable(remaining) else None)
+        except tenant_access.CredentialsUnavailable as error:
+            raise answer.TenantCredentialsUnavailable(
+                f"the tenant's credentials are unavailable: {error}; not processed, retry later") from None
+        except tenant_access.WrongTenant:  # cannot happen past `admit`; if it did, serve nobody
+            self.failed_closed = True
+            self.log.error("security: tenant credentials asked for another tenant; failing closed",
+                           extra={"security_event": "credentials-tenant-mismatch", "tenant_id": self.access.tenant,
+                                  "offered_tenant_id": tenant})
+            raise answer.TenantEnvironmentFailedClosed(_FAILED_CLOSED) from None
+        if session is not self._store_session:
+            bind = getattr(self.store, "use_session", None)
+            if bind is not None:
+                bind(session)
+            self._store_session = session
+        return TenantContext(tenant, request_id, lambda: session, self.secrets)
 
     def _check_tenant(self, tenant: str, named: str, record_id: str, correlation_id: str) -> None:
         if named == tenant:

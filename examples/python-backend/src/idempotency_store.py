@@ -33,6 +33,11 @@ rules, where Powertools alone would differ:
   error answered;
 - a stored ``data`` that is not JSON is read as no result (the guard answers the duplicate with
   ``result: null``) instead of failing the invocation.
+
+With tenant-scoped access (``tenant_access``) the DynamoDB store has no client of the execution
+role's at all: it starts unbound (:class:`NoTenantSession` on any call) and the guard binds it to
+the tenant's session (``use_session``) before its first claim, so the table is reached as the tenant
+(the access role's ``dynamodb:LeadingKeys`` condition holds: every id starts ``<function>#<tenant>#``).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from aws_lambda_powertools.shared import user_agent
 from aws_lambda_powertools.shared.functions import strtobool
 from aws_lambda_powertools.shared.json_encoder import Encoder
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -109,6 +115,9 @@ class TenantScopedIds:
 
     def _get_hashed_idempotency_key(self, data: dict[str, Any]) -> str:
         return f"{self.function_name}#{data['idempotencyKey']}"
+
+    def use_session(self, session: Any) -> None:
+        """Reaches the store with ``session`` (the tenant's) from now on; nothing to reach here."""
 
     def save_inprogress(self, data: dict[str, Any], remaining_time_in_millis: int | None = None) -> None:
         if remaining_time_in_millis is None:
@@ -255,13 +264,42 @@ class MemoryStore(TenantScopedIds, BasePersistenceLayer):
             del self._items[data_record.idempotency_key]
 
 
+class NoTenantSession(RuntimeError):
+    """The tenant-scoped store was asked to call DynamoDB before the guard bound it to the tenant's
+    session."""
+
+
+class _Unbound:
+    """The client of a tenant-scoped store before it is bound: any use raises
+    :class:`NoTenantSession` (an ``AttributeError`` for Powertools' optional user-agent hook)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise _NoTenantSessionAttribute("the idempotency store is not bound to the tenant's session yet")
+
+
+class _NoTenantSessionAttribute(NoTenantSession, AttributeError):
+    pass
+
+
 class DynamoDbStore(TenantScopedIds, DynamoDBPersistenceLayer):
     """Items in a DynamoDB table, in Powertools' (and the Rust store's) layout. The claim is
     Powertools' conditional put; completing and releasing are its update and delete, made
-    conditional on the claim still being held."""
+    conditional on the claim still being held. ``tenant_scoped``: no client until
+    :meth:`use_session` gives it the tenant's."""
 
     #: Condition of completing or releasing: the item is still this claim's.
     STILL_HELD = "#status = :inprogress AND #in_progress_expiry = :held"
+
+    def __init__(self, *args: Any, tenant_scoped: bool = False, **kwargs: Any) -> None:
+        if tenant_scoped:
+            kwargs.update(boto3_client=_Unbound(), boto3_session=None)
+        super().__init__(*args, **kwargs)
+
+    def use_session(self, session: Any) -> None:
+        """Builds the store's client from ``session`` (Powertools' layer takes a client or a
+        session only at construction: this is what its constructor does with one)."""
+        self.client = session.client("dynamodb")
+        user_agent.register_feature_to_client(client=self.client, feature="idempotency")
 
     def _held_condition(self, data_record: DataRecord) -> dict:
         return {
@@ -321,14 +359,16 @@ def ttl_from_env(environ: Mapping[str, str]) -> int:
     return int(text)
 
 
-def store_from_env(environ: Mapping[str, str] = os.environ, log: Any = None) -> BasePersistenceLayer:
+def store_from_env(environ: Mapping[str, str] = os.environ, log: Any = None,
+                   tenant_scoped: bool = False) -> BasePersistenceLayer:
     """The store the environment's variables ask for: a DynamoDB table shared by every
     environment (``BACKEND_IDEMPOTENCY_TABLE``, reached through boto3's own configuration,
     ``AWS_ENDPOINT_URL_DYNAMODB`` included), else (the variable unset) the environment's memory,
     with a warning. Fails closed, never open: the variable set but blank, and Powertools'
     ``POWERTOOLS_IDEMPOTENCY_DISABLED`` true (which would run every record without the store) while
     a table is configured, are errors naming the variable; so is a value of the latter that
-    Powertools cannot read (it would fail every invocation)."""
+    Powertools cannot read (it would fail every invocation). ``tenant_scoped`` (tenant-scoped
+    access on): the table's store has no client until the guard binds it to the tenant's session."""
     log = log or logging.getLogger(__name__)
     disabled_text = environ.get(DISABLED_VARIABLE)
     try:
@@ -353,6 +393,6 @@ def store_from_env(environ: Mapping[str, str] = os.environ, log: Any = None) -> 
             log.warning("%s is true: every record runs again on redelivery (a development switch)", DISABLED_VARIABLE)
         store: BasePersistenceLayer = MemoryStore()
     else:
-        store = DynamoDbStore(table_name=table.strip())
+        store = DynamoDbStore(table_name=table.strip(), tenant_scoped=tenant_scoped)
     store.log = log
     return store

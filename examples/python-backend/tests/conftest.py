@@ -1,5 +1,6 @@
 """Shared helpers: the sources on sys.path, a fake Lambda context, envelope and batch builders, a
-guard with a fresh in-memory store, and the JSON Schemas of ``schemas/v1`` in one registry."""
+guard with a fresh in-memory store, the JSON Schemas of ``schemas/v1`` in one registry, and an AWS
+account on moto (in process) with a guard whose tenant-scoped access is on."""
 
 from __future__ import annotations
 
@@ -22,7 +23,13 @@ sys.path.insert(0, str(SRC))
 os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "backend")
 
 import idempotency_store  # noqa: E402
+import tenant_access  # noqa: E402
 from guard import EnvironmentGuard  # noqa: E402
+
+#: The tenant access role (moto's STS does not need it to exist, nor evaluates its policies).
+ROLE = "arn:aws:iam::123456789012:role/tenant-access"
+#: The environment id the tenant guards of the tests draw.
+ENVIRONMENT = "0123abcd"
 
 
 class FakeContext:
@@ -95,3 +102,35 @@ def schemas():
             return Draft202012Validator({"$ref": ref}, registry=registry, format_checker=FormatChecker())
 
     return Schemas
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """An AWS account on moto, in process; the environment's own credentials (the execution
+    role's) are those moto puts in the environment."""
+    from moto import mock_aws
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS",
+                 "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        yield
+
+
+class TenantGuard(EnvironmentGuard):
+    """A guard whose tenant-scoped access is on, with the parameters of every ``AssumeRole`` its
+    environment made (``assumed``) and the environment's own session (``base``)."""
+
+    def __init__(self, store=None, session_seconds: int = 900, log=None, **kwargs):
+        import boto3
+
+        log = log or logging.getLogger("tenant-guard-test")
+        self.assumed: list[dict] = []
+        self.base = boto3.Session()
+        self.base.events.register("provide-client-params.sts.AssumeRole",
+                                  lambda params, **_: self.assumed.append(dict(params)))
+        access = tenant_access.TenantAccess(ROLE, session_seconds, base=self.base, log=log, environment=ENVIRONMENT)
+        super().__init__("backend", store or idempotency_store.MemoryStore(), 3600, log, access=access, **kwargs)

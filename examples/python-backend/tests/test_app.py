@@ -13,7 +13,7 @@ from awslambdaric.lambda_runtime_marshaller import LambdaMarshaller
 import answer
 import app
 import idempotency_store
-from conftest import FakeContext, batch, envelope, keyed
+from conftest import FakeContext, TenantGuard, batch, envelope, keyed
 from guard import EnvironmentGuard
 
 METRICS = ("Invocations", "Records", "PayloadBytes", "EnvironmentsCreated", "RecordsProcessed", "RecordsDuplicate",
@@ -189,3 +189,20 @@ def test_awslambdaric_hands_the_tenant_to_the_handler_and_returns_the_answer(sch
     (result,) = client.results
     assert result["tenantId"] == "acme" and result["result"]["item"]["tenantId"] == "acme"
     schemas.validator("answer", "/$defs/recordResult").validate(result)
+
+
+def test_awslambdaric_reports_unavailable_credentials_as_transient_and_nothing_runs(monkeypatch, capsys):
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:9"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(app, "guard", TenantGuard(log=app.logger))
+    ran = []
+    monkeypatch.setattr(app.todo, "handle", lambda record, context: ran.append(record["id"]))
+    client = run_through_awslambdaric(batch("acme", [envelope("acme", "m1"), envelope("acme", "m2")]), "acme")
+    (error,) = client.errors
+    assert error["errorType"] == "Tenant.CredentialsUnavailable" and not answer.is_guard_refusal(error["errorType"])
+    assert ran == []
+    (document,) = emf(capsys)
+    # Counted as the Rust guard counts an unavailable store: one handler error, nothing refused.
+    assert [document[m][0] for m in ("Records", "RecordsProcessed", "HandlerErrors", "InvocationsRefused")] == [
+        2, 0, 1, 0]

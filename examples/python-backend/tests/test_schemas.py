@@ -214,3 +214,11 @@ def test_the_error_types_are_those_of_the_schema_and_of_the_rust_guard(schemas):
         guard_error.validate({"errorType": name, "errorMessage": "m"})
     assert not guard_error.is_valid({"errorType": "Sandbox.Timedout", "errorMessage": "m"})
     schemas.validator("answer", "/$defs/functionError").validate({"errorType": "Sandbox.Timedout", "errorMessage": ""})
+
+
+def test_unavailable_credentials_are_a_transient_guard_error_of_the_schema(schemas):
+    assert answer.TenantCredentialsUnavailable.__name__ == "Tenant.CredentialsUnavailable"
+    assert not issubclass(answer.TenantCredentialsUnavailable, answer.Refusal)
+    assert not schemas.validator("answer", "/$defs/guardRefusalType").is_valid("Tenant.CredentialsUnavailable")
+    schemas.validator("answer", "/$defs/guardError").validate(
+        {"errorType": "Tenant.CredentialsUnavailable", "errorMessage": "m"})

@@ -42,7 +42,9 @@ const SECRETS_CAPACITY: usize = 256;
 pub struct AccessSettings {
     /// `BACKEND_TENANT_ROLE_ARN`: the tenant access role.
     pub role_arn: String,
-    /// `BACKEND_TENANT_SESSION_SECONDS` (default 900, 900 to 43,200): the session's lifetime.
+    /// `BACKEND_TENANT_SESSION_SECONDS` (default 900, 900 to 3,600): the session's lifetime. STS
+    /// caps a session assumed with an assumed role's credentials (the execution role's, role
+    /// chaining) at one hour.
     pub session: Duration,
     /// `BACKEND_SECRETS_TTL_SECONDS` (default 300, at least 1): how long a resolved secret is
     /// believed.
@@ -89,7 +91,7 @@ impl AccessSettings {
             session: Duration::from_secs(seconds(
                 "BACKEND_TENANT_SESSION_SECONDS",
                 900,
-                900..=43_200,
+                900..=3_600,
             )?),
             secrets_ttl: Duration::from_secs(seconds(
                 "BACKEND_SECRETS_TTL_SECONDS",
@@ -110,9 +112,11 @@ pub fn needs_refresh(expiry: SystemTime, lifetime: Duration, now: SystemTime) ->
 }
 
 /// `tenant-<tenant>-<environment>` as an STS role session name: the characters STS allows
-/// (`[\w+=,.@-]`), others made `-`, at most 64.
+/// (`[\w+=,.@-]`), others made `-`, at most 64 — the tenant part cut, never the environment's.
 pub fn session_name(tenant: &TenantId, environment: &str) -> String {
-    format!("tenant-{}-{environment}", tenant.as_str())
+    let room = 64usize.saturating_sub("tenant-".len() + 1 + environment.len());
+    let tenant: String = tenant
+        .as_str()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
@@ -121,8 +125,9 @@ pub fn session_name(tenant: &TenantId, environment: &str) -> String {
                 '-'
             }
         })
-        .take(64)
-        .collect()
+        .take(room)
+        .collect();
+    format!("tenant-{tenant}-{environment}")
 }
 
 /// The environment's tenant session and what is built on it.
@@ -399,10 +404,10 @@ impl<'a> Reference<'a> {
             }
             return Ok(Reference::Secret { id, key });
         }
-        Err(SecretError::Malformed(format!(
-            "{reference:?}: expected ssm:/tenants/<tenant>/<name> or \
-             secretsmanager:<secret-id>[:<json-key>]"
-        )))
+        // Not echoed: a value passed by mistake must not reach an error.
+        Err(SecretError::Malformed(
+            "a secret reference starts with ssm:/tenants/<tenant>/ or secretsmanager:".into(),
+        ))
     }
 }
 
@@ -471,7 +476,7 @@ mod tests {
         );
         for (name, value) in [
             ("BACKEND_TENANT_SESSION_SECONDS", "899"),
-            ("BACKEND_TENANT_SESSION_SECONDS", "43201"),
+            ("BACKEND_TENANT_SESSION_SECONDS", "3601"),
             ("BACKEND_SECRETS_TTL_SECONDS", "0"),
             ("BACKEND_SECRETS_TTL_SECONDS", "soon"),
         ] {
@@ -503,7 +508,12 @@ mod tests {
         let odd = TenantId::parse("a b:c+d").unwrap();
         assert_eq!(session_name(&odd, "e"), "tenant-a-b-c+d-e");
         let long = TenantId::parse(&"x".repeat(100)).unwrap();
-        assert_eq!(session_name(&long, "e").len(), 64);
+        let name = session_name(&long, "0a1b2c3d");
+        assert_eq!(name.len(), 64);
+        assert!(
+            name.ends_with("-0a1b2c3d"),
+            "the environment is kept: {name}"
+        );
     }
 
     #[test]

@@ -162,18 +162,6 @@ impl EnvironmentGuard {
     {
         let tenant = self.admit(context_tenant)?;
         let delivery = Delivery::read(payload.as_bytes()).map_err(GuardError::BadEnvelope)?;
-        #[cfg(feature = "tenant-access")]
-        if let Some(access) = &self.store.access {
-            // The session before anything runs, the idempotency store's claim included.
-            access.ensure(&tenant, deadline_ms).await.map_err(|e| {
-                tracing::warn!(
-                    message = "no tenant session; nothing run",
-                    tenant_id = tenant.as_str(),
-                    error = %e,
-                );
-                InvokeError::CredentialsUnavailable(e.to_string())
-            })?;
-        }
         match delivery {
             Delivery::One(envelope) => {
                 check_tenant(
@@ -182,6 +170,7 @@ impl EnvironmentGuard {
                     &envelope.id,
                     &envelope.correlation_id,
                 )?;
+                self.session(&tenant, deadline_ms).await?;
                 once::process(
                     &self.store,
                     &tenant,
@@ -204,6 +193,7 @@ impl EnvironmentGuard {
                         &envelope.correlation_id,
                     )?;
                 }
+                self.session(&tenant, deadline_ms).await?;
                 batch::run(
                     &self.store,
                     &tenant,
@@ -215,6 +205,27 @@ impl EnvironmentGuard {
                 .await
             }
         }
+    }
+}
+
+impl EnvironmentGuard {
+    /// With tenant-scoped access, the tenant's session before anything runs (the idempotency
+    /// store's claim included), once the refusals, which need none, are behind.
+    async fn session(&self, tenant: &TenantId, deadline_ms: i64) -> Result<(), InvokeError> {
+        #[cfg(feature = "tenant-access")]
+        if let Some(access) = &self.store.access {
+            access.ensure(tenant, deadline_ms).await.map_err(|e| {
+                tracing::warn!(
+                    message = "no tenant session; nothing run",
+                    tenant_id = tenant.as_str(),
+                    error = %e,
+                );
+                InvokeError::CredentialsUnavailable(e.to_string())
+            })?;
+        }
+        #[cfg(not(feature = "tenant-access"))]
+        let _ = (tenant, deadline_ms);
+        Ok(())
     }
 }
 
