@@ -1,7 +1,7 @@
 //! Test support shared by the fixture generator, the cross-crate tests, the benchmarks and the
 //! local demo: the TEST-ONLY signing keys and their JWKS, token forging, and builders for SQS
 //! records and events in the shape AWS delivers
-//! (`../shared/fixtures/upstream/aws-lambda-developer-guide--sqs-record.json`).
+//! (`tests/fixtures/upstream/aws-lambda-developer-guide--sqs-record.json`).
 //!
 //! Every key here is public and for tests only.
 

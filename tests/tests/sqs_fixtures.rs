@@ -214,7 +214,7 @@ async fn upstream_shapes_are_recognised() {
             vec!["MessageID_1"],
         ),
     ] {
-        let event = std::fs::read_to_string(upstream(name)).expect("../shared/fixtures/upstream");
+        let event = std::fs::read_to_string(upstream(name)).expect("tests/fixtures/upstream");
         let report = router.route_event(&event, &info).await.unwrap();
         assert_eq!(report.ids, ids, "{name}");
         assert!(

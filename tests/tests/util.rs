@@ -153,11 +153,9 @@ pub fn router_at(lambda: &str, quarantine: &str, overrides: &[(&str, &str)]) -> 
     Router::new(config, backend).expect("the router starts")
 }
 
-/// A recorded upstream event in `../shared/fixtures/upstream` (beside the repository).
+/// A recorded upstream event in `tests/fixtures/upstream/` (its README says where each came from).
 pub fn upstream(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/upstream")
-        .join(name)
+    fixtures_dir().join("upstream").join(name)
 }
 
 /// Reads `tests/fixtures/<name>`.

@@ -1,6 +1,7 @@
 //! `gen-workload OUT_DIR [--source sqs|kinesis|dynamodb] [--records N] [--batch N] [--tenants N]
 //! [--payload BYTES] [--keys N]`: writes a signed multi-tenant benchmark workload, the Rust
-//! counterpart of `../shared/bench/make_workload.py` that also covers Kinesis and DynamoDB Streams.
+//! counterpart of the Python benchmark workload generator (`make_workload.py`) that also covers
+//! Kinesis and DynamoDB Streams.
 //!
 //! Writes `OUT_DIR/batch-NNNN.json` (ESM events of `--batch` records; 10,000 records of 100
 //! tenants in files of 1,000 by default), `OUT_DIR/jwks.json` and `OUT_DIR/env` (the `ROUTER_*`
