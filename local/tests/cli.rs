@@ -137,7 +137,7 @@ fn conformance_fails_a_backend_without_a_guard() {
         "{stdout}"
     );
     assert!(
-        stdout.trim_end().ends_with("of 21 checks passed"),
+        stdout.trim_end().ends_with("of 22 checks passed"),
         "{stdout}"
     );
 }
