@@ -33,6 +33,9 @@ echo "== install moto's server (PyPI) for the tests against a real AWS-API serve
 echo "== install the Python example backend's pinned packages (PyPI: awslambdaric, Powertools)"
 ./scripts/fetch-python-backend.sh >/dev/null
 
+echo "== layering: no import cycles between modules (scripts/layering.py)"
+python3 scripts/layering.py router/src shared/src local/src backend/src tests/src testkit/src
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
