@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The side-by-side comparison of BENCHMARKS.md: the Python router a team would write today
-# (../shared/bench/python_router.py), the Rust router in `record` and `tenant-batch` mode, and the
+# (python_router.py, in $BASELINE_BENCH: the team's reference, not yet in this repository), the Rust router in `record` and `tenant-batch` mode, and the
 # floor (`invoke-floor`: the same Invokes through the same client, nothing else), on the same
-# workload (../shared/bench/make_workload.py: 10,000 SQS records, 100 tenants, ES256, ~1 KB) and
+# workload ($BASELINE_BENCH/make_workload.py: 10,000 SQS records, 100 tenants, ES256, ~1 KB) and
 # the same sink (`bench-sink`: 202 at once). Each is one process under /usr/bin/time; the median
 # of REPEAT runs is shown, with ratios. Not part of the test suite (timings are not assertions).
 #
-#   scripts/bench-compare.sh                 # 10,000 records, 3 runs each
-#   RECORDS=2000 REPEAT=1 scripts/bench-compare.sh
+#   BASELINE_BENCH=DIR scripts/bench-compare.sh                 # 10,000 records, 3 runs each
+#   BASELINE_BENCH=DIR RECORDS=2000 REPEAT=1 scripts/bench-compare.sh
 #
 # Needs python3 with venv/pip (the Python router's packages are installed into target/bench/venv).
 set -euo pipefail
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 RECORDS=${RECORDS:-10000}
 REPEAT=${REPEAT:-3}
-BENCH=${SHARED_BENCH:-../shared/bench}
+BENCH=${BASELINE_BENCH:?"set BASELINE_BENCH to the directory of the Python baseline (python_router.py, make_workload.py): it is not in this repository yet (issue 28)"}
 OUT=target/bench
 mkdir -p "$OUT"
 

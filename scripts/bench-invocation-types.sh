@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # BENCHMARKS.md, "Invocation types against a 20 ms backend": the 10,000-record workload
-# (../shared/bench/make_workload.py: 10 SQS batches of 1,000 records, 100 tenants, ES256, ~1 KB)
+# ($BASELINE_BENCH/make_workload.py: 10 SQS batches of 1,000 records, 100 tenants, ES256, ~1 KB)
 # through the Rust router in both delivery modes and both invocation types, and through the Python
-# router (../shared/bench/python_router.py, async Invokes one at a time), against `bench-sink
+# router ($BASELINE_BENCH/python_router.py, the team's reference, not yet in this repository; async Invokes one at a time), against `bench-sink
 # --delay-ms 20`: every Invoke answers after 20 ms, the order of an in-region Invoke round trip
 # (a sync one with the per-record answer of a backend whose records all succeed). Each run is one
 # process under /usr/bin/time; the median of REPEAT runs is shown (the Python router runs
@@ -21,7 +21,7 @@ REPEAT=${REPEAT:-3}
 PY_REPEAT=${PY_REPEAT:-1}
 DELAY_MS=${DELAY_MS:-20}
 SYNC_DELAY_MS=${SYNC_DELAY_MS:-$DELAY_MS}
-BENCH=${SHARED_BENCH:-../shared/bench}
+BENCH=${BASELINE_BENCH:?"set BASELINE_BENCH to the directory of the Python baseline (python_router.py, make_workload.py): it is not in this repository yet (issue 28)"}
 OUT=target/bench/invocation-types
 mkdir -p "$OUT"
 VENV=target/bench/venv
